@@ -1,0 +1,163 @@
+//! The filter's plugin configuration: versioned, typed to the leaf, parsed once.
+
+use crate::duration::IstioDuration;
+use crate::rule::TrafficRule;
+use serde::{Deserialize, Serialize};
+
+/// What the filter does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Count and trace; never touch a request.
+    #[default]
+    Observe,
+}
+
+/// What happens when the filter itself fails (bad config, host error): data, applied in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureMode {
+    /// Traffic passes untouched; the error is logged once and counted.
+    #[default]
+    FailOpen,
+}
+
+/// Versioned plugin configuration, as Istio's WasmPlugin `pluginConfig` or Envoy's StringValue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "api")]
+pub enum PluginConfig {
+    #[serde(rename = "v1")]
+    V1(ConfigV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigV1 {
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub failure: FailureMode,
+    /// The DestinationRule in force, copied into every trace record.
+    #[serde(default)]
+    pub rule: Option<TrafficRule>,
+    /// Bumped by whoever switches rules, echoed in records.
+    #[serde(default)]
+    pub generation: u64,
+    /// A run with no response for this long is closed with `complete: false`.
+    #[serde(default = "default_idle")]
+    pub idle_timeout: IstioDuration,
+    /// How often each worker merges its counts into shared data.
+    #[serde(default = "default_flush")]
+    pub flush_period: IstioDuration,
+    /// Length of the rolling window behind the window gauges.
+    #[serde(default = "default_window")]
+    pub window: IstioDuration,
+    /// Request header names carrying the run announcement.
+    #[serde(default)]
+    pub headers: RunHeaders,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunHeaders {
+    pub run: String,
+    pub threads: String,
+    pub calls: String,
+}
+
+impl Default for RunHeaders {
+    fn default() -> Self {
+        Self { run: "x-sfr2l-run".into(), threads: "x-sfr2l-threads".into(), calls: "x-sfr2l-calls".into() }
+    }
+}
+
+fn default_idle() -> IstioDuration {
+    IstioDuration::from_secs(2.0)
+}
+fn default_flush() -> IstioDuration {
+    IstioDuration::from_secs(0.05)
+}
+fn default_window() -> IstioDuration {
+    IstioDuration::from_secs(10.0)
+}
+
+impl Default for ConfigV1 {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Observe,
+            failure: FailureMode::FailOpen,
+            rule: None,
+            generation: 0,
+            idle_timeout: default_idle(),
+            flush_period: default_flush(),
+            window: default_window(),
+            headers: RunHeaders::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("plugin configuration: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("plugin configuration field {0}")]
+    Invalid(String),
+}
+
+impl ConfigV1 {
+    /// Parses and validates; an empty configuration means the defaults.
+    pub fn parse(bytes: &[u8]) -> Result<ConfigV1, ConfigError> {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(ConfigV1::default());
+        }
+        let PluginConfig::V1(c) = serde_json::from_slice::<PluginConfig>(bytes)?;
+        if let Some(rule) = &c.rule {
+            rule.validate().map_err(|e| ConfigError::Invalid(format!("rule.{e}")))?;
+        }
+        if c.flush_period.secs() > 10.0 {
+            return Err(ConfigError::Invalid("flush_period: must be <= 10s".into()));
+        }
+        if c.window.secs() < 2.0 || c.window.secs() > 3600.0 {
+            return Err(ConfigError::Invalid("window: must be within 2s..1h".into()));
+        }
+        Ok(c)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&PluginConfig::V1(self.clone())).unwrap_or_default()
+    }
+
+    /// Window length in whole seconds plus the current partial one.
+    pub fn window_buckets(&self) -> usize {
+        self.window.secs().ceil() as usize + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_and_full() {
+        let c = ConfigV1::parse(br#"{"api":"v1","mode":"observe"}"#).unwrap();
+        assert_eq!(c.idle_timeout.secs(), 2.0);
+        let full = ConfigV1 { generation: 3, rule: Some(crate::rule::sample_rule()), ..Default::default() };
+        assert_eq!(ConfigV1::parse(full.to_json().as_bytes()).unwrap(), full);
+        assert_eq!(ConfigV1::parse(b"  ").unwrap(), ConfigV1::default());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = ConfigV1::parse(br#"{"api":"v1","modee":"observe"}"#).unwrap_err().to_string();
+        assert!(e.contains("modee"), "{e}");
+        let e = ConfigV1::parse(br#"{"api":"v2"}"#).unwrap_err().to_string();
+        assert!(e.contains("v2"), "{e}");
+        let e = ConfigV1::parse(br#"{"api":"v1","idle_timeout":"soon"}"#).unwrap_err().to_string();
+        assert!(e.contains("soon"), "{e}");
+        let mut rule = serde_json::to_value(crate::rule::sample_rule()).unwrap();
+        rule["max_ejection_percent"] = 150.into();
+        let j = serde_json::json!({"api":"v1","rule":rule}).to_string();
+        let e = ConfigV1::parse(j.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("maxEjectionPercent"), "{e}");
+    }
+}

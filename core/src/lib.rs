@@ -1,0 +1,22 @@
+//! sfr2l-core: the vocabulary shared by the filter (wasm32-wasip1) and the trainer (native).
+//!
+//! Pure logic only: no clock, no I/O, no host calls. Time is always an argument (nanoseconds
+//! since the Unix epoch), so counting and windowing are testable to the nanosecond.
+
+pub mod config;
+pub mod counters;
+pub mod duration;
+pub mod feature;
+pub mod profile;
+pub mod reward;
+pub mod rule;
+pub mod store;
+pub mod trace;
+pub mod window;
+
+pub use counters::RunCounters;
+pub use duration::IstioDuration;
+pub use feature::{Feature, FEATURES, N_FEATURES};
+pub use profile::{Profile, ProfileId};
+pub use rule::{LoadSetting, TrafficRule};
+pub use trace::TraceRecord;

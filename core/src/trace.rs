@@ -1,0 +1,258 @@
+//! The trace record: one JSON line per load-test run behind a fixed marker in the sidecar log,
+//! and the dataset row (CSV) it becomes.
+
+use crate::counters::{ReasonCounts, RunCounters};
+use crate::feature::{FEATURES, N_FEATURES};
+use crate::rule::{feature_vector, LoadSetting, TrafficRule};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Schema version of [`TraceRecord`].
+pub const TRACE_SCHEMA: u32 = 1;
+/// Marker that starts the JSON payload in a log line.
+pub const TRACE_MARKER: &str = "SFR2L_TRACE ";
+
+/// One load-test run as the filter saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceRecord {
+    pub schema: u32,
+    pub run: String,
+    /// Configuration generation the filter ran with (the lab bumps it on every rule switch).
+    pub generation: u64,
+    /// All announced calls answered (false: closed by the idle timeout).
+    pub complete: bool,
+    pub rule: Option<TrafficRule>,
+    pub threads: u32,
+    pub calls: u32,
+    pub responses: u64,
+    /// Responses by status code; JSON keys are strings, as in fortio's RetCodes.
+    pub codes: BTreeMap<String, u64>,
+    pub reasons: ReasonCounts,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub span_s: f64,
+    pub qps: f64,
+    pub rate_200: f64,
+    pub rate_503: f64,
+    #[serde(default)]
+    pub mismatched: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("trace record is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("trace schema {0} is not supported (this build reads schema {TRACE_SCHEMA})")]
+    Schema(u32),
+    #[error("bad status code key {0:?}")]
+    Code(String),
+}
+
+impl TraceRecord {
+    pub fn from_counters(run: &str, generation: u64, rule: Option<TrafficRule>, c: &RunCounters) -> Self {
+        Self {
+            schema: TRACE_SCHEMA,
+            run: run.to_string(),
+            generation,
+            complete: c.is_complete(),
+            rule,
+            threads: c.threads,
+            calls: c.calls,
+            responses: c.responses(),
+            codes: c.codes.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            reasons: c.reasons.clone(),
+            first_ns: c.first_ns,
+            last_ns: c.last_ns,
+            span_s: c.span_s(),
+            qps: c.qps(),
+            rate_200: c.rate(200),
+            rate_503: c.rate(503),
+            mismatched: c.mismatched,
+        }
+    }
+
+    /// The log line payload: marker + compact JSON.
+    pub fn to_log_line(&self) -> String {
+        format!("{TRACE_MARKER}{}", serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// Finds and parses a trace record in any log line (Envoy's own log, `kubectl logs`).
+    /// `None`: the line carries no record.
+    pub fn from_log_line(line: &str) -> Option<Result<TraceRecord, TraceError>> {
+        let at = line.find(TRACE_MARKER)?;
+        let json = line[at + TRACE_MARKER.len()..].trim();
+        Some(Self::parse(json))
+    }
+
+    fn parse(json: &str) -> Result<TraceRecord, TraceError> {
+        let v: serde_json::Value = serde_json::from_str(json)?;
+        let schema = v.get("schema").and_then(|s| s.as_u64()).unwrap_or(0) as u32;
+        if schema != TRACE_SCHEMA {
+            return Err(TraceError::Schema(schema));
+        }
+        let rec: TraceRecord = serde_json::from_value(v)?;
+        for k in rec.codes.keys() {
+            k.parse::<u16>().map_err(|_| TraceError::Code(k.clone()))?;
+        }
+        Ok(rec)
+    }
+
+    pub fn count(&self, code: u16) -> u64 {
+        self.codes.get(&code.to_string()).copied().unwrap_or(0)
+    }
+
+    /// Responses with codes other than 200 and 503, as "code:count;code:count".
+    pub fn other_codes(&self) -> String {
+        self.codes
+            .iter()
+            .filter(|(k, _)| k.as_str() != "200" && k.as_str() != "503")
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+}
+
+/// Columns after the nine features.
+pub const ROW_EXTRA_COLUMNS: [&str; 8] =
+    ["qps", "rate_200", "rate_503", "run_id", "other_codes", "load_avg_1m", "config_id", "repeat"];
+
+/// One dataset row: the nine inputs in feature order, the outputs, and bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetRow {
+    pub features: [f64; N_FEATURES],
+    pub qps: f64,
+    pub rate_200: f64,
+    pub rate_503: f64,
+    pub run_id: String,
+    pub other_codes: String,
+    pub load_avg_1m: f64,
+    /// Rows with the same config_id are repeats of one configuration (the repeat block).
+    pub config_id: String,
+    pub repeat: u32,
+}
+
+impl DatasetRow {
+    pub fn header() -> Vec<&'static str> {
+        FEATURES.iter().map(|f| f.name()).chain(ROW_EXTRA_COLUMNS).collect()
+    }
+
+    pub fn new(rule: &TrafficRule, load: &LoadSetting, rec: &TraceRecord, load_avg_1m: f64, config_id: String, repeat: u32) -> Self {
+        Self {
+            features: feature_vector(rule, load),
+            qps: rec.qps,
+            rate_200: rec.rate_200,
+            rate_503: rec.rate_503,
+            run_id: rec.run.clone(),
+            other_codes: rec.other_codes(),
+            load_avg_1m,
+            config_id,
+            repeat,
+        }
+    }
+
+    pub fn to_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.features.iter().map(|v| fmt_num(*v)).collect();
+        out.push(format!("{:.3}", self.qps));
+        out.push(format!("{:.6}", self.rate_200));
+        out.push(format!("{:.6}", self.rate_503));
+        out.push(self.run_id.clone());
+        out.push(self.other_codes.clone());
+        out.push(format!("{:.2}", self.load_avg_1m));
+        out.push(self.config_id.clone());
+        out.push(self.repeat.to_string());
+        out
+    }
+
+    /// Parses a row; the error names the column.
+    pub fn from_fields(fields: &[&str]) -> Result<Self, String> {
+        let header = Self::header();
+        if fields.len() != header.len() {
+            return Err(format!("expected {} columns, found {}", header.len(), fields.len()));
+        }
+        let num = |i: usize| -> Result<f64, String> {
+            let v: f64 = fields[i].trim().parse().map_err(|_| format!("column {} ({}): not a number: {:?}", i + 1, header[i], fields[i]))?;
+            if !v.is_finite() {
+                return Err(format!("column {} ({}): not finite", i + 1, header[i]));
+            }
+            Ok(v)
+        };
+        let mut features = [0.0; N_FEATURES];
+        for (i, f) in features.iter_mut().enumerate() {
+            *f = num(i)?;
+        }
+        let n = N_FEATURES;
+        Ok(Self {
+            features,
+            qps: num(n)?,
+            rate_200: num(n + 1)?,
+            rate_503: num(n + 2)?,
+            run_id: fields[n + 3].to_string(),
+            other_codes: fields[n + 4].to_string(),
+            load_avg_1m: num(n + 5)?,
+            config_id: fields[n + 6].to_string(),
+            repeat: fields[n + 7].trim().parse().map_err(|_| format!("column {} (repeat): not an integer", n + 8))?,
+        })
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::RunAnnounce;
+    use crate::rule::sample_rule;
+
+    fn record() -> TraceRecord {
+        let a = RunAnnounce { threads: 2, calls: 3 };
+        let mut c = RunCounters::new(a);
+        c.record(a, 200, 0, 1_000_000_000, 1_100_000_000);
+        c.record(a, 503, 0x80, 1_000_000_000, 1_200_000_000);
+        c.record(a, 504, 0, 1_000_000_000, 1_500_000_000);
+        TraceRecord::from_counters("r-1", 7, Some(sample_rule()), &c)
+    }
+
+    #[test]
+    fn log_line_roundtrip_through_envoy_prefix() {
+        let r = record();
+        assert!(r.complete);
+        assert_eq!(r.qps, 6.0);
+        let line = format!("[2026-11-28 10:00:00.000][12][info][wasm] [source/extensions/common/wasm/context.cc:1151] wasm log sfr2l sfr2l: {}", r.to_log_line());
+        let back = TraceRecord::from_log_line(&line).unwrap().unwrap();
+        assert_eq!(back, r);
+        assert!(TraceRecord::from_log_line("nothing here").is_none());
+        assert_eq!(back.other_codes(), "504:1");
+    }
+
+    #[test]
+    fn rejects_other_schema_and_garbage() {
+        let mut v = serde_json::to_value(record()).unwrap();
+        v["schema"] = 99.into();
+        let line = format!("{TRACE_MARKER}{v}");
+        assert!(matches!(TraceRecord::from_log_line(&line), Some(Err(TraceError::Schema(99)))));
+        assert!(matches!(TraceRecord::from_log_line("SFR2L_TRACE {oops"), Some(Err(TraceError::Json(_)))));
+    }
+
+    #[test]
+    fn csv_row_roundtrip() {
+        let r = record();
+        let row = DatasetRow::new(&sample_rule(), &LoadSetting { threads: 2, calls: 3 }, &r, 0.5, "c1".into(), 0);
+        let fields = row.to_fields();
+        assert_eq!(fields.len(), DatasetRow::header().len());
+        assert_eq!(fields[3], "180");
+        let refs: Vec<&str> = fields.iter().map(|s| s.as_str()).collect();
+        let back = DatasetRow::from_fields(&refs).unwrap();
+        assert_eq!(back.features, row.features);
+        assert_eq!(back.run_id, "r-1");
+        let mut bad = refs.clone();
+        bad[1] = "x";
+        assert!(DatasetRow::from_fields(&bad).unwrap_err().contains("max_connections"));
+    }
+}

@@ -1,0 +1,66 @@
+//! Envoy metrics (visible as `wasmcustom.<name>` in /stats, `<name>` in /stats/prometheus).
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metrics {
+    /// Responses by code class 1xx..5xx (index 0..4), and other codes (index 5).
+    pub responses: [Option<u32>; 6],
+    pub runs_completed: Option<u32>,
+    pub runs_incomplete: Option<u32>,
+    pub late_responses: Option<u32>,
+    pub window_qps: Option<u32>,
+    pub window_503_permille: Option<u32>,
+    pub config_errors: Option<u32>,
+    pub internal_errors: Option<u32>,
+    pub config_generation: Option<u32>,
+}
+
+fn define(t: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(t, name).ok()
+}
+
+impl Metrics {
+    pub fn define() -> Self {
+        let c = MetricType::Counter;
+        let g = MetricType::Gauge;
+        Metrics {
+            responses: [
+                define(c, "sfr2l_responses_1xx_total"),
+                define(c, "sfr2l_responses_2xx_total"),
+                define(c, "sfr2l_responses_3xx_total"),
+                define(c, "sfr2l_responses_4xx_total"),
+                define(c, "sfr2l_responses_5xx_total"),
+                define(c, "sfr2l_responses_other_total"),
+            ],
+            runs_completed: define(c, "sfr2l_runs_completed_total"),
+            runs_incomplete: define(c, "sfr2l_runs_incomplete_total"),
+            late_responses: define(c, "sfr2l_late_responses_total"),
+            window_qps: define(g, "sfr2l_window_qps"),
+            window_503_permille: define(g, "sfr2l_window_503_permille"),
+            config_errors: define(c, "sfr2l_config_errors_total"),
+            internal_errors: define(c, "sfr2l_internal_errors_total"),
+            config_generation: define(g, "sfr2l_config_generation"),
+        }
+    }
+}
+
+pub fn inc(id: Option<u32>, by: i64) {
+    if let Some(id) = id {
+        let _ = hostcalls::increment_metric(id, by);
+    }
+}
+
+pub fn set(id: Option<u32>, v: u64) {
+    if let Some(id) = id {
+        let _ = hostcalls::record_metric(id, v);
+    }
+}
+
+pub fn code_class(code: u16) -> usize {
+    match code {
+        100..=599 => (code / 100 - 1) as usize,
+        _ => 5,
+    }
+}

@@ -1,0 +1,243 @@
+//! Root context (configure, tick: merge shares, close idle runs, window gauges) and the HTTP
+//! context (read the run announcement, count the response in `on_log`).
+
+use crate::host::{self, HostStore};
+use crate::metrics::{self, Metrics};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
+use sfr2l_core::config::ConfigV1;
+use sfr2l_core::counters::{RunAnnounce, RunCounters};
+use sfr2l_core::store::{self, MergeOutcome};
+use sfr2l_core::trace::TraceRecord;
+use sfr2l_core::window::RollingWindow;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Per-VM state shared by the root context and its HTTP contexts.
+struct Local {
+    config: Rc<ConfigV1>,
+    metrics: Metrics,
+    /// This worker's not-yet-merged share of each run.
+    runs: HashMap<String, RunCounters>,
+    window: RollingWindow,
+    /// Errors already logged (each kind once).
+    logged: BTreeSet<&'static str>,
+    last_window_read_s: u64,
+}
+
+impl Local {
+    fn new() -> Self {
+        let config = ConfigV1::default();
+        let window = RollingWindow::new(config.window_buckets());
+        Local {
+            config: Rc::new(config),
+            metrics: Metrics::default(),
+            runs: HashMap::new(),
+            window,
+            logged: BTreeSet::new(),
+            last_window_read_s: 0,
+        }
+    }
+
+    /// Logs an error kind once per VM and counts every occurrence.
+    fn internal_error(&mut self, kind: &'static str, detail: &str) {
+        metrics::inc(self.metrics.internal_errors, 1);
+        if self.logged.insert(kind) {
+            host::log(LogLevel::Error, &format!("sfr2l: {kind}: {detail} (failing open; logged once)"));
+        }
+    }
+}
+
+pub struct Root {
+    local: Rc<RefCell<Local>>,
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root { local: Rc::new(RefCell::new(Local::new())) }
+    }
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        true
+    }
+
+    fn on_configure(&mut self, size: usize) -> bool {
+        let mut l = self.local.borrow_mut();
+        l.metrics = Metrics::define();
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
+            Ok(b) => b.unwrap_or_default(),
+            Err(s) => {
+                l.internal_error("config_read", &format!("{s:?}"));
+                Vec::new()
+            }
+        };
+        match ConfigV1::parse(&bytes) {
+            Ok(c) => {
+                if c.window_buckets() != l.window.buckets.len() {
+                    l.window = RollingWindow::new(c.window_buckets());
+                }
+                metrics::set(l.metrics.config_generation, c.generation);
+                l.config = Rc::new(c);
+            }
+            Err(e) => {
+                // Keep the last good configuration; never reject (fail open).
+                metrics::inc(l.metrics.config_errors, 1);
+                host::log(LogLevel::Error, &format!("sfr2l: bad plugin configuration, keeping the last good one: {e}"));
+            }
+        }
+        let period = Duration::from_secs_f64(l.config.flush_period.secs());
+        if let Err(s) = hostcalls::set_tick_period(period) {
+            l.internal_error("set_tick_period", &format!("{s:?}"));
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let now = host::now_ns();
+        let mut l = self.local.borrow_mut();
+        flush_runs(&mut l);
+        close_idle_runs(&mut l, now);
+        update_window(&mut l, now);
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http { local: Rc::clone(&self.local), run: None, start_ns: 0 }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+fn emit(l: &mut Local, run: &str, counters: &RunCounters) {
+    let rec = TraceRecord::from_counters(run, l.config.generation, l.config.rule, counters);
+    host::log(LogLevel::Info, &rec.to_log_line());
+    let id = if rec.complete { l.metrics.runs_completed } else { l.metrics.runs_incomplete };
+    metrics::inc(id, 1);
+    if let Err(e) = store::register_run(&HostStore, run, false) {
+        l.internal_error("registry", &e.to_string());
+    }
+}
+
+/// Merges this VM's shares into shared data; writes the record of any run this completes.
+fn flush_runs(l: &mut Local) {
+    if l.runs.is_empty() {
+        return;
+    }
+    let shares: Vec<(String, RunCounters)> = l.runs.drain().collect();
+    for (run, share) in shares {
+        match store::merge_run(&HostStore, &run, &share) {
+            Ok(MergeOutcome::Completed(total)) => emit(l, &run, &total),
+            Ok(MergeOutcome::Pending { new_run, late }) => {
+                if late {
+                    metrics::inc(l.metrics.late_responses, share.responses() as i64);
+                } else if new_run {
+                    if let Err(e) = store::register_run(&HostStore, &run, true) {
+                        l.internal_error("registry", &e.to_string());
+                    }
+                }
+            }
+            Err(store::MergeError::Contended(_)) => {
+                // Keep the share and try again on the next tick: nothing is lost.
+                l.runs.entry(run).or_default().merge(&share);
+            }
+            Err(e) => l.internal_error("merge", &e.to_string()),
+        }
+    }
+}
+
+fn close_idle_runs(l: &mut Local, now: u64) {
+    let idle = (l.config.idle_timeout.secs() * 1e9) as u64;
+    let open = match store::open_runs(&HostStore) {
+        Ok(o) => o,
+        Err(e) => return l.internal_error("registry", &e.to_string()),
+    };
+    for run in open {
+        if l.runs.contains_key(&run) {
+            continue; // this VM still holds an unmerged share
+        }
+        match store::claim_idle_run(&HostStore, &run, now, idle) {
+            Ok(Some(total)) => emit(l, &run, &total),
+            Ok(None) => {}
+            Err(e) => l.internal_error("idle", &e.to_string()),
+        }
+    }
+}
+
+fn update_window(l: &mut Local, now: u64) {
+    let sec = now / 1_000_000_000;
+    let merged = if !l.window.is_empty() {
+        let local = std::mem::replace(&mut l.window, RollingWindow::new(l.config.window_buckets()));
+        match store::merge_window(&HostStore, &local) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                l.window = local;
+                l.internal_error("window", &e.to_string());
+                None
+            }
+        }
+    } else if sec != l.last_window_read_s {
+        store::open_window(&HostStore).ok().flatten()
+    } else {
+        None
+    };
+    if let Some(w) = merged {
+        l.last_window_read_s = sec;
+        let (qps, rate) = w.stats(now);
+        metrics::set(l.metrics.window_qps, qps.round() as u64);
+        metrics::set(l.metrics.window_503_permille, (rate * 1000.0).round() as u64);
+    }
+}
+
+struct Http {
+    local: Rc<RefCell<Local>>,
+    run: Option<(String, RunAnnounce)>,
+    start_ns: u64,
+}
+
+impl Context for Http {}
+
+fn parse_announce(config: &ConfigV1) -> Option<(String, RunAnnounce)> {
+    let run = host::request_header(&config.headers.run)?;
+    if run.is_empty() || run.len() > 128 || !run.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+        return None;
+    }
+    let threads = host::request_header(&config.headers.threads)?.trim().parse().ok()?;
+    let calls = host::request_header(&config.headers.calls)?.trim().parse().ok()?;
+    Some((run, RunAnnounce { threads, calls }))
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        self.start_ns = host::now_ns();
+        let config = Rc::clone(&self.local.borrow().config);
+        self.run = parse_announce(&config);
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let end = host::now_ns();
+        let mut l = self.local.borrow_mut();
+        let Some(code) = host::int_property(&["response", "code"]) else {
+            // No response code: the stream ended before any response (client reset).
+            return l.internal_error("no_response_code", "a stream ended without response.code");
+        };
+        let code = u16::try_from(code).unwrap_or(0);
+        let flags = host::int_property(&["response", "flags"]).unwrap_or(0) as u64;
+        metrics::inc(l.metrics.responses[metrics::code_class(code)], 1);
+        match &self.run {
+            Some((run, announce)) => {
+                let start = if self.start_ns == 0 { end } else { self.start_ns };
+                l.runs.entry(run.clone()).or_default().record(*announce, code, flags, start, end);
+            }
+            None => l.window.record(end, code),
+        }
+    }
+}
