@@ -1,0 +1,55 @@
+//! Shared set-up for the end-to-end tests: a real lab on its own loopback ports in a temp dir.
+
+use sfr2l::lab::{Lab, LabOptions, Toolchain};
+use sfr2l_core::profile::LabTopology;
+use std::path::PathBuf;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn toolchain() -> Toolchain {
+    let root = repo_root();
+    Toolchain::discover(&root.join(".venv"), &root.join("target/wasm32-wasip1/release/sfr2l_filter.wasm"))
+        .expect("lab toolchain (run `make setup filter` first)")
+}
+
+pub fn topology(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u32) -> LabTopology {
+    LabTopology { hosts, bad_hosts, bad_abort_percent, delay_ms, delay_percent: 100.0, client_workers: 2 }
+}
+
+/// A lab in a fresh temp dir; the dir lives as long as the returned guard.
+pub fn start_lab(base_port: u16, topo: LabTopology) -> (Lab, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = LabOptions {
+        dir: dir.path().to_path_buf(),
+        base_port,
+        topology: topo,
+        tools: toolchain(),
+        httpbin_workers: 2,
+        httpbin_threads: 16,
+        upstream_workers: 1,
+        attached: true,
+        idle_timeout_ms: 1000,
+    };
+    (Lab::start(opts).expect("lab start"), dir)
+}
+
+/// Processes whose command line mentions `needle` (a lab dir or a port).
+pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if pid == std::process::id() as i32 {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&c).replace('\0', " ");
+            if cmd.contains(needle) && !cmd.contains("cargo") && sfr2l::lab::process::pid_alive(pid) {
+                out.push((pid, cmd));
+            }
+        }
+    }
+    out
+}

