@@ -1,8 +1,8 @@
 //! Exact aggregation across Envoy worker VMs through the host's shared data (compare-and-swap).
 //!
-//! Each worker VM accumulates its share of a run locally and merges it into the shared entry
-//! `run/<id>` with a CAS loop. The merge that makes the run complete also sets `emitted` in the
-//! same CAS write, so exactly one VM writes the trace record. Runs that never complete are closed
+//! Each worker VM merges its share of a run into the run table of the run's shard (a shared entry
+//! created at VM start) with a CAS loop. The merge that makes the run complete also sets `emitted`
+//! in the same CAS write, so exactly one VM writes the trace record. Runs that never complete are closed
 //! by the idle timeout, again claimed through CAS. The host side is the [`SharedStore`] trait.
 
 use crate::counters::RunCounters;
@@ -34,33 +34,78 @@ pub enum MergeError {
     Contended(String),
     #[error("shared entry {0} is corrupt: {1}")]
     Corrupt(String, String),
+    #[error("shared entry {0} was not created at VM start")]
+    NotInitialised(String),
 }
 
-pub fn run_key(run: &str) -> String {
-    format!("sfr2l/run/{run}")
-}
-pub const REGISTRY_KEY: &str = "sfr2l/runs";
+/// Number of shared entries that hold the run tables (runs are spread by a hash of their id).
+pub const SHARDS: usize = 16;
 pub const WINDOW_KEY: &str = "sfr2l/window";
+/// Emitted runs are kept this long (for late-response detection), then pruned.
+pub const KEEP_EMITTED_NS: u64 = 120_000_000_000;
 
-/// Read-modify-write with CAS. `update` gets the current value (None if absent or empty) and
-/// returns the new value plus a result; it may run several times.
+pub fn shard_key(i: usize) -> String {
+    format!("sfr2l/runs/{i}")
+}
+
+/// FNV-1a: the same shard for a run on every VM.
+pub fn shard_of(run: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % SHARDS as u64) as usize
+}
+
+/// Runs of one shard, by id.
+pub type RunTable = std::collections::BTreeMap<String, RunCounters>;
+
+fn host_err(e: StoreError) -> MergeError {
+    MergeError::Host(format!("{e:?}"))
+}
+
+/// Creates the shared entries that do not exist yet. Envoy creates a missing key
+/// unconditionally (CAS only guards existing keys), so every entry that several workers update
+/// is created once at VM start, before traffic, and only ever updated with CAS afterwards.
+pub fn init_shared<S: SharedStore>(store: &S) -> Result<(), MergeError> {
+    let keys = (0..SHARDS).map(shard_key).chain(std::iter::once(WINDOW_KEY.to_string()));
+    for key in keys {
+        if store.get(&key).map_err(host_err)?.is_none() {
+            store.set(&key, b"", None).map_err(host_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn decode_table(key: &str, bytes: Option<&[u8]>) -> Result<RunTable, MergeError> {
+    match bytes {
+        None => Ok(RunTable::new()),
+        Some(b) => serde_json::from_slice(b).map_err(|e| MergeError::Corrupt(key.to_string(), e.to_string())),
+    }
+}
+
+fn encode_table(t: &RunTable) -> Vec<u8> {
+    if t.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(t).unwrap_or_default()
+    }
+}
+
+/// Read-modify-write of an existing entry with CAS; `update` sees `None` for an empty value and
+/// may run several times. A missing entry is `NotInitialised`, never created here.
 pub fn cas_update<S: SharedStore, T>(
     store: &S,
     key: &str,
     mut update: impl FnMut(Option<&[u8]>) -> Result<(Vec<u8>, T), MergeError>,
 ) -> Result<T, MergeError> {
     for _ in 0..MAX_CAS_ROUNDS {
-        let current = store.get(key).map_err(|e| match e {
-            StoreError::Host(h) => MergeError::Host(h),
-            StoreError::CasMismatch => MergeError::Host("CasMismatch on get".into()),
-        })?;
-        let (value, cas) = match &current {
-            Some((v, cas)) if !v.is_empty() => (Some(v.as_slice()), Some(*cas)),
-            Some((_, cas)) => (None, Some(*cas)),
-            None => (None, None),
+        let Some((value, cas)) = store.get(key).map_err(host_err)? else {
+            return Err(MergeError::NotInitialised(key.to_string()));
         };
-        let (new, out) = update(value)?;
-        match store.set(key, &new, cas) {
+        let (new, out) = update(if value.is_empty() { None } else { Some(value.as_slice()) })?;
+        match store.set(key, &new, Some(cas)) {
             Ok(()) => return Ok(out),
             Err(StoreError::CasMismatch) => continue,
             Err(StoreError::Host(h)) => return Err(MergeError::Host(h)),
@@ -75,70 +120,62 @@ pub enum MergeOutcome {
     /// This merge completed the run: the caller writes the record (exactly once).
     Completed(RunCounters),
     /// Still waiting for responses (or already emitted: then `late` is true).
-    Pending { new_run: bool, late: bool },
+    Pending { late: bool },
 }
 
-/// Merges a worker's local share of `run` into the shared entry.
+/// Merges a worker's local share of `run` into its shard.
 pub fn merge_run<S: SharedStore>(store: &S, run: &str, share: &RunCounters) -> Result<MergeOutcome, MergeError> {
-    let key = run_key(run);
+    let key = shard_key(shard_of(run));
     cas_update(store, &key, |cur| {
-        let (mut total, new_run) = match cur {
-            Some(bytes) => (RunCounters::decode(bytes).map_err(|e| MergeError::Corrupt(key.clone(), e.to_string()))?, false),
-            None => (RunCounters::default(), true),
-        };
+        let mut table = decode_table(&key, cur)?;
+        let total = table.entry(run.to_string()).or_default();
         let was_emitted = total.emitted;
         total.merge(share);
         let outcome = if !was_emitted && total.is_complete() {
             total.emitted = true;
             MergeOutcome::Completed(total.clone())
         } else {
-            MergeOutcome::Pending { new_run, late: was_emitted }
+            MergeOutcome::Pending { late: was_emitted }
         };
-        Ok((total.encode(), outcome))
+        Ok((encode_table(&table), outcome))
     })
 }
 
-/// Claims an idle run for the idle-timeout record: returns its counters if this caller won.
-pub fn claim_idle_run<S: SharedStore>(store: &S, run: &str, now_ns: u64, idle_ns: u64) -> Result<Option<RunCounters>, MergeError> {
-    let key = run_key(run);
-    cas_update(store, &key, |cur| {
-        let Some(bytes) = cur else { return Ok((Vec::new(), None)) };
-        let mut total = RunCounters::decode(bytes).map_err(|e| MergeError::Corrupt(key.clone(), e.to_string()))?;
-        if total.emitted || now_ns.saturating_sub(total.last_ns) < idle_ns {
-            return Ok((bytes.to_vec(), None));
+/// Claims every run idle for `idle_ns` (not yet emitted) for its idle-timeout record, and
+/// prunes emitted runs older than [`KEEP_EMITTED_NS`]. Each run is claimed by one caller only.
+pub fn claim_idle_runs<S: SharedStore>(store: &S, now_ns: u64, idle_ns: u64) -> Result<Vec<(String, RunCounters)>, MergeError> {
+    let idle = |c: &RunCounters| !c.emitted && now_ns.saturating_sub(c.last_ns) >= idle_ns;
+    let stale = |c: &RunCounters| c.emitted && now_ns.saturating_sub(c.last_ns) >= KEEP_EMITTED_NS;
+    let mut out = Vec::new();
+    for i in 0..SHARDS {
+        let key = shard_key(i);
+        let needs = match store.get(&key).map_err(host_err)? {
+            Some((v, _)) if !v.is_empty() => decode_table(&key, Some(&v))?.values().any(|c| idle(c) || stale(c)),
+            _ => false,
+        };
+        if !needs {
+            continue;
         }
-        total.emitted = true;
-        Ok((total.encode(), Some(total)))
-    })
-}
-
-fn decode_registry(bytes: Option<&[u8]>) -> Vec<String> {
-    bytes.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default()
-}
-
-/// The open runs, for the idle scan.
-pub fn open_runs<S: SharedStore>(store: &S) -> Result<Vec<String>, MergeError> {
-    let cur = store.get(REGISTRY_KEY).map_err(|e| MergeError::Host(format!("{e:?}")))?;
-    Ok(decode_registry(cur.as_ref().map(|(v, _)| v.as_slice()).filter(|v| !v.is_empty())))
-}
-
-/// Adds (`open = true`) or removes a run id from the registry of open runs.
-pub fn register_run<S: SharedStore>(store: &S, run: &str, open: bool) -> Result<(), MergeError> {
-    cas_update(store, REGISTRY_KEY, |cur| {
-        let mut ids = decode_registry(cur);
-        let present = ids.iter().any(|i| i == run);
-        if open && !present {
-            ids.push(run.to_string());
-        } else if !open {
-            ids.retain(|i| i != run);
-        }
-        Ok((serde_json::to_vec(&ids).unwrap_or_default(), ()))
-    })
+        let claimed = cas_update(store, &key, |cur| {
+            let mut table = decode_table(&key, cur)?;
+            table.retain(|_, c| !stale(c));
+            let mut claimed = Vec::new();
+            for (run, c) in table.iter_mut() {
+                if idle(c) {
+                    c.emitted = true;
+                    claimed.push((run.clone(), c.clone()));
+                }
+            }
+            Ok((encode_table(&table), claimed))
+        })?;
+        out.extend(claimed);
+    }
+    Ok(out)
 }
 
 /// The shared window, read only.
 pub fn open_window<S: SharedStore>(store: &S) -> Result<Option<RollingWindow>, MergeError> {
-    let cur = store.get(WINDOW_KEY).map_err(|e| MergeError::Host(format!("{e:?}")))?;
+    let cur = store.get(WINDOW_KEY).map_err(host_err)?;
     Ok(cur.and_then(|(v, _)| serde_json::from_slice(&v).ok()))
 }
 
@@ -210,62 +247,85 @@ mod tests {
         c
     }
 
-    #[test]
-    fn exactly_one_merge_completes() {
+    fn init() -> MemoryStore {
         let s = MemoryStore::default();
-        assert_eq!(merge_run(&s, "r", &share(&[200])).unwrap(), MergeOutcome::Pending { new_run: true, late: false });
-        *s.interleave.borrow_mut() = 3; // contention from "other workers"
-        assert_eq!(merge_run(&s, "r", &share(&[503, 200])).unwrap(), MergeOutcome::Pending { new_run: false, late: false });
-        match merge_run(&s, "r", &share(&[200])).unwrap() {
-            MergeOutcome::Completed(c) => {
-                assert_eq!(c.responses(), 4);
-                assert_eq!(c.count(503), 1);
-            }
+        init_shared(&s).unwrap();
+        s
+    }
+
+    fn completed(o: MergeOutcome) -> RunCounters {
+        match o {
+            MergeOutcome::Completed(c) => c,
             o => panic!("{o:?}"),
         }
+    }
+
+    #[test]
+    fn exactly_one_merge_completes() {
+        let s = init();
+        assert_eq!(merge_run(&s, "r", &share(&[200])).unwrap(), MergeOutcome::Pending { late: false });
+        *s.interleave.borrow_mut() = 3; // contention from "other workers"
+        assert_eq!(merge_run(&s, "r", &share(&[503, 200])).unwrap(), MergeOutcome::Pending { late: false });
+        let c = completed(merge_run(&s, "r", &share(&[200])).unwrap());
+        assert_eq!(c.responses(), 4);
+        assert_eq!(c.count(503), 1);
         // a straggler after completion is late, never a second record
-        assert_eq!(merge_run(&s, "r", &share(&[200])).unwrap(), MergeOutcome::Pending { new_run: false, late: true });
+        assert_eq!(merge_run(&s, "r", &share(&[200])).unwrap(), MergeOutcome::Pending { late: true });
     }
 
     #[test]
-    fn idle_claim_is_exclusive_and_waits_for_idle() {
+    fn missing_entries_are_never_created_by_a_merge() {
+        // Envoy creates missing keys unconditionally: two first writers would overwrite each other.
         let s = MemoryStore::default();
+        assert!(matches!(merge_run(&s, "r", &share(&[200])), Err(MergeError::NotInitialised(_))));
+        init_shared(&s).unwrap();
         merge_run(&s, "r", &share(&[200])).unwrap();
-        assert_eq!(claim_idle_run(&s, "r", 25, 100).unwrap(), None); // not idle yet
-        let c = claim_idle_run(&s, "r", 1_000, 100).unwrap().unwrap();
-        assert_eq!(c.responses(), 1);
-        assert_eq!(claim_idle_run(&s, "r", 2_000, 100).unwrap(), None); // already claimed
-        assert_eq!(claim_idle_run(&s, "missing", 2_000, 100).unwrap(), None);
+        init_shared(&s).unwrap(); // a later VM start keeps existing data
+        assert_eq!(merge_run(&s, "r", &share(&[200, 200])).unwrap(), MergeOutcome::Pending { late: false });
+        assert_eq!(completed(merge_run(&s, "r", &share(&[200])).unwrap()).responses(), 4);
     }
 
     #[test]
-    fn registry_add_remove() {
-        let s = MemoryStore::default();
-        register_run(&s, "a", true).unwrap();
-        register_run(&s, "b", true).unwrap();
-        register_run(&s, "a", true).unwrap();
-        assert_eq!(open_runs(&s).unwrap(), vec!["a", "b"]);
-        register_run(&s, "a", false).unwrap();
-        assert_eq!(open_runs(&s).unwrap(), vec!["b"]);
+    fn runs_in_one_shard_stay_apart() {
+        let s = init();
+        let (a, b) = ("run-a", (0..1000).map(|i| format!("run-{i}")).find(|r| shard_of(r) == shard_of("run-a") && r != "run-a").unwrap());
+        merge_run(&s, a, &share(&[200, 200])).unwrap();
+        merge_run(&s, &b, &share(&[503, 503, 503])).unwrap();
+        assert_eq!(completed(merge_run(&s, &b, &share(&[200])).unwrap()).count(503), 3);
+        assert_eq!(completed(merge_run(&s, a, &share(&[200, 200])).unwrap()).count(200), 4);
+    }
+
+    #[test]
+    fn idle_claim_is_exclusive_and_prunes() {
+        let s = init();
+        merge_run(&s, "r", &share(&[200])).unwrap();
+        assert!(claim_idle_runs(&s, 25, 100).unwrap().is_empty()); // not idle yet
+        let c = claim_idle_runs(&s, 1_000, 100).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].1.responses(), 1);
+        assert!(claim_idle_runs(&s, 2_000, 100).unwrap().is_empty()); // already claimed
+        claim_idle_runs(&s, KEEP_EMITTED_NS + 10_000, 100).unwrap();
+        let all: usize = (0..SHARDS).map(|i| s.get(&shard_key(i)).unwrap().map(|v| v.0.len()).unwrap_or(0)).sum();
+        assert_eq!(all, 0, "emitted runs are pruned");
     }
 
     #[test]
     fn endless_contention_is_an_error() {
-        let s = MemoryStore::default();
+        let s = init();
         *s.interleave.borrow_mut() = u32::MAX;
         assert!(matches!(merge_run(&s, "r", &share(&[200])), Err(MergeError::Contended(_))));
     }
 
     #[test]
     fn corrupt_entry_is_reported() {
-        let s = MemoryStore::default();
-        s.set(&run_key("r"), b"not json", None).unwrap();
+        let s = init();
+        s.set(&shard_key(shard_of("r")), b"not json", None).unwrap();
         assert!(matches!(merge_run(&s, "r", &share(&[200])), Err(MergeError::Corrupt(..))));
     }
 
     #[test]
     fn window_merges() {
-        let s = MemoryStore::default();
+        let s = init();
         let mut w = RollingWindow::new(4);
         w.record(5_000_000_000, 503);
         merge_window(&s, &w).unwrap();

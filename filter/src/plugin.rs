@@ -16,7 +16,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Per-VM state shared by the root context and its HTTP contexts.
+/// Per-VM state, shared by every root context of the VM and their HTTP contexts. It is VM-wide
+/// (not per root context) because an LDS update creates a new root context while connections
+/// accepted just before it still count through the old one: their shares must not be lost when
+/// the old root context goes away, and the newest root context's ticks flush them.
 struct Local {
     config: Rc<ConfigV1>,
     metrics: Metrics,
@@ -26,6 +29,7 @@ struct Local {
     /// Errors already logged (each kind once).
     logged: BTreeSet<&'static str>,
     last_window_read_s: u64,
+    last_idle_scan_ns: u64,
 }
 
 impl Local {
@@ -39,6 +43,7 @@ impl Local {
             window,
             logged: BTreeSet::new(),
             last_window_read_s: 0,
+            last_idle_scan_ns: 0,
         }
     }
 
@@ -51,13 +56,21 @@ impl Local {
     }
 }
 
+thread_local! {
+    static LOCAL: Rc<RefCell<Local>> = Rc::new(RefCell::new(Local::new()));
+}
+
+fn vm_local() -> Rc<RefCell<Local>> {
+    LOCAL.with(Rc::clone)
+}
+
 pub struct Root {
     local: Rc<RefCell<Local>>,
 }
 
 impl Default for Root {
     fn default() -> Self {
-        Root { local: Rc::new(RefCell::new(Local::new())) }
+        Root { local: vm_local() }
     }
 }
 
@@ -65,6 +78,10 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _size: usize) -> bool {
+        // Shared entries are created before any traffic; later updates are CAS-only.
+        if let Err(e) = store::init_shared(&HostStore) {
+            self.local.borrow_mut().internal_error("init_shared", &e.to_string());
+        }
         true
     }
 
@@ -121,9 +138,6 @@ fn emit(l: &mut Local, run: &str, counters: &RunCounters) {
     host::log(LogLevel::Info, &rec.to_log_line());
     let id = if rec.complete { l.metrics.runs_completed } else { l.metrics.runs_incomplete };
     metrics::inc(id, 1);
-    if let Err(e) = store::register_run(&HostStore, run, false) {
-        l.internal_error("registry", &e.to_string());
-    }
 }
 
 /// Merges this VM's shares into shared data; writes the record of any run this completes.
@@ -131,43 +145,48 @@ fn flush_runs(l: &mut Local) {
     if l.runs.is_empty() {
         return;
     }
-    let shares: Vec<(String, RunCounters)> = l.runs.drain().collect();
-    for (run, share) in shares {
-        match store::merge_run(&HostStore, &run, &share) {
-            Ok(MergeOutcome::Completed(total)) => emit(l, &run, &total),
-            Ok(MergeOutcome::Pending { new_run, late }) => {
-                if late {
-                    metrics::inc(l.metrics.late_responses, share.responses() as i64);
-                } else if new_run {
-                    if let Err(e) = store::register_run(&HostStore, &run, true) {
-                        l.internal_error("registry", &e.to_string());
-                    }
-                }
-            }
-            Err(store::MergeError::Contended(_)) => {
-                // Keep the share and try again on the next tick: nothing is lost.
-                l.runs.entry(run).or_default().merge(&share);
-            }
-            Err(e) => l.internal_error("merge", &e.to_string()),
-        }
+    let runs: Vec<String> = l.runs.keys().cloned().collect();
+    for run in runs {
+        flush_run(l, &run);
     }
 }
 
+/// Merges this VM's share of one run. Called for every response of an announced run (so a
+/// run's completion never waits for a tick) and from the tick for shares left by contention.
+fn flush_run(l: &mut Local, run: &str) {
+    let Some(share) = l.runs.remove(run) else { return };
+    match store::merge_run(&HostStore, run, &share) {
+        Ok(MergeOutcome::Completed(total)) => emit(l, run, &total),
+        Ok(MergeOutcome::Pending { late }) => {
+            if late {
+                metrics::inc(l.metrics.late_responses, share.responses() as i64);
+            }
+        }
+        Err(store::MergeError::Contended(_) | store::MergeError::NotInitialised(_)) => {
+            if let Err(e) = store::init_shared(&HostStore) {
+                l.internal_error("init_shared", &e.to_string());
+            }
+            // Keep the share and try again on the next tick: nothing is lost.
+            l.runs.entry(run.to_string()).or_default().merge(&share);
+        }
+        Err(e) => l.internal_error("merge", &e.to_string()),
+    }
+}
+
+/// Closes runs with no response for the idle timeout (at most every 250 ms per VM).
 fn close_idle_runs(l: &mut Local, now: u64) {
+    if now.saturating_sub(l.last_idle_scan_ns) < 250_000_000 {
+        return;
+    }
+    l.last_idle_scan_ns = now;
     let idle = (l.config.idle_timeout.secs() * 1e9) as u64;
-    let open = match store::open_runs(&HostStore) {
-        Ok(o) => o,
-        Err(e) => return l.internal_error("registry", &e.to_string()),
-    };
-    for run in open {
-        if l.runs.contains_key(&run) {
-            continue; // this VM still holds an unmerged share
+    match store::claim_idle_runs(&HostStore, now, idle) {
+        Ok(claimed) => {
+            for (run, total) in claimed {
+                emit(l, &run, &total);
+            }
         }
-        match store::claim_idle_run(&HostStore, &run, now, idle) {
-            Ok(Some(total)) => emit(l, &run, &total),
-            Ok(None) => {}
-            Err(e) => l.internal_error("idle", &e.to_string()),
-        }
+        Err(e) => l.internal_error("idle", &e.to_string()),
     }
 }
 
@@ -236,8 +255,12 @@ impl HttpContext for Http {
             Some((run, announce)) => {
                 let start = if self.start_ns == 0 { end } else { self.start_ns };
                 l.runs.entry(run.clone()).or_default().record(*announce, code, flags, start, end);
+                flush_run(&mut l, run);
             }
-            None => l.window.record(end, code),
+            None => {
+                metrics::inc(l.metrics.unannounced, 1);
+                l.window.record(end, code)
+            }
         }
     }
 }

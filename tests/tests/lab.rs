@@ -30,7 +30,7 @@ fn entry(id: &str, rule: TrafficRule, threads: u32, calls: u32) -> PlanEntry {
 /// shows a few 503s, -c 3 -n 30 a large share.
 #[test]
 fn istio_circuit_breaking_task_shape() {
-    let (mut lab, _dir) = start_lab(21000, topology(1, 0, 0.0, 0));
+    let (mut lab, _dir) = start_lab(21000, topology(1, 0, 0.0, 2));
     let dr = std::fs::read_to_string(sfr2l_tests::repo_root().join("manifests/destinationrule-istio-task.yaml")).unwrap();
     let r = destination_rule::parse(&dr, "destinationrule-istio-task.yaml").unwrap();
     let mut share = |threads: u32, calls: u32, reps: u32| {
@@ -47,7 +47,7 @@ fn istio_circuit_breaking_task_shape() {
     let three = share(3, 30, 5);
     eprintln!("503 share: -c 2 -n 20: {two:.3}; -c 3 -n 30: {three:.3}");
     assert!(two > 0.0 && two < 0.5, "2 threads should give a few 503s, got {two}");
-    assert!(three >= 0.3 && three > two, "3 threads should give a large share, got {three} (2 threads: {two})");
+    assert!(three >= 0.2 && three > 2.0 * two, "3 threads should give a large share, got {three} (2 threads: {two})");
 }
 
 /// Conservation over 24 runs with 503s from pending overflow and from upstream faults.
