@@ -83,7 +83,10 @@ impl Toolchain {
         Command::new(&self.envoy)
             .arg("--version")
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .map(|o| {
+                let text = String::from_utf8_lossy(&o.stdout).to_string();
+                text.split("version: ").nth(1).unwrap_or(&text).trim().to_string()
+            })
             .unwrap_or_default()
     }
 }

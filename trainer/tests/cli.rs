@@ -1,0 +1,137 @@
+//! The built binary in a temp dir: help, bad input, and a live collection killed mid-run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sfr2l"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rows(csv: &Path) -> usize {
+    std::fs::read_to_string(csv).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0)
+}
+
+fn lab_processes(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&c).replace('\0', " ");
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let zombie = stat.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(true);
+            if cmd.contains(needle) && !zombie {
+                out.push(cmd);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for c in ["lab", "load", "traces"] {
+        assert!(text.contains(c), "{text}");
+    }
+    let out = bin().args(["lab", "collect", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--resume") && text.contains("--repeats") && text.contains("--seed"), "{text}");
+}
+
+#[test]
+fn bad_destination_rule_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let dr = dir.path().join("dr.yaml");
+    let text = std::fs::read_to_string(root().join("manifests/destinationrule-istio-task.yaml")).unwrap();
+    std::fs::write(&dr, text.replace("consecutive5xxErrors", "consecutiveErrors")).unwrap();
+    let out = bin().args(["lab", "apply", "--dir"]).arg(dir.path()).arg(&dr).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dr.yaml") && err.contains("consecutiveErrors"), "{err}");
+}
+
+#[test]
+fn ingest_reports_the_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("envoy.log");
+    std::fs::write(&log, "a\nb\n[info] wasm log sfr2l: SFR2L_TRACE {\"schema\":1,\n").unwrap();
+    let out = bin().args(["traces", "ingest"]).arg(&log).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("envoy.log:3"));
+}
+
+fn collect(dir: &Path, out: &Path, base: u16, resume: bool) -> Command {
+    let mut c = bin();
+    c.current_dir(root())
+        .args(["lab", "collect", "--profile", "s3", "--rows", "12", "--repeats", "2:3", "--seed", "3", "--quiet"])
+        .args(["--base-port", &base.to_string(), "--dir"])
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if resume {
+        c.arg("--resume");
+    }
+    c
+}
+
+fn wait_rows(csv: &Path, n: usize) {
+    let t0 = Instant::now();
+    while rows(csv) < n {
+        assert!(t0.elapsed() < Duration::from_secs(60), "collection made no progress");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGKILL and SIGINT mid-collection leave a valid file and no Envoy or gunicorn; --resume
+/// then finishes exactly the planned rows.
+#[test]
+fn killed_collection_leaves_no_processes_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = tmp.path().join("lab");
+    let csv = tmp.path().join("s3.csv");
+    let needle = lab.to_string_lossy().to_string();
+    let httpbin = "127.0.0.1:21503";
+
+    let mut child = collect(&lab, &csv, 21500, false).spawn().unwrap();
+    wait_rows(&csv, 2);
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lab_processes(&needle).is_empty(), "orphans after SIGKILL: {:?}", lab_processes(&needle));
+    assert!(lab_processes(httpbin).is_empty(), "gunicorn left after SIGKILL");
+
+    let mut child = collect(&lab, &csv, 21500, true).spawn().unwrap();
+    let before = rows(&csv);
+    wait_rows(&csv, before + 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(lab_processes(&needle).is_empty(), "orphans after SIGINT");
+    assert!(lab_processes(httpbin).is_empty());
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.ends_with('\n'));
+
+    let out = collect(&lab, &csv, 21500, true).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rows(&csv), 12);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let ids: std::collections::HashSet<_> = text.lines().skip(1).map(|l| {
+        let f: Vec<&str> = l.split(',').collect();
+        (f[f.len() - 2].to_string(), f[f.len() - 1].to_string())
+    }).collect();
+    assert_eq!(ids.len(), 12, "no row twice");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("s3.meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["rows"], 12);
+    assert!(meta["envoy_version"].as_str().unwrap().contains("1.40.0"));
+}
