@@ -29,9 +29,10 @@ filter: wasm-target
 build: filter
 	$(CARGO) build -p sfr2l --profile fast
 
+# Pure logic natively, then the built binary and the real lab (tests start and stop their own
+# Envoy and httpbin on loopback; one at a time, as they measure on 2 cores).
 test: setup filter
-	$(CARGO) test --workspace --exclude sfr2l-filter --profile fast -- --test-threads=1
-	$(CARGO) test -p sfr2l-filter
+	$(CARGO) test --profile fast -p sfr2l-core -p sfr2l -p sfr2l-tests -- --test-threads=1
 
 # The main job on the embedded default: real Envoy lab, a small live collection, traces checked.
 demo: setup build

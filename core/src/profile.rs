@@ -82,6 +82,18 @@ impl Grid {
     }
 }
 
+/// How a bad host fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadMode {
+    /// The host's server-side fault filter aborts with 503 (fast: no call to the app).
+    #[default]
+    FaultAbort,
+    /// The app itself answers 503 (httpbin `/status/200:w,503:w`): same latency as a good
+    /// request, so least-request balancing does not favour bad hosts.
+    App503,
+}
+
 /// The upstream side of the lab for one profile: how many hosts the cluster has and which
 /// faults they inject (a real Envoy fault filter on each host's server-side listener).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -91,6 +103,8 @@ pub struct LabTopology {
     /// How many of them are "bad": they abort with 503 at `bad_abort_percent`.
     pub bad_hosts: u32,
     pub bad_abort_percent: f64,
+    #[serde(default)]
+    pub bad_mode: BadMode,
     /// Fixed delay every host adds to `delay_percent` of its requests.
     pub delay_ms: u32,
     pub delay_percent: f64,
@@ -117,7 +131,11 @@ pub struct Profile {
 }
 
 const fn lab(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u32, delay_percent: f64) -> LabTopology {
-    LabTopology { hosts, bad_hosts, bad_abort_percent, delay_ms, delay_percent, client_workers: 2 }
+    LabTopology { hosts, bad_hosts, bad_abort_percent, bad_mode: BadMode::FaultAbort, delay_ms, delay_percent, client_workers: 2 }
+}
+
+const fn app_lab(hosts: u32, bad_hosts: u32, bad_percent: f64, delay_ms: u32) -> LabTopology {
+    LabTopology { hosts, bad_hosts, bad_abort_percent: bad_percent, bad_mode: BadMode::App503, delay_ms, delay_percent: 100.0, client_workers: 2 }
 }
 
 impl Profile {
@@ -145,11 +163,11 @@ impl Profile {
             ProfileId::S2 => base(id, s(3, 7), s(3, 7), s(3, 7), Span::fixed(100), Span::fixed(1),
                 s(3, 7), s(100, 700), g(3, 7, 1), g(100, 400, 100), lab(2, 2, 30.0, 2, 100.0)),
             ProfileId::S3 => base(id, s(12, 18), s(1, 5), s(10, 16), s(4, 8), s(4, 8),
-                s(10, 16), s(50, 500), g(10, 16, 1), g(50, 500, 50), lab(25, 12, 95.0, 2, 100.0)),
+                s(10, 16), s(50, 500), g(10, 16, 1), g(50, 500, 50), app_lab(25, 12, 80.0, 2)),
             ProfileId::S4 => base(id, s(12, 18), s(10, 20), s(12, 18), s(12, 18), s(12, 18),
-                s(12, 18), s(250, 600), g(12, 18, 1), g(250, 600, 50), lab(17, 9, 95.0, 2, 100.0)),
+                s(12, 18), s(250, 600), g(12, 18, 1), g(250, 600, 50), app_lab(17, 9, 90.0, 2)),
             ProfileId::S5 => base(id, s(15, 30), s(5, 15), s(15, 30), s(22, 30), s(22, 30),
-                s(16, 20), s(1000, 2000), g(16, 20, 1), g(1000, 2000, 100), lab(10, 6, 95.0, 2, 100.0)),
+                s(16, 20), s(1000, 2000), g(16, 20, 1), g(1000, 2000, 100), app_lab(12, 7, 90.0, 2)),
         }
     }
 

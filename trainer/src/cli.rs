@@ -68,6 +68,9 @@ pub struct LabSetupArgs {
     /// Override the bad hosts' abort percentage.
     #[arg(long)]
     pub bad_abort_percent: Option<f64>,
+    /// Override how bad hosts fail: fault-abort (server-side fault filter) or app503 (httpbin answers 503).
+    #[arg(long)]
+    pub bad_mode: Option<String>,
     /// Override the hosts' fixed delay (ms).
     #[arg(long)]
     pub delay_ms: Option<u32>,

@@ -21,6 +21,13 @@ pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOpti
     if let Some(v) = a.bad_hosts { topo.bad_hosts = v; }
     if let Some(v) = a.bad_abort_percent { topo.bad_abort_percent = v; }
     if let Some(v) = a.delay_ms { topo.delay_ms = v; }
+    if let Some(v) = &a.bad_mode {
+        topo.bad_mode = match v.as_str() {
+            "fault-abort" => sfr2l_core::profile::BadMode::FaultAbort,
+            "app503" => sfr2l_core::profile::BadMode::App503,
+            _ => bail!("--bad-mode {v:?}: expected fault-abort or app503"),
+        };
+    }
     if let Some(v) = a.delay_percent { topo.delay_percent = v; }
     if let Some(v) = a.client_workers { topo.client_workers = v; }
     if topo.bad_hosts > topo.hosts {

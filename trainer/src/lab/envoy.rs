@@ -8,7 +8,7 @@
 //! - the *server sidecars*: one listener per host of cluster `httpbin`, each with its own fault
 //!   filter (bad hosts abort with 503, every host may add a delay), routing to the real httpbin.
 
-use sfr2l_core::profile::LabTopology;
+use sfr2l_core::profile::{BadMode, LabTopology};
 use sfr2l_core::TrafficRule;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -146,7 +146,15 @@ pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
     let listeners: Vec<Value> = (0..topo.hosts)
         .map(|i| {
             let mut fault = json!({ "@type": FAULT });
-            if i < topo.bad_hosts && topo.bad_abort_percent > 0.0 {
+            let bad = i < topo.bad_hosts && topo.bad_abort_percent > 0.0;
+            let mut route = json!({ "cluster": "app", "timeout": "15s" });
+            if bad && topo.bad_mode == BadMode::App503 {
+                // The app answers 503 itself, at the same cost as a good request.
+                let p = topo.bad_abort_percent;
+                route["regex_rewrite"] = json!({ "pattern": { "regex": "^.*$" },
+                    "substitution": format!("/status/200:{},503:{}", 100.0 - p, p) });
+            }
+            if bad && topo.bad_mode == BadMode::FaultAbort {
                 fault["abort"] = json!({ "http_status": 503,
                     "percentage": { "numerator": (topo.bad_abort_percent * 10_000.0).round() as u64, "denominator": "MILLION" } });
             }
@@ -164,7 +172,7 @@ pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
                         "stat_prefix": format!("host{i}"),
                         "route_config": { "name": "local", "virtual_hosts": [ {
                             "name": "app", "domains": ["*"],
-                            "routes": [ { "match": { "prefix": "/" }, "route": { "cluster": "app", "timeout": "15s" } } ]
+                            "routes": [ { "match": { "prefix": "/" }, "route": route } ]
                         } ] },
                         "http_filters": [
                             { "name": "envoy.filters.http.fault", "typed_config": fault },

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# `make bench`: builds the baseline filter and oha if missing, then runs all benchmarks side by side.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build -p sfr2l-minimal-filter --target wasm32-wasip1 --release
+OHA=$(command -v oha || true)
+if [ -z "$OHA" ]; then
+  cargo install oha --locked --root bench/.tools >/dev/null 2>&1 && OHA=bench/.tools/bin/oha || echo "oha could not be installed; skipping that comparison"
+fi
+cargo run -q --profile fast -p sfr2l --example bench -- --rounds "${ROUNDS:-5}" ${OHA:+--oha "$OHA"} | tee "bench/last-run.md"
