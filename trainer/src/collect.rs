@@ -243,7 +243,13 @@ pub fn run_once(lab: &mut Lab, entry: &PlanEntry, run_id: &str, path: &str, warm
         ("x-sfr2l-threads".into(), entry.load.threads.to_string()),
         ("x-sfr2l-calls".into(), entry.load.calls.to_string()),
     ];
-    let result = load::run(&spec).with_context(|| format!("load run {run_id}"))?;
+    let result = match load::run(&spec) {
+        Ok(r) => r,
+        Err(e) => {
+            lab.check()?; // a dead Envoy or httpbin explains itself with its last log lines
+            return Err(e).with_context(|| format!("load run {run_id}"));
+        }
+    };
 
     let t1 = Instant::now();
     let idle = Duration::from_millis(lab.opts.idle_timeout_ms);

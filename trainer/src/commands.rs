@@ -178,7 +178,11 @@ fn collect_cmd(a: CollectArgs) -> Result<()> {
     bar.finish_and_clear();
     meta(&file, &lab, rejected, skipped, &mut overheads)?;
     let interrupted = stop.load(Ordering::SeqCst);
-    lab.stop();
+    if a.attach {
+        lab.detach()?; // the lab belongs to `lab up`: leave it running
+    } else {
+        lab.stop();
+    }
     println!(
         "{} rows in {} ({} rejected tries, {} rows skipped) in {:.0} s{}",
         file.rows, a.out.display(), rejected, skipped, t0.elapsed().as_secs_f64(),

@@ -225,11 +225,24 @@ mod tests {
     }
 
     #[test]
-    fn only_bad_hosts_abort() {
+    fn only_bad_hosts_fail() {
+        let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
+        // S1: the fault filter aborts.
+        let p = Profile::get(ProfileId::S1);
+        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let ls = u["static_resources"]["listeners"].as_array().unwrap();
+        let aborts = ls.iter().filter(|l| !hcm(l)["http_filters"][0]["typed_config"]["abort"].is_null()).count();
+        assert_eq!(aborts as u32, p.lab.bad_hosts);
+        // S3: the app answers 503 (rewrite to httpbin's weighted /status).
         let p = Profile::get(ProfileId::S3);
         let u = upstream_static(&Ports::from_base(20000), &p.lab);
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
-        let aborts = ls.iter().filter(|l| !l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]["abort"].is_null()).count();
-        assert_eq!(aborts as u32, p.lab.bad_hosts);
+        let rewrites: Vec<String> = ls
+            .iter()
+            .filter_map(|l| hcm(l)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["regex_rewrite"]["substitution"].as_str().map(String::from))
+            .collect();
+        assert_eq!(rewrites.len() as u32, p.lab.bad_hosts);
+        assert_eq!(rewrites[0], "/status/200:20,503:80");
+        assert!(ls.iter().all(|l| hcm(l)["http_filters"][0]["typed_config"]["abort"].is_null()));
     }
 }
