@@ -17,11 +17,14 @@ for c in 2 3; do
 done
 sleep 0.3
 echo "-- the filter's trace records, ingested from the client sidecar's Envoy log:"
-$SFR2L traces ingest "$OUT/lab/logs/client-envoy.log" | python3 -c '
+$SFR2L traces ingest "$OUT/lab/logs/client-envoy.log" > "$OUT/traces.jsonl"
+python3 - "$OUT/traces.jsonl" <<'PY'
 import json, sys
-for line in sys.stdin:
+for line in open(sys.argv[1]):
     r = json.loads(line)
-    print(f"   run {r[\"run\"]}: {r[\"responses\"]} responses, codes {r[\"codes\"]}, qps {r[\"qps\"]:.0f}, 503 rate {r[\"rate_503\"]:.2f}, overflow {r[\"reasons\"][\"overflow\"]}")'
+    print("   run {}: {} responses, codes {}, qps {:.0f}, 503 rate {:.2f}, overflow 503s {}".format(
+        r["run"], r["responses"], r["codes"], r["qps"], r["rate_503"], r["reasons"]["overflow"]))
+PY
 $SFR2L lab down --dir "$OUT/lab"
 trap - EXIT
 
