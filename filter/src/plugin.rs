@@ -16,6 +16,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Responses of a run a worker accumulates before merging them outside the tick.
+const MERGE_BATCH: u64 = 64;
+
 /// Per-VM state, shared by every root context of the VM and their HTTP contexts. It is VM-wide
 /// (not per root context) because an LDS update creates a new root context while connections
 /// accepted just before it still count through the old one: their shares must not be lost when
@@ -151,8 +154,7 @@ fn flush_runs(l: &mut Local) {
     }
 }
 
-/// Merges this VM's share of one run. Called for every response of an announced run (so a
-/// run's completion never waits for a tick) and from the tick for shares left by contention.
+/// Merges this VM's share of one run: from `on_log` once a batch is full, and from the tick.
 fn flush_run(l: &mut Local, run: &str) {
     let Some(share) = l.runs.remove(run) else { return };
     match store::merge_run(&HostStore, run, &share) {
@@ -254,8 +256,14 @@ impl HttpContext for Http {
         match &self.run {
             Some((run, announce)) => {
                 let start = if self.start_ns == 0 { end } else { self.start_ns };
-                l.runs.entry(run.clone()).or_default().record(*announce, code, flags, start, end);
-                flush_run(&mut l, run);
+                let share = l.runs.entry(run.clone()).or_default();
+                share.record(*announce, code, flags, start, end);
+                // Merge in batches (each merge is a CAS round trip with (de)serialisation); the
+                // tick merges what is left, so a run completes at most one tick after its last
+                // response.
+                if share.responses() >= MERGE_BATCH {
+                    flush_run(&mut l, run);
+                }
             }
             None => {
                 metrics::inc(l.metrics.unannounced, 1);

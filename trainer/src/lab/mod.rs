@@ -242,19 +242,9 @@ impl Lab {
         Proc::spawn(name, cmd, &self.opts.dir.join("logs").join(log), self.opts.attached, libc::SIGKILL)
     }
 
-    /// Re-attaches to a lab started by `lab up`.
+    /// Re-attaches to a lab started by `lab up`; fails if any of its processes died.
     pub fn attach(dir: &Path) -> Result<Lab> {
-        let path = Self::state_path(dir);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("no running lab: {} not found (run `sfr2l lab up`)", path.display()))?;
-        let st: LabState = serde_json::from_str(&text).with_context(|| format!("{}: corrupt lab state", path.display()))?;
-        let logs = dir.join("logs");
-        let procs = st
-            .pids
-            .iter()
-            .map(|(n, pid)| Proc::adopt(n, *pid, logs.join(format!("{n}.log"))))
-            .collect();
-        let ports = Ports::from_base(st.options.base_port);
-        let mut lab = Lab { opts: st.options, ports, procs, generation: st.generation, rule: None, stopped: false };
+        let mut lab = Self::attach_unchecked(dir)?;
         lab.check()?;
         Ok(lab)
     }
