@@ -12,6 +12,7 @@
 mod client;
 mod gofmt;
 mod histogram;
+mod parse;
 mod report;
 mod runner;
 
