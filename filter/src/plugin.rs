@@ -256,12 +256,23 @@ impl HttpContext for Http {
         match &self.run {
             Some((run, announce)) => {
                 let start = if self.start_ns == 0 { end } else { self.start_ns };
-                let share = l.runs.entry(run.clone()).or_default();
-                share.record(*announce, code, flags, start, end);
+                // No allocation for the run id once its share exists (hot path).
+                let full = match l.runs.get_mut(run.as_str()) {
+                    Some(share) => {
+                        share.record(*announce, code, flags, start, end);
+                        share.responses() >= MERGE_BATCH
+                    }
+                    None => {
+                        let mut share = RunCounters::default();
+                        share.record(*announce, code, flags, start, end);
+                        l.runs.insert(run.clone(), share);
+                        false
+                    }
+                };
                 // Merge in batches (each merge is a CAS round trip with (de)serialisation); the
                 // tick merges what is left, so a run completes at most one tick after its last
                 // response.
-                if share.responses() >= MERGE_BATCH {
+                if full {
                     flush_run(&mut l, run);
                 }
             }
