@@ -13,6 +13,7 @@ mod client;
 mod gofmt;
 mod histogram;
 mod parse;
+mod plan;
 mod report;
 mod runner;
 
