@@ -2,6 +2,7 @@
 //! paper holds fixed, and the lab topology each profile is collected on.
 
 use crate::duration::IstioDuration;
+use crate::feature::Feature;
 use crate::rule::{LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -184,6 +185,22 @@ impl Profile {
         };
         let load = LoadSetting { threads: self.threads.pick(u[7]), calls: self.calls.pick(u[8]) };
         (rule, load)
+    }
+
+    /// The closed range `(lo, hi)` a feature takes in this profile, in the feature's unit.
+    pub fn feature_range(&self, f: Feature) -> (f64, f64) {
+        let span = |s: Span| (f64::from(s.lo), f64::from(s.hi));
+        match f {
+            Feature::MaxPendingRequests => span(self.max_pending_requests),
+            Feature::MaxConnections => span(self.max_connections),
+            Feature::MaxRequestsPerConnection => span(self.max_requests_per_connection),
+            Feature::BaseEjectionTime => (self.base_ejection_time_s, self.base_ejection_time_s),
+            Feature::MaxEjectionPercent => span(self.max_ejection_percent),
+            Feature::Interval => (self.interval_s, self.interval_s),
+            Feature::Consecutive5xxErrors => span(self.consecutive_5xx_errors),
+            Feature::Threads => span(self.threads),
+            Feature::Calls => span(self.calls),
+        }
     }
 
     /// Whether a rule and load lie inside this profile's ranges; names the first field outside.

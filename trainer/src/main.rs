@@ -15,6 +15,7 @@ fn main() {
         Commands::Lab(c) => commands::lab(c),
         Commands::Load(a) => commands::load_cmd(a),
         Commands::Traces(c) => commands::traces(c),
+        Commands::Sim(c) => sfr2l::sim_cmd::sim(c),
     };
     let code = match result {
         Ok(()) => Exit::Ok,

@@ -1,0 +1,111 @@
+//! Inference on sfr2l's exported ONNX artifacts with tract: the runtime the filter embeds and
+//! the trainer uses to check every export. Loading validates the artifact against the core's
+//! vocabulary (feature names and order, outputs) before anything runs.
+
+use sfr2l_core::{FEATURES, N_FEATURES};
+use std::sync::Arc;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("not an ONNX model: {0}")]
+    Decode(String),
+    #[error("metadata `{key}`: {msg}")]
+    Metadata { key: String, msg: String },
+    #[error("input {index}: expected `{expected}`, found `{found}`")]
+    Input { index: usize, expected: String, found: String },
+    #[error("tract: {0}")]
+    Tract(String),
+}
+
+fn tract_err(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Tract(format!("{e:#}"))
+}
+
+/// One simulator prediction in raw units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    pub qps: f32,
+    pub rate_503: f32,
+    /// Ensemble spread of (QPS, rate) in raw units.
+    pub uncertainty: [f32; 2],
+}
+
+/// A loaded `simulator.onnx`, optimised for a dynamic batch.
+pub struct Simulator {
+    plan: Arc<TypedRunnableModel>,
+    pub profile: String,
+    pub ensemble: usize,
+}
+
+fn metadata<'a>(proto: &'a pb::ModelProto, key: &str) -> Result<&'a str, RuntimeError> {
+    proto
+        .metadata_props
+        .iter()
+        .find(|p| p.key == key)
+        .map(|p| p.value.as_str())
+        .ok_or_else(|| RuntimeError::Metadata { key: key.into(), msg: "missing".into() })
+}
+
+impl Simulator {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
+        let proto = <pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| RuntimeError::Decode(e.to_string()))?;
+        let kind = metadata(&proto, "sfr2l.kind")?;
+        if kind != "simulator" {
+            return Err(RuntimeError::Metadata { key: "sfr2l.kind".into(), msg: format!("`{kind}`, expected `simulator`") });
+        }
+        let features = metadata(&proto, "sfr2l.features")?;
+        let want: Vec<&str> = FEATURES.iter().map(|f| f.name()).collect();
+        if features.split(',').collect::<Vec<_>>() != want {
+            return Err(RuntimeError::Metadata {
+                key: "sfr2l.features".into(),
+                msg: format!("`{features}` differs from this build's feature order `{}`", want.join(",")),
+            });
+        }
+        let graph = proto.graph.as_ref().ok_or_else(|| RuntimeError::Decode("no graph".into()))?;
+        for (index, f) in FEATURES.iter().enumerate() {
+            let found = graph.input.get(index).map(|i| i.name.clone()).unwrap_or_default();
+            if found != f.name() {
+                return Err(RuntimeError::Input { index, expected: f.name().into(), found });
+            }
+        }
+        let profile = metadata(&proto, "sfr2l.profile")?.to_string();
+        let ensemble = metadata(&proto, "sfr2l.ensemble")?.parse().unwrap_or(1);
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(tract_err)?
+            .into_optimized()
+            .map_err(tract_err)?
+            .into_runnable()
+            .map_err(tract_err)?;
+        Ok(Self { plan, profile, ensemble })
+    }
+
+    pub fn from_path(path: &std::path::Path) -> Result<Self, RuntimeError> {
+        let bytes = std::fs::read(path).map_err(|e| RuntimeError::Decode(format!("{}: {e}", path.display())))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Predictions for raw feature rows (core feature order). input: `[batch][N_FEATURES]`.
+    pub fn predict(&self, rows: &[[f32; N_FEATURES]]) -> Result<Vec<Prediction>, RuntimeError> {
+        let n = rows.len();
+        let inputs: TVec<TValue> = (0..N_FEATURES)
+            .map(|j| {
+                let col: Vec<f32> = rows.iter().map(|r| r[j]).collect();
+                Tensor::from_shape(&[n, 1], &col).map(|t| t.into_tvalue())
+            })
+            .collect::<TractResult<_>>()
+            .map_err(tract_err)?;
+        let out = self.plan.run(inputs).map_err(tract_err)?;
+        let view = |i: usize| -> Result<Vec<f32>, RuntimeError> {
+            let t = out.get(i).ok_or_else(|| RuntimeError::Tract(format!("missing output {i}")))?;
+            Ok(t.to_plain_array_view::<f32>().map_err(tract_err)?.iter().copied().collect())
+        };
+        let (q, r, u) = (view(0)?, view(1)?, view(2)?);
+        if q.len() != n || r.len() != n || u.len() != 2 * n {
+            return Err(RuntimeError::Tract(format!("output sizes {}, {}, {} for batch {n}", q.len(), r.len(), u.len())));
+        }
+        Ok((0..n).map(|i| Prediction { qps: q[i], rate_503: r[i], uncertainty: [u[2 * i], u[2 * i + 1]] }).collect())
+    }
+}

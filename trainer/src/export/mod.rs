@@ -1,0 +1,4 @@
+//! ONNX export (our own writer over tract-onnx's protobuf types) and model cards.
+
+pub mod onnx;
+pub mod simulator;

@@ -1,0 +1,141 @@
+//! `sfr2l sim ...`: raw arguments become a checked `SimConfig` before any work starts.
+
+use crate::cli::{SimCommand, SimFitArgs, SimPredictArgs, SimTableArgs, SimTuneArgs};
+use crate::collect::git_commit;
+use crate::data::{read_dataset, resolve_profile};
+use crate::sim::fit::{fit, write_artifacts};
+use crate::sim::{table, SimConfig};
+use anyhow::{bail, Context, Result};
+use sfr2l_core::{ProfileId, FEATURES, N_FEATURES};
+use std::path::Path;
+
+pub fn sim(cmd: SimCommand) -> Result<()> {
+    match cmd {
+        SimCommand::Fit(a) => fit_cmd(a),
+        SimCommand::Table(a) => table_cmd(a),
+        SimCommand::Predict(a) => predict_cmd(a),
+    }
+}
+
+/// The config: file (if given), then flags on top; checked.
+pub fn sim_config(t: &SimTuneArgs) -> Result<SimConfig> {
+    let mut cfg = match &t.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", p.display(), e.path(), e.inner()))?
+        }
+        None => SimConfig::new(),
+    };
+    if let Some(v) = t.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = t.epochs {
+        cfg.max_epochs = v;
+    }
+    if let Some(v) = t.ensemble {
+        cfg.ensemble = v;
+    }
+    if let Some(v) = t.hidden {
+        cfg.hidden = v;
+    }
+    if let Some(v) = t.lr {
+        cfg.learning_rate = v;
+    }
+    cfg.check()?;
+    Ok(cfg)
+}
+
+fn parse_profile(p: &Option<String>) -> Result<Option<ProfileId>> {
+    p.as_deref().map(|s| s.parse::<ProfileId>().map_err(|e| anyhow::anyhow!("--profile: {e}"))).transpose()
+}
+
+fn log(line: &str) {
+    eprintln!("{line}");
+}
+
+fn fit_cmd(a: SimFitArgs) -> Result<()> {
+    let cfg = sim_config(&a.tune)?;
+    let profile = resolve_profile(&a.data, parse_profile(&a.profile)?)?;
+    let ds = read_dataset(&a.data, profile)?;
+    let fitted = fit(&ds, &cfg, &git_commit(), &mut |l| log(l))?;
+    write_artifacts(&a.out, &fitted)?;
+    let m = &fitted.card.metrics;
+    println!(
+        "{}: test mse mlp {:.4} (ensemble of {}), svr {:.4}, logistic {:.4}, ridge {:.4}; noise floor {}",
+        a.out.display(),
+        m.mlp_ensemble.mse,
+        fitted.card.ensemble,
+        m.svr.mse,
+        m.logistic.mse,
+        m.ridge.mse,
+        m.noise_floor_mean.map(|f| format!("{f:.4}")).unwrap_or_else(|| "n/a (no repeats)".into())
+    );
+    Ok(())
+}
+
+fn table_cmd(a: SimTableArgs) -> Result<()> {
+    let cfg = sim_config(&a.tune)?;
+    let ids: Vec<ProfileId> = match &a.only {
+        Some(list) => list.split(',').map(|s| s.trim().parse().map_err(|e: String| anyhow::anyhow!("--only: {e}"))).collect::<Result<_>>()?,
+        None => sfr2l_core::profile::PROFILE_IDS.to_vec(),
+    };
+    // Read and check every dataset before the first fit starts.
+    let mut sets = Vec::new();
+    for id in &ids {
+        let path = a.data_dir.join(format!("{id}.csv"));
+        let profile = resolve_profile(&path, Some(*id))?;
+        sets.push(read_dataset(&path, profile)?);
+    }
+    let commit = git_commit();
+    let mut cards = Vec::new();
+    for ds in &sets {
+        let fitted = fit(ds, &cfg, &commit, &mut |l| log(l))?;
+        write_artifacts(&a.out_dir.join(ds.profile.to_string()), &fitted)?;
+        cards.push(fitted.card);
+    }
+    let mut command = format!("sfr2l sim table --data-dir {} --out-dir {}", a.data_dir.display(), a.out_dir.display());
+    if let Some(o) = &a.only {
+        command.push_str(&format!(" --only {o}"));
+    }
+    if let Some(s) = a.tune.seed {
+        command.push_str(&format!(" --seed {s}"));
+    }
+    let md = table::render(&cards, &command);
+    if let Some(dir) = a.report.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::lab::write_atomic(&a.report, md.as_bytes())?;
+    print!("{md}");
+    Ok(())
+}
+
+fn predict_cmd(a: SimPredictArgs) -> Result<()> {
+    let path = if a.sim.is_dir() { a.sim.join("simulator.onnx") } else { a.sim.clone() };
+    let vals: Vec<f32> = a
+        .features
+        .split(',')
+        .enumerate()
+        .map(|(i, v)| {
+            let name = FEATURES.get(i).map(|f| f.name()).unwrap_or("extra");
+            v.trim().parse::<f32>().map_err(|_| anyhow::anyhow!("--features: value {} ({name}) `{v}` is not a number", i + 1))
+        })
+        .collect::<Result<_>>()?;
+    if vals.len() != N_FEATURES {
+        bail!("--features: {} values given, {N_FEATURES} needed ({})", vals.len(), FEATURES.map(|f| f.name()).join(","));
+    }
+    let row: [f32; N_FEATURES] = std::array::from_fn(|i| vals[i]);
+    let sim = sfr2l_runtime::Simulator::from_path(Path::new(&path)).with_context(|| format!("loading {}", path.display()))?;
+    let p = sim.predict(&[row])?;
+    let p = p.first().context("no prediction")?;
+    println!(
+        "{{\"profile\":\"{}\",\"qps\":{:.3},\"rate_503\":{:.4},\"uncertainty\":[{:.3},{:.4}],\"reward\":{:.3}}}",
+        sim.profile,
+        p.qps,
+        p.rate_503,
+        p.uncertainty[0],
+        p.uncertainty[1],
+        sfr2l_core::reward::reward(f64::from(p.qps), f64::from(p.rate_503))
+    );
+    Ok(())
+}
