@@ -8,3 +8,5 @@ if [ -z "$OHA" ]; then
   cargo install oha --locked --root bench/.tools >/dev/null 2>&1 && OHA=bench/.tools/bin/oha || echo "oha could not be installed; skipping that comparison"
 fi
 cargo run -q --profile fast -p sfr2l --example bench -- --rounds "${ROUNDS:-5}" ${OHA:+--oha "$OHA"} | tee "bench/last-run.md"
+# Simulator: fit times and exported-model throughput (appended to the same report).
+cargo run -q --profile fast -p sfr2l --example sim_bench | tee -a "bench/last-run.md"

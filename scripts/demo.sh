@@ -44,4 +44,22 @@ for r in rows[:3]:
 PY
 echo "   dataset: $OUT/s1-demo.csv, meta: $OUT/s1-demo.meta.json"
 echo
-echo "Later stages (simulator, agents, ONNX export, in-mesh decisions) are not built yet; see README."
+echo
+echo "== 3. The simulator: burn MLP + baselines fitted on the live rows, exported to ONNX, reloaded by tract"
+echo "   (24 rows are far too few for a useful model; this shows the stage end to end. The committed"
+echo "   simulators in policies/ were fitted on the 2,000-row datasets: see report/table4.md.)"
+$SFR2L sim fit --data "$OUT/s1-demo.csv" --out "$OUT/policies/s1" --hidden 64 --epochs 60 --ensemble 2 2>/dev/null
+python3 - "$OUT/policies/s1/simulator.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+m = c["metrics"]
+print(f"   card: profile {c['profile']}, {c['dataset']['rows']} rows, onnx sha256 {c['onnx_sha256'][:12]}..")
+print(f"   test mse: mlp {m['mlp_ensemble']['mse']:.3f}, svr {m['svr']['mse']:.3f}, logistic {m['logistic']['mse']:.3f}, ridge {m['ridge']['mse']:.3f}")
+PY
+echo "-- the committed S1 simulator (policies/s1, fitted on data/s1.csv), one rule under three loads:"
+for load in "1,400" "3,425" "5,450"; do
+  printf "   threads,calls = %-8s -> " "$load"
+  $SFR2L sim predict --sim policies/s1 --features "4,4,4,180,100,1,1,$load"
+done
+echo
+echo "Later stages (agents, in-mesh decisions, validation) are not built yet; see README."

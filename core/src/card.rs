@@ -51,6 +51,11 @@ pub struct SimulatorMetrics {
     /// Within-configuration share of variance per output, and their mean (None without repeats).
     pub noise_floor: Option<[f64; 2]>,
     pub noise_floor_mean: Option<f64>,
+    /// 90% bootstrap intervals of the floor per output and of its mean, and the number of
+    /// repeated configurations behind it.
+    pub noise_floor_ci90: Option<[[f64; 2]; 2]>,
+    pub noise_floor_mean_ci90: Option<[f64; 2]>,
+    pub noise_floor_configs: usize,
     /// Penalties the validation slice picked: ridge alpha, SVR C, logistic L2 (per output).
     pub baseline_choices: serde_json::Value,
 }

@@ -4,4 +4,4 @@ mod load;
 mod split;
 
 pub use load::{feature_names, hex, read_dataset, resolve_profile, DataError, Dataset};
-pub use split::{noise_floor, split, Split, Standardizer};
+pub use split::{noise_floor, split, NoiseFloor, Split, Standardizer};

@@ -79,10 +79,28 @@ impl Standardizer {
     }
 }
 
-/// Within-configuration share of variance per target: the pooled variance of repeated
-/// configurations over the variance of all rows. An MSE on standardised targets cannot, in
-/// expectation, go below it: that part of the target is noise no input explains.
-pub fn noise_floor(ds: &Dataset) -> Option<[f64; 2]> {
+/// The within-configuration share of variance of each target, with a bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoiseFloor {
+    /// Per target: pooled variance of repeated configurations over the variance of all rows.
+    /// An MSE on standardised targets cannot, in expectation, go below it: that part of the
+    /// target is noise no input explains.
+    pub share: [f64; 2],
+    /// 90% bootstrap interval per target (repeat configurations resampled with replacement).
+    pub ci90: [[f64; 2]; 2],
+    /// 90% bootstrap interval of the mean over both targets.
+    pub mean_ci90: [f64; 2],
+    /// Repeated configurations the estimate rests on.
+    pub configs: usize,
+}
+
+fn variance(xs: &[f64]) -> f64 {
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1).max(1) as f64
+}
+
+/// The noise floor from the repeat block; `None` when the dataset has no repeats.
+pub fn noise_floor(ds: &Dataset) -> Option<NoiseFloor> {
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, g) in ds.group.iter().enumerate() {
         groups.entry(g.as_str()).or_default().push(i);
@@ -91,18 +109,36 @@ pub fn noise_floor(ds: &Dataset) -> Option<[f64; 2]> {
     if reps.is_empty() || ds.len() < 2 {
         return None;
     }
-    let var = |xs: &[f64]| {
-        let m = xs.iter().sum::<f64>() / xs.len() as f64;
-        xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64
+    let total: [f64; 2] = std::array::from_fn(|k| variance(&ds.y.iter().map(|y| y[k]).collect::<Vec<_>>()));
+    let within: Vec<[f64; 2]> = reps
+        .iter()
+        .map(|g| std::array::from_fn(|k| variance(&g.iter().map(|&i| ds.y[i][k]).collect::<Vec<_>>())))
+        .collect();
+    let share_of = |idx: &mut dyn Iterator<Item = usize>| -> [f64; 2] {
+        let mut sum = [0.0; 2];
+        let mut n = 0.0;
+        for i in idx {
+            sum[0] += within[i][0];
+            sum[1] += within[i][1];
+            n += 1.0;
+        }
+        std::array::from_fn(|k| if total[k] > 0.0 { sum[k] / n / total[k] } else { f64::NAN })
     };
-    let mut out = [0.0; 2];
-    for (k, o) in out.iter_mut().enumerate() {
-        let total = var(&ds.y.iter().map(|y| y[k]).collect::<Vec<_>>());
-        let within =
-            reps.iter().map(|g| var(&g.iter().map(|&i| ds.y[i][k]).collect::<Vec<_>>())).sum::<f64>() / reps.len() as f64;
-        *o = if total > 0.0 { within / total } else { f64::NAN };
+    let share = share_of(&mut (0..within.len()));
+    let mut rng = SplitMix64::new(0xF100);
+    let mut boots: [Vec<f64>; 3] = [vec![], vec![], vec![]];
+    for _ in 0..2000 {
+        let s = share_of(&mut (0..within.len()).map(|_| rng.below(within.len())));
+        boots[0].push(s[0]);
+        boots[1].push(s[1]);
+        boots[2].push((s[0] + s[1]) / 2.0);
     }
-    Some(out)
+    let ci = |v: &mut Vec<f64>| -> [f64; 2] {
+        v.sort_by(f64::total_cmp);
+        [v[(v.len() as f64 * 0.05) as usize], v[((v.len() as f64 * 0.95) as usize).min(v.len() - 1)]]
+    };
+    let [b0, b1, b2] = &mut boots;
+    Some(NoiseFloor { share, ci90: [ci(b0), ci(b1)], mean_ci90: ci(b2), configs: reps.len() })
 }
 
 #[cfg(test)]
@@ -158,7 +194,7 @@ mod tests {
     fn noise_floor_is_the_within_share() {
         // two configurations repeated: within variance 0.5 each; total variance of [0,1,10,11]
         let d = ds(&["a", "a", "b", "b"], &[0.0, 1.0, 10.0, 11.0]);
-        let f = noise_floor(&d).unwrap();
+        let f = noise_floor(&d).unwrap().share;
         let total = {
             let xs = [0.0, 1.0, 10.0, 11.0];
             let m = 5.5;

@@ -41,7 +41,7 @@ pub struct SimConfig {
     #[config(default = "vec![1e-3, 1e-2, 1e-1, 1.0]")]
     pub ridge_alphas: Vec<f64>,
     /// C values tried by the epsilon-SVR baseline; the validation slice picks one.
-    #[config(default = "vec![0.3, 1.0, 3.0]")]
+    #[config(default = "vec![0.3, 1.0, 3.0, 10.0, 30.0]")]
     pub svr_cs: Vec<f64>,
     /// Epsilon of the epsilon-insensitive loss, in standardised target units.
     #[config(default = 0.1)]
