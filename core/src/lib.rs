@@ -3,6 +3,7 @@
 //! Pure logic only: no clock, no I/O, no host calls. Time is always an argument (nanoseconds
 //! since the Unix epoch), so counting and windowing are testable to the nanosecond.
 
+pub mod agent;
 pub mod card;
 pub mod config;
 pub mod counters;
