@@ -109,3 +109,69 @@ impl Simulator {
         Ok((0..n).map(|i| Prediction { qps: q[i], rate_503: r[i], uncertainty: [u[2 * i], u[2 * i + 1]] }).collect())
     }
 }
+
+/// A loaded agent graph (`<agent>.onnx`): raw state in, Q-value per grid action out.
+pub struct Agent {
+    plan: Arc<TypedRunnableModel>,
+    pub profile: String,
+    /// State column names, in order.
+    pub state: Vec<String>,
+    /// The grid values the Q-values refer to.
+    pub grid: Vec<u32>,
+    /// `threads` or `calls`.
+    pub action: String,
+}
+
+impl Agent {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
+        let proto = <pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| RuntimeError::Decode(e.to_string()))?;
+        let kind = metadata(&proto, "sfr2l.kind")?;
+        if kind != "agent" {
+            return Err(RuntimeError::Metadata { key: "sfr2l.kind".into(), msg: format!("`{kind}`, expected `agent`") });
+        }
+        let state: Vec<String> = metadata(&proto, "sfr2l.state")?.split(',').map(String::from).collect();
+        let rules: Vec<&str> = FEATURES[..7].iter().map(|f| f.name()).collect();
+        if state.len() < 7 || state[..7] != rules[..] {
+            return Err(RuntimeError::Metadata {
+                key: "sfr2l.state".into(),
+                msg: format!("`{}` does not start with this build's seven rules", state.join(",")),
+            });
+        }
+        let grid = metadata(&proto, "sfr2l.grid")?
+            .split(',')
+            .map(|v| v.parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RuntimeError::Metadata { key: "sfr2l.grid".into(), msg: e.to_string() })?;
+        let action = metadata(&proto, "sfr2l.action")?.to_string();
+        let profile = metadata(&proto, "sfr2l.profile")?.to_string();
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(tract_err)?
+            .into_optimized()
+            .map_err(tract_err)?
+            .into_runnable()
+            .map_err(tract_err)?;
+        Ok(Self { plan, profile, state, grid, action })
+    }
+
+    /// Q-values for raw states. rows: `[batch][state width]` -> `[batch][grid]`.
+    pub fn q_values(&self, rows: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        let w = self.state.len();
+        if let Some(r) = rows.iter().find(|r| r.len() != w) {
+            return Err(RuntimeError::Input { index: 0, expected: format!("{w} state values"), found: format!("{}", r.len()) });
+        }
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        let input = Tensor::from_shape(&[rows.len(), w], &flat).map_err(tract_err)?;
+        let out = self.plan.run(tvec![input.into_tvalue()]).map_err(tract_err)?;
+        let t = out.first().ok_or_else(|| RuntimeError::Tract("no output".into()))?;
+        let v: Vec<f32> = t.to_plain_array_view::<f32>().map_err(tract_err)?.iter().copied().collect();
+        Ok(v.chunks(self.grid.len().max(1)).map(<[f32]>::to_vec).collect())
+    }
+
+    /// The decision for one state: the grid value with the highest Q-value.
+    pub fn decide(&self, state: &[f32]) -> Result<u32, RuntimeError> {
+        let q = self.q_values(&[state.to_vec()])?;
+        let i = q.first().and_then(|r| sfr2l_core::agent::argmax(r)).unwrap_or(0);
+        self.grid.get(i).copied().ok_or_else(|| RuntimeError::Tract("grid shorter than the Q-values".into()))
+    }
+}

@@ -23,6 +23,98 @@ pub enum Commands {
     /// The simulator: fit the MLP and the baselines on a dataset, export ONNX, Table 4.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Model-based RL on an exported simulator: learn agents, Table 5, export them as ONNX.
+    #[command(subcommand)]
+    Rl(RlCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RlCommand {
+    /// Train one agent configuration and export its agents (ONNX + cards), curve and decisions.
+    Learn(RlLearnArgs),
+    /// Run the configurations over datasets and seeds; write report/table5.md and the curves.
+    Table(RlTableArgs),
+}
+
+/// Overrides of the RL config; unset flags keep the config file's or default values.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RlTuneArgs {
+    /// A config.json (as written beside trained agents) to start from.
+    #[arg(long)]
+    pub rl_config: Option<PathBuf>,
+    /// Epochs (paper: 500).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Simulator interactions per epoch and service (paper: 1,000).
+    #[arg(long)]
+    pub interactions: Option<usize>,
+    /// Hidden width of the Q-networks (paper: 512).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Weight of the services' mean reward in eq. 8.
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Discount of the next state's value (default 0: see `sfr2l rl` docs).
+    #[arg(long)]
+    pub discount: Option<f64>,
+    /// What the agents maximise: worst = QPS x P503 (the paper), best = QPS x P200.
+    #[arg(long, value_enum, default_value = "worst")]
+    pub objective: crate::rl::env::Objective,
+}
+
+#[derive(Debug, Args)]
+pub struct RlLearnArgs {
+    /// Simulator folder (simulator.onnx + simulator.json), e.g. policies/s1.
+    #[arg(long)]
+    pub sim: PathBuf,
+    /// call, thread, thread-and-call (Thread&Call), thread-call, call-thread.
+    #[arg(long)]
+    pub config: String,
+    /// Services (1 = single service; 5 = the paper's "*5" collaborative agents).
+    #[arg(long, default_value_t = 1)]
+    pub services: usize,
+    /// Collaborative over S1..S5 (one service per dataset, simulators from --policies).
+    #[arg(long)]
+    pub heterogeneous: bool,
+    /// Folder holding s1..s5 simulators (heterogeneous mode).
+    #[arg(long, default_value = "policies")]
+    pub policies: PathBuf,
+    /// Dataset the states come from (default: the one named in the simulator card).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (default: <sim>/agents/<config>[-x<services>]/seed-<seed>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub tune: RlTuneArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RlTableArgs {
+    /// Datasets (comma-separated); simulators come from <policies>/<dataset>.
+    #[arg(long, default_value = "s1,s2,s3,s4,s5")]
+    pub datasets: String,
+    /// Configurations (comma-separated slugs, `*5` suffix for collaborative); default all ten.
+    #[arg(long)]
+    pub configs: Option<String>,
+    /// Seeds per cell.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Services of the collaborative configurations.
+    #[arg(long, default_value_t = 5)]
+    pub services: usize,
+    /// Folder holding the simulators; agents of the first seed are exported under
+    /// <policies>/<dataset>/agents/.
+    #[arg(long, default_value = "policies")]
+    pub policies: PathBuf,
+    /// The Markdown report to write; curves go to <report dir>/curves/.
+    #[arg(long, default_value = "report/table5.md")]
+    pub report: PathBuf,
+    #[command(flatten)]
+    pub tune: RlTuneArgs,
 }
 
 #[derive(Debug, Subcommand)]

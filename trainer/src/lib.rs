@@ -10,6 +10,8 @@ pub mod export;
 pub mod ingest;
 pub mod lab;
 pub mod load;
+pub mod rl;
+pub mod rl_cmd;
 pub mod rng;
 pub mod sim;
 pub mod sim_cmd;

@@ -16,6 +16,7 @@ fn main() {
         Commands::Load(a) => commands::load_cmd(a),
         Commands::Traces(c) => commands::traces(c),
         Commands::Sim(c) => sfr2l::sim_cmd::sim(c),
+        Commands::Rl(c) => sfr2l::rl_cmd::rl(c),
     };
     let code = match result {
         Ok(()) => Exit::Ok,

@@ -53,23 +53,29 @@ pub struct Standardizer {
 }
 
 impl Standardizer {
-    /// Fitted on `rows` (population standard deviation).
+    /// Fitted on `rows` (population standard deviation). A column whose spread is negligible
+    /// against its magnitude is constant (a setting the profile fixes): it gets mean = its
+    /// value exactly and scale 1, so it maps to exactly 0 in f64 and in the f32 graph alike.
     pub fn fit<const N: usize>(rows: &[[f64; N]]) -> Self {
         let n = rows.len().max(1) as f64;
         let mut mean = vec![0.0; N];
-        for r in rows {
-            for (m, v) in mean.iter_mut().zip(r) {
-                *m += v / n;
+        let mut std = vec![1.0; N];
+        for k in 0..N {
+            let first = rows.first().map(|r| r[k]).unwrap_or(0.0);
+            if rows.iter().all(|r| r[k] == first) {
+                mean[k] = first;
+                continue;
             }
+            let m = rows.iter().map(|r| r[k]).sum::<f64>() / n;
+            let v = rows.iter().map(|r| (r[k] - m) * (r[k] - m)).sum::<f64>() / n;
+            mean[k] = m;
+            std[k] = if v.sqrt() > 1e-9 * m.abs().max(1.0) { v.sqrt() } else { 1.0 };
         }
-        let mut var = vec![0.0; N];
-        for r in rows {
-            for ((s, v), m) in var.iter_mut().zip(r).zip(&mean) {
-                *s += (v - m) * (v - m) / n;
-            }
-        }
-        let std = var.into_iter().map(|v| if v.sqrt() > 1e-12 { v.sqrt() } else { 1.0 }).collect();
         Self { mean, std }
+    }
+    /// `(x - mean) / std` in f32, exactly as the exported graphs compute it.
+    pub fn apply_f32<const N: usize>(&self, r: &[f32; N]) -> [f32; N] {
+        std::array::from_fn(|i| (r[i] - self.mean[i] as f32) / self.std[i] as f32)
     }
     pub fn apply<const N: usize>(&self, r: &[f64; N]) -> [f64; N] {
         std::array::from_fn(|i| (r[i] - self.mean[i]) / self.std[i])
@@ -184,6 +190,10 @@ mod tests {
     fn standardizer_round_trips_and_handles_constants() {
         let rows = [[1.0, 5.0], [3.0, 5.0]];
         let s = Standardizer::fit(&rows);
+        // a constant that is not exactly representable as a running mean stays exact
+        let c = Standardizer::fit(&vec![[180.0, 0.1]; 1434]);
+        assert_eq!((c.mean.clone(), c.std.clone()), (vec![180.0, 0.1], vec![1.0, 1.0]));
+        assert_eq!(c.apply_f32(&[180.0f32, 0.1]), [0.0, 0.0]);
         assert_eq!(s.mean, vec![2.0, 5.0]);
         assert_eq!(s.std, vec![1.0, 1.0]);
         assert_eq!(s.apply(&[3.0, 5.0]), [1.0, 0.0]);

@@ -32,8 +32,7 @@ fn to_f32<const N: usize>(rows: &[[f64; N]]) -> Vec<[f32; N]> {
 /// Burn's prediction for raw rows, with the same f32 standardisation as the graph:
 /// `[rows][9]` raw -> `[rows][2]` raw (QPS >= 0, rate in [0, 1]).
 pub fn burn_predict_raw(members: &[MlpWeights], xn: &Standardizer, yn: &Standardizer, rows: &[[f32; 9]]) -> Vec<[f32; 2]> {
-    let xs: Vec<[f32; 9]> =
-        rows.iter().map(|r| std::array::from_fn(|j| (r[j] - xn.mean[j] as f32) / xn.std[j] as f32)).collect();
+    let xs: Vec<[f32; 9]> = rows.iter().map(|r| xn.apply_f32(r)).collect();
     predict_ensemble(members, &xs)
         .into_iter()
         .map(|p| {
@@ -90,7 +89,9 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
     ));
 
     // The MLP ensemble.
-    let (ftr, gtr, fva, gva, fte) = (to_f32(&sxtr), to_f32(&sytr), to_f32(&sxva), to_f32(&syva), to_f32(&sxte));
+    // The MLP sees its inputs standardised in f32 exactly as the exported graph computes them.
+    let fx = |rows: &[[f64; 9]]| to_f32(rows).iter().map(|r| x_norm.apply_f32(r)).collect::<Vec<_>>();
+    let (ftr, gtr, fva, gva, fte) = (fx(&xtr), to_f32(&sytr), fx(&xva), to_f32(&syva), fx(&xte));
     let mut members = Vec::new();
     let mut reports: Vec<MemberReport> = Vec::new();
     let mut member_scores = Vec::new();
@@ -151,7 +152,24 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
     if worst > 1e-4 {
         bail!("export check failed: tract and burn differ by {worst:.2e} (relative) on random inputs");
     }
-    log(&format!("  export: {} bytes, tract vs burn max relative difference {worst:.1e} on 1000 inputs", onnx.len()));
+    // The exported graph on the raw test rows must score what the ensemble scored.
+    let raw_test: Vec<[f32; 9]> = to_f32(&xte);
+    let exported: Vec<[f64; 2]> = rt
+        .predict(&raw_test)?
+        .iter()
+        .map(|p| y_norm.apply(&[f64::from(p.qps), f64::from(p.rate_503)]))
+        .collect();
+    let exported_mse = score(&exported, &syte).mse;
+    if (exported_mse - mlp_ensemble.mse).abs() > 0.01 * mlp_ensemble.mse.max(1e-6) {
+        bail!(
+            "export check failed: the exported graph scores test mse {exported_mse:.4} on raw rows, the ensemble {:.4}",
+            mlp_ensemble.mse
+        );
+    }
+    log(&format!(
+        "  export: {} bytes, tract vs burn max relative difference {worst:.1e} on 1000 inputs; test mse through the graph {exported_mse:.4}",
+        onnx.len()
+    ));
 
     let floor = noise_floor(ds);
     let range = |f: sfr2l_core::Feature| Some(profile.feature_range(f));

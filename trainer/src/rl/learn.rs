@@ -1,0 +1,379 @@
+//! The learning protocol: per epoch, each service draws `interactions` states; the agents act
+//! epsilon-greedily in order (a dependent agent sees the first agent's choice); the uniform
+//! random baseline acts on the same states; every Q-network is then trained on the epoch's
+//! interactions in mini-batches. Per epoch we record the RL, random, greedy and optimum reward.
+
+use super::config::RlConfig;
+use super::env::{Action, Env, RewardTable};
+use super::qnet::{QModel, QWeights};
+use crate::data::Standardizer;
+use crate::rng::SplitMix64;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use sfr2l_core::agent::{argmax, max_rolling_mean, rolling_mean, AgentKind, AgentSpec, Configuration, Extra};
+
+/// Rewards of one epoch, summed over services and interactions.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochStats {
+    pub rl: f64,
+    pub random: f64,
+    pub greedy: f64,
+    pub optimum: f64,
+    pub epsilon: f64,
+}
+
+/// One interaction of the best epoch, for replay on the real lab.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Decision {
+    pub service: usize,
+    pub row: usize,
+    pub threads: u32,
+    pub calls: u32,
+    pub reward: f64,
+    pub optimum: f64,
+    pub random_reward: f64,
+}
+
+/// A trained agent: its spec, weights, per-service state normalisation and reward scale.
+pub struct TrainedAgent {
+    pub spec: AgentSpec,
+    pub weights: QWeights,
+    pub state_norm: Vec<Standardizer>,
+    pub reward_scale: Vec<f64>,
+    pub grid: Vec<Vec<u32>>,
+}
+
+pub struct RunResult {
+    pub configuration: Configuration,
+    pub services: usize,
+    pub epochs: Vec<EpochStats>,
+    /// Max of the rolling mean of RL/random (the paper's "Sim.").
+    pub sim_ratio: f64,
+    /// Mean optimum/random over epochs (independent of the policy).
+    pub optimum_ratio: f64,
+    /// Rolling mean of RL/optimum at the window where `sim_ratio` peaks.
+    pub rl_over_optimum: f64,
+    /// Same for the greedy policy (no exploration).
+    pub greedy_over_optimum: f64,
+    pub best_epoch: usize,
+    pub decisions: Vec<Decision>,
+    pub agents: Vec<TrainedAgent>,
+    pub seconds: f64,
+}
+
+/// The state columns of an agent for service rows; `first` is the first agent's chosen value
+/// per interaction (dependent agents).
+fn raw_states(spec: &AgentSpec, t: &RewardTable, rows: &[usize], first: Option<&[u32]>) -> Vec<Vec<f32>> {
+    rows.iter()
+        .enumerate()
+        .map(|(j, &r)| {
+            let mut s: Vec<f32> = t.rules[r].to_vec();
+            match spec.extra {
+                Extra::None => {}
+                Extra::RunLoad(AgentKind::Threads) => s.push(t.run_load[r][0]),
+                Extra::RunLoad(AgentKind::Calls) => s.push(t.run_load[r][1]),
+                Extra::FirstAction(_) => s.push(first.map(|f| f[j] as f32).unwrap_or(0.0)),
+            }
+            s
+        })
+        .collect()
+}
+
+/// Normalisation of an agent's state over a service's rows (the first agent's value: its grid).
+fn state_norm(spec: &AgentSpec, t: &RewardTable) -> Standardizer {
+    let mut cols: Vec<Vec<f64>> = (0..spec.state_width()).map(|_| Vec::new()).collect();
+    let all: Vec<usize> = (0..t.rows()).collect();
+    let first: Option<Vec<u32>> = match spec.extra {
+        Extra::FirstAction(k) => {
+            let g = t.grid(k);
+            Some(all.iter().map(|i| g[i % g.len()]).collect())
+        }
+        _ => None,
+    };
+    for s in raw_states(spec, t, &all, first.as_deref()) {
+        for (c, v) in cols.iter_mut().zip(s) {
+            c.push(f64::from(v));
+        }
+    }
+    let n = t.rows().max(1) as f64;
+    let mean: Vec<f64> = cols.iter().map(|c| c.iter().sum::<f64>() / n).collect();
+    let std = cols
+        .iter()
+        .zip(&mean)
+        .map(|(c, m)| {
+            let v = (c.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt();
+            if v > 1e-12 { v } else { 1.0 }
+        })
+        .collect();
+    Standardizer { mean, std }
+}
+
+fn standardise(rows: &[Vec<f32>], n: &Standardizer) -> Vec<f32> {
+    rows.iter().flat_map(|r| r.iter().enumerate().map(|(i, v)| (*v - n.mean[i] as f32) / n.std[i] as f32)).collect()
+}
+
+fn matrix(flat: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(TensorData::new(flat, [rows, cols]), device)
+}
+
+fn q_rows(t: Tensor<2>) -> Vec<Vec<f32>> {
+    let [_, a] = t.dims();
+    t.into_data().try_to_vec::<f32>().unwrap_or_default().chunks(a.max(1)).map(<[f32]>::to_vec).collect()
+}
+
+struct Learner {
+    spec: AgentSpec,
+    model: QModel,
+    optim: burn::optim::ModuleOptimizer,
+    norms: Vec<Standardizer>,
+    scales: Vec<f64>,
+    grids: Vec<Vec<u32>>,
+    best: Option<QWeights>,
+}
+
+/// Runs one configuration over `tables` (one per service; 1 = single-service).
+pub fn run(
+    configuration: Configuration,
+    tables: &[&RewardTable],
+    cfg: &RlConfig,
+    mut on_epoch: impl FnMut(usize, &EpochStats),
+) -> RunResult {
+    let started = std::time::Instant::now();
+    let device = Device::flex().autodiff();
+    device.seed(cfg.seed);
+    let infer = device.clone().inner();
+    let n_svc = tables.len();
+    let collab = n_svc > 1;
+    let lr = if collab { cfg.collab_learning_rate } else { cfg.learning_rate };
+    let specs = configuration.agents();
+    let mut learners: Vec<Learner> = specs
+        .iter()
+        .enumerate()
+        .map(|(a, spec)| {
+            // Heads of one learner may differ in size (heterogeneous services): one model per
+            // learner with per-service heads sized to each service's grid.
+            let grids: Vec<Vec<u32>> = tables.iter().map(|t| t.grid(spec.kind).to_vec()).collect();
+            let head_hidden = if collab { cfg.collab_head_hidden } else { 0 };
+            let seed = cfg.seed.wrapping_mul(7919).wrapping_add(a as u64 * 101);
+            let mut w = QWeights::init(spec.state_width(), cfg.hidden, cfg.trunk_layers, head_hidden, grids[0].len(), n_svc, seed);
+            for (n, g) in grids.iter().enumerate() {
+                if g.len() != grids[0].len() {
+                    let widths: Vec<usize> = if collab { vec![cfg.hidden, head_hidden, g.len()] } else { vec![cfg.hidden, g.len()] };
+                    w.heads[n] = crate::sim::mlp::MlpWeights::init(&widths, seed.wrapping_add(1 + n as u64));
+                }
+            }
+            Learner {
+                spec: *spec,
+                model: QModel::from_weights(&w, &device),
+                optim: AdamConfig::new().init(),
+                norms: tables.iter().map(|t| state_norm(spec, t)).collect(),
+                scales: tables.iter().map(|t| t.reward_scale()).collect(),
+                grids,
+                best: None,
+            }
+        })
+        .collect();
+
+    let mut envs: Vec<Env> = tables.iter().enumerate().map(|(n, t)| Env::new(t, cfg.seed.wrapping_mul(31).wrapping_add(n as u64))).collect();
+    let mut explore = SplitMix64::new(cfg.seed ^ 0xE9);
+    let mut random = SplitMix64::new(cfg.seed ^ 0x5A);
+    let inter = cfg.interactions;
+    let mut epochs = Vec::with_capacity(cfg.epochs);
+    let mut best: (f64, usize, Vec<Decision>) = (f64::NEG_INFINITY, 0, vec![]);
+
+    for epoch in 0..cfg.epochs {
+        let eps = cfg.epsilon(epoch);
+        let rows: Vec<Vec<usize>> = envs.iter_mut().map(|e| (0..inter).map(|_| e.reset()).collect()).collect();
+        // acted[a][n][j] grid index; greedy[a][n][j]; inputs[a][n] standardised states.
+        let mut acted: Vec<Vec<Vec<usize>>> = Vec::new();
+        let mut greedy: Vec<Vec<Vec<usize>>> = Vec::new();
+        let mut inputs: Vec<Vec<Vec<f32>>> = Vec::new();
+        let mut qmax_next: Vec<Vec<Vec<f32>>> = Vec::new();
+        for (a, l) in learners.iter().enumerate() {
+            let valid = l.model.valid();
+            let mut acted_a = Vec::new();
+            let mut greedy_a = Vec::new();
+            let mut inputs_a = Vec::new();
+            let mut qnext_a = Vec::new();
+            for n in 0..n_svc {
+                let first_vals: Option<Vec<u32>> = (a > 0 && matches!(l.spec.extra, Extra::FirstAction(_)))
+                    .then(|| acted[0][n].iter().map(|&i| learners[0].grids[n][i]).collect());
+                let raw = raw_states(&l.spec, tables[n], &rows[n], first_vals.as_deref());
+                let x = standardise(&raw, &l.norms[n]);
+                let q = q_rows(valid.forward(n, matrix(x.clone(), inter, l.spec.state_width(), &infer)));
+                let g: Vec<usize> = q.iter().map(|r| argmax(r).unwrap_or(0)).collect();
+                let acts: Vec<usize> = g
+                    .iter()
+                    .map(|&gi| if explore.unit() < eps { explore.below(l.grids[n].len()) } else { gi })
+                    .collect();
+                // Greedy chain for dependent agents: the second agent's greedy choice given the
+                // first agent's greedy choice needs its own forward pass.
+                let g = if a > 0 && matches!(l.spec.extra, Extra::FirstAction(_)) {
+                    let gv: Vec<u32> = greedy[0][n].iter().map(|&i| learners[0].grids[n][i]).collect();
+                    let graw = raw_states(&l.spec, tables[n], &rows[n], Some(&gv));
+                    let gq = q_rows(valid.forward(n, matrix(standardise(&graw, &l.norms[n]), inter, l.spec.state_width(), &infer)));
+                    gq.iter().map(|r| argmax(r).unwrap_or(0)).collect()
+                } else {
+                    g
+                };
+                qnext_a.push(q.iter().map(|r| r.iter().copied().fold(f32::NEG_INFINITY, f32::max)).collect());
+                acted_a.push(acts);
+                greedy_a.push(g);
+                inputs_a.push(x);
+            }
+            acted.push(acted_a);
+            greedy.push(greedy_a);
+            inputs.push(inputs_a);
+            qmax_next.push(qnext_a);
+        }
+
+        // Rewards.
+        let single = (specs.len() == 1).then(|| specs[0].kind);
+        let action_of = |choice: &dyn Fn(usize) -> usize| -> Action {
+            let mut act = Action { threads: None, calls: None };
+            for (a, s) in specs.iter().enumerate() {
+                match s.kind {
+                    AgentKind::Threads => act.threads = Some(choice(a)),
+                    AgentKind::Calls => act.calls = Some(choice(a)),
+                }
+            }
+            act
+        };
+        let mut r_rl: Vec<Vec<f64>> = vec![vec![0.0; inter]; n_svc];
+        let mut st = EpochStats { rl: 0.0, random: 0.0, greedy: 0.0, optimum: 0.0, epsilon: eps };
+        let mut decisions = Vec::with_capacity(inter * n_svc);
+        for n in 0..n_svc {
+            for j in 0..inter {
+                let row = rows[n][j];
+                let rl = envs[n].step(row, action_of(&|a| acted[a][n][j]));
+                let gr = envs[n].step(row, action_of(&|a| greedy[a][n][j]));
+                let picks: Vec<usize> = (0..specs.len()).map(|a| random.below(learners[a].grids[n].len())).collect();
+                let rand_act = action_of(&|a| picks[a]);
+                let rd = envs[n].step(row, rand_act);
+                let opt = tables[n].optimum(row, single);
+                r_rl[n][j] = rl;
+                st.rl += rl;
+                st.greedy += gr;
+                st.random += rd;
+                st.optimum += opt;
+                let val = |k: AgentKind| -> u32 {
+                    match specs.iter().position(|s| s.kind == k) {
+                        Some(a) => learners[a].grids[n][acted[a][n][j]],
+                        None => match k {
+                            AgentKind::Threads => tables[n].run_load[row][0] as u32,
+                            AgentKind::Calls => tables[n].run_load[row][1] as u32,
+                        },
+                    }
+                };
+                decisions.push(Decision {
+                    service: n,
+                    row,
+                    threads: val(AgentKind::Threads),
+                    calls: val(AgentKind::Calls),
+                    reward: rl,
+                    optimum: opt,
+                    random_reward: rd,
+                });
+            }
+        }
+        let ratio = st.rl / st.random;
+        if ratio > best.0 {
+            best = (ratio, epoch, decisions);
+        }
+        on_epoch(epoch, &st);
+        epochs.push(st);
+
+        // Targets: eq. 3 (one service) or eq. 8 (collaborative), over the service's reward scale,
+        // plus the discounted value of the next drawn state when discount > 0.
+        let mean_r: Vec<f64> = (0..inter).map(|j| (0..n_svc).map(|n| r_rl[n][j]).sum::<f64>() / n_svc as f64).collect();
+        for (a, l) in learners.iter_mut().enumerate() {
+            let width = l.spec.state_width();
+            let targets: Vec<Vec<f32>> = (0..n_svc)
+                .map(|n| {
+                    (0..inter)
+                        .map(|j| {
+                            let r = if collab { r_rl[n][j] + cfg.beta * mean_r[j] } else { r_rl[n][j] };
+                            let next = if cfg.discount > 0.0 && j + 1 < inter { cfg.discount * f64::from(qmax_next[a][n][j + 1]) } else { 0.0 };
+                            (r / l.scales[n] + next) as f32
+                        })
+                        .collect()
+                })
+                .collect();
+            for j0 in (0..inter).step_by(cfg.batch_size) {
+                let j1 = (j0 + cfg.batch_size).min(inter);
+                let b = j1 - j0;
+                let mut loss: Option<Tensor<1>> = None;
+                for n in 0..n_svc {
+                    let na = l.grids[n].len();
+                    let x = matrix(inputs[a][n][j0 * width..j1 * width].to_vec(), b, width, &device);
+                    let mut oh = vec![0.0f32; b * na];
+                    for (k, j) in (j0..j1).enumerate() {
+                        oh[k * na + acted[a][n][j]] = 1.0;
+                    }
+                    let oh = matrix(oh, b, na, &device);
+                    let tg = matrix(targets[n][j0..j1].to_vec(), b, 1, &device);
+                    let (_, ln) = l.model.forward_step(n, x, oh, tg);
+                    loss = Some(match loss {
+                        Some(s) => s + ln,
+                        None => ln,
+                    });
+                }
+                let Some(loss) = loss else { continue };
+                let loss = loss.div_scalar(n_svc as f32);
+                let grads = GradientsParams::from_grads(loss.backward(), &l.model);
+                let model = std::mem::replace(&mut l.model, QModel { trunk: crate::sim::mlp::Mlp { layers: vec![] }, heads: vec![] });
+                l.model = l.optim.step(lr, model, grads);
+            }
+        }
+        if best.1 == epoch {
+            for l in learners.iter_mut() {
+                l.best = Some(l.model.to_weights());
+            }
+        }
+    }
+
+    let ratios: Vec<f64> = epochs.iter().map(|e| e.rl / e.random).collect();
+    let w = cfg.rolling_window.min(ratios.len()).max(1);
+    let sim_ratio = max_rolling_mean(&ratios, w);
+    let roll = rolling_mean(&ratios, w);
+    let peak = (w - 1..roll.len()).max_by(|&a, &b| roll[a].total_cmp(&roll[b])).unwrap_or(0);
+    let window = peak + 1 - w.min(peak + 1)..peak + 1;
+    let mean_of = |f: &dyn Fn(&EpochStats) -> f64| epochs[window.clone()].iter().map(f).sum::<f64>() / window.len().max(1) as f64;
+    let rl_over_optimum = mean_of(&|e| e.rl / e.optimum);
+    let greedy_over_optimum = mean_of(&|e| e.greedy / e.optimum);
+    let optimum_ratio = epochs.iter().map(|e| e.optimum / e.random).sum::<f64>() / epochs.len().max(1) as f64;
+    let agents = learners
+        .into_iter()
+        .map(|l| TrainedAgent {
+            spec: l.spec,
+            weights: l.best.unwrap_or_else(|| l.model.to_weights()),
+            state_norm: l.norms,
+            reward_scale: l.scales,
+            grid: l.grids,
+        })
+        .collect();
+    RunResult {
+        configuration,
+        services: n_svc,
+        epochs,
+        sim_ratio,
+        optimum_ratio,
+        rl_over_optimum,
+        greedy_over_optimum,
+        best_epoch: best.1,
+        decisions: best.2,
+        agents,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Burn's Q-values for raw states of service `head` (reward units): the reference the exported
+/// agent graph is checked against. rows: `[batch][state]` -> `[batch][actions]`.
+pub fn burn_q_values(agent: &TrainedAgent, head: usize, rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let device = Device::flex();
+    let model = QModel::from_weights(&agent.weights, &device);
+    let x = standardise(rows, &agent.state_norm[head]);
+    let q = q_rows(model.forward(head, matrix(x, rows.len(), agent.spec.state_width(), &device)));
+    let s = agent.reward_scale[head] as f32;
+    q.into_iter().map(|r| r.into_iter().map(|v| v * s).collect()).collect()
+}

@@ -1,0 +1,198 @@
+//! From a simulator folder to trained, exported and checked agents.
+
+use super::config::RlConfig;
+use super::env::{Objective, RewardTable};
+use super::export::{agent_onnx, AgentExport};
+use super::learn::{burn_q_values, run, RunResult};
+use crate::data::{hex, read_dataset};
+use crate::sim::fit::rel_diff;
+use anyhow::{bail, Context, Result};
+use sfr2l_core::agent::Configuration;
+use sfr2l_core::card::SimulatorCard;
+use sfr2l_core::ProfileId;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A simulator folder, checked against its card and dataset, with its reward table.
+pub struct Service {
+    pub dir: PathBuf,
+    pub card: SimulatorCard,
+    pub table: RewardTable,
+}
+
+/// Loads `dir/simulator.onnx` and its card, reads the dataset the card names (or `data`),
+/// checks that they belong together, and evaluates every reward once.
+pub fn load_service(dir: &Path, data: Option<&Path>, objective: Objective) -> Result<Service> {
+    let card_path = dir.join("simulator.json");
+    let text = std::fs::read_to_string(&card_path).with_context(|| format!("reading {}", card_path.display()))?;
+    let card: SimulatorCard = serde_json::from_str(&text).with_context(|| format!("{}", card_path.display()))?;
+    let profile: ProfileId = card.profile.parse().map_err(|e: String| anyhow::anyhow!("{}: profile: {e}", card_path.display()))?;
+    let onnx_path = dir.join("simulator.onnx");
+    let bytes = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
+    let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    if sha != card.onnx_sha256 {
+        bail!("{}: its sha256 differs from the card {} (simulator card/model mismatch)", onnx_path.display(), card_path.display());
+    }
+    let sim = sfr2l_runtime::Simulator::from_bytes(&bytes).with_context(|| format!("loading {}", onnx_path.display()))?;
+    if sim.profile != card.profile {
+        bail!("{}: graph profile {} but card profile {} (simulator card/profile mismatch)", dir.display(), sim.profile, card.profile);
+    }
+    let data_path = data.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&card.dataset.path));
+    let ds = read_dataset(&data_path, profile).with_context(|| format!("states for {}", dir.display()))?;
+    if ds.sha256 != card.dataset.sha256 {
+        bail!(
+            "{}: this is not the dataset the simulator in {} was fitted on (sha256 differs from its card)",
+            data_path.display(),
+            dir.display()
+        );
+    }
+    let table = RewardTable::build(&sim, profile, &ds.x, objective)?;
+    Ok(Service { dir: dir.to_path_buf(), card, table })
+}
+
+/// One learning run's summary (`result.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    pub configuration: String,
+    pub label: String,
+    pub services: usize,
+    pub profiles: Vec<String>,
+    pub objective: Objective,
+    pub seed: u64,
+    pub epochs: usize,
+    pub interactions: usize,
+    pub sim_ratio: f64,
+    pub optimum_ratio: f64,
+    pub rl_over_optimum: f64,
+    pub greedy_over_optimum: f64,
+    pub best_epoch: usize,
+    pub seconds: f64,
+    pub export_max_rel_diff: f64,
+    pub git_commit: String,
+}
+
+pub fn learn(
+    configuration: Configuration,
+    services: &[&Service],
+    cfg: &RlConfig,
+    objective: Objective,
+    on_epoch: impl FnMut(usize, &super::learn::EpochStats),
+) -> Result<RunResult> {
+    cfg.check()?;
+    if services.is_empty() {
+        bail!("no services");
+    }
+    let tables: Vec<&RewardTable> = services.iter().map(|s| &s.table).collect();
+    let _ = objective;
+    Ok(run(configuration, &tables, cfg, on_epoch))
+}
+
+/// Writes agents (ONNX + cards), curve, decisions, config and summary into `out` atomically;
+/// every exported agent is reloaded with tract and compared with burn first.
+pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfig, objective: Objective, commit: &str) -> Result<RunSummary> {
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let tmp = tempfile::Builder::new().prefix(".rl-").tempdir_in(parent)?;
+    let mut worst = 0.0f32;
+    let obj = match objective {
+        Objective::Worst => "worst",
+        Objective::Best => "best",
+    };
+    for agent in &r.agents {
+        for (n, svc) in services.iter().enumerate() {
+            let profile: ProfileId = svc.card.profile.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let bytes = agent_onnx(&AgentExport { agent, head: n, profile, configuration: r.configuration, services: r.services, objective: obj });
+            // Check on states of this service.
+            let rows: Vec<Vec<f32>> = (0..svc.table.rows().min(500))
+                .map(|i| {
+                    let mut s = svc.table.rules[i].to_vec();
+                    if agent.spec.state_width() == 8 {
+                        let k = agent.spec.state_names()[7];
+                        s.push(if k == "threads" { svc.table.run_load[i][0] } else { svc.table.run_load[i][1] });
+                    }
+                    s
+                })
+                .collect();
+            let want = burn_q_values(agent, n, &rows);
+            let got = sfr2l_runtime::Agent::from_bytes(&bytes)?.q_values(&rows)?;
+            let scale = agent.reward_scale[n] as f32;
+            for (g, w) in got.iter().zip(&want) {
+                for (a, b) in g.iter().zip(w) {
+                    worst = worst.max(rel_diff(*a, *b, scale.max(1e-3)));
+                }
+            }
+            let name = if r.services > 1 { format!("{}-svc{n}", agent.spec.kind.name()) } else { agent.spec.kind.name().to_string() };
+            std::fs::write(tmp.path().join(format!("{name}.onnx")), &bytes)?;
+            let card = serde_json::json!({
+                "schema": sfr2l_core::card::CARD_SCHEMA,
+                "kind": "agent",
+                "profile": svc.card.profile,
+                "configuration": r.configuration.slug(),
+                "label": r.configuration.label(),
+                "services": r.services,
+                "service": n,
+                "agent": agent.spec.kind.name(),
+                "action": agent.spec.kind.feature().name(),
+                "grid": agent.grid[n],
+                "state": agent.spec.state_names(),
+                "inputs": [{"name": "state", "shape": ["batch", agent.spec.state_width()]}],
+                "outputs": [{"name": "q_values", "shape": ["batch", agent.grid[n].len()], "unit": "reward (QPS x rate)"}],
+                "reward_scale": agent.reward_scale[n],
+                "objective": obj,
+                "simulator": {"dir": svc.dir.display().to_string(), "onnx_sha256": svc.card.onnx_sha256},
+                "seed": cfg.seed,
+                "metrics": {"sim_ratio": r.sim_ratio, "optimum_ratio": r.optimum_ratio, "rl_over_optimum": r.rl_over_optimum, "greedy_over_optimum": r.greedy_over_optimum, "best_epoch": r.best_epoch},
+                "git_commit": commit,
+                "onnx_sha256": hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            });
+            std::fs::write(tmp.path().join(format!("{name}.json")), serde_json::to_string_pretty(&card)? + "\n")?;
+        }
+    }
+    if worst > 1e-4 {
+        bail!("export check failed: tract and burn Q-values differ by {worst:.2e} (relative)");
+    }
+    let mut curve = String::from("epoch,rl,random,greedy,optimum,epsilon,ratio\n");
+    for (i, e) in r.epochs.iter().enumerate() {
+        let _ = writeln!(curve, "{i},{:.3},{:.3},{:.3},{:.3},{:.4},{:.5}", e.rl, e.random, e.greedy, e.optimum, e.epsilon, e.rl / e.random);
+    }
+    std::fs::write(tmp.path().join("curve.csv"), curve)?;
+    let mut dec = String::from("service,profile,row,");
+    dec.push_str(&sfr2l_core::FEATURES[..7].iter().map(|f| f.name()).collect::<Vec<_>>().join(","));
+    dec.push_str(",threads,calls,reward,optimum,random_reward\n");
+    for d in &r.decisions {
+        let t = &services[d.service].table;
+        let rule = t.rules[d.row].iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",");
+        let _ = writeln!(dec, "{},{},{},{rule},{},{},{:.3},{:.3},{:.3}", d.service, t.profile, d.row, d.threads, d.calls, d.reward, d.optimum, d.random_reward);
+    }
+    std::fs::write(tmp.path().join("decisions.csv"), dec)?;
+    std::fs::write(tmp.path().join("config.json"), serde_json::to_string_pretty(cfg)? + "\n")?;
+    let summary = RunSummary {
+        configuration: r.configuration.slug().into(),
+        label: format!("{}{}", r.configuration.label(), if r.services > 1 { format!("*{}", r.services) } else { String::new() }),
+        services: r.services,
+        profiles: services.iter().map(|s| s.card.profile.clone()).collect(),
+        objective,
+        seed: cfg.seed,
+        epochs: cfg.epochs,
+        interactions: cfg.interactions,
+        sim_ratio: r.sim_ratio,
+        optimum_ratio: r.optimum_ratio,
+        rl_over_optimum: r.rl_over_optimum,
+        greedy_over_optimum: r.greedy_over_optimum,
+        best_epoch: r.best_epoch,
+        seconds: r.seconds,
+        export_max_rel_diff: f64::from(worst),
+        git_commit: commit.into(),
+    };
+    std::fs::write(tmp.path().join("result.json"), serde_json::to_string_pretty(&summary)? + "\n")?;
+    let staged = tmp.keep();
+    if out.exists() {
+        let old = parent.join(format!(".rl-old-{}", std::process::id()));
+        std::fs::rename(out, &old)?;
+        std::fs::rename(&staged, out)?;
+        std::fs::remove_dir_all(&old).ok();
+    } else {
+        std::fs::rename(&staged, out)?;
+    }
+    Ok(summary)
+}

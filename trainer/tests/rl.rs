@@ -1,0 +1,149 @@
+//! The RL stage on the committed S1 simulator: a short run end to end, export parity (burn,
+//! tract, onnxruntime), determinism, and the errors that must come before any training.
+
+use sfr2l::rl::env::{Objective, RewardTable};
+use sfr2l::rl::learn::burn_q_values;
+use sfr2l::rl::run::{learn, load_service, write_run};
+use sfr2l::rl::RlConfig;
+use sfr2l_core::agent::Configuration;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sfr2l"));
+    c.current_dir(root());
+    c
+}
+
+fn tiny(seed: u64) -> RlConfig {
+    RlConfig::new().with_seed(seed).with_epochs(6).with_interactions(200).with_hidden(32).with_collab_head_hidden(32).with_learning_rate(1e-3).with_collab_learning_rate(1e-3)
+}
+
+fn s1() -> sfr2l::rl::run::Service {
+    std::env::set_current_dir(root()).unwrap();
+    load_service(Path::new("policies/s1"), None, Objective::Worst).unwrap()
+}
+
+#[test]
+fn reward_table_matches_direct_simulator_calls_and_bounds_the_baselines() {
+    let svc = s1();
+    let t = &svc.table;
+    let sim = sfr2l_runtime::Simulator::from_path(Path::new("policies/s1/simulator.onnx")).unwrap();
+    for row in [0usize, 17, 1999] {
+        let (ti, ci) = (2, 7);
+        let mut f = [0f32; 9];
+        f[..7].copy_from_slice(&t.rules[row]);
+        f[7] = t.threads[ti] as f32;
+        f[8] = t.calls[ci] as f32;
+        let p = sim.predict(&[f]).unwrap()[0];
+        assert_eq!(t.joint(row, ti, ci), Objective::Worst.reward(p.qps, p.rate_503));
+        let opt = t.optimum(row, None);
+        assert!((0..t.threads.len()).all(|a| (0..t.calls.len()).all(|b| t.joint(row, a, b) <= opt)));
+    }
+}
+
+#[test]
+fn thread_call_learns_exports_and_agrees_across_runtimes() {
+    let svc = s1();
+    let cfg = tiny(3);
+    let r = learn(Configuration::ThreadCall, &[&svc], &cfg, Objective::Worst, |_, _| {}).unwrap();
+    assert_eq!(r.epochs.len(), 6);
+    assert!(r.optimum_ratio >= r.sim_ratio * 0.999, "nothing beats the optimum: {} vs {}", r.optimum_ratio, r.sim_ratio);
+    assert!(r.optimum_ratio > 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tc");
+    let s = write_run(&out, &r, &[&svc], &cfg, Objective::Worst, "test").unwrap();
+    assert!(s.export_max_rel_diff <= 1e-4, "{}", s.export_max_rel_diff);
+    for f in ["thread.onnx", "thread.json", "call.onnx", "call.json", "curve.csv", "decisions.csv", "config.json", "result.json"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
+    assert_eq!(decisions.lines().count(), 201);
+
+    // The call agent (second, dependent) through tract and onnxruntime, against burn.
+    let bytes = std::fs::read(out.join("call.onnx")).unwrap();
+    let agent = sfr2l_runtime::Agent::from_bytes(&bytes).unwrap();
+    assert_eq!(agent.state.last().map(String::as_str), Some("threads"));
+    assert_eq!(agent.grid, (435..=450).collect::<Vec<u32>>());
+    let rows: Vec<Vec<f32>> = (0..300).map(|i| {
+        let mut s = svc.table.rules[i].to_vec();
+        s.push(svc.table.threads[i % 5] as f32);
+        s
+    }).collect();
+    let want = burn_q_values(&r.agents[1], 0, &rows);
+    let got = agent.q_values(&rows).unwrap();
+    let py = root().join(".venv/bin/python");
+    assert!(py.exists(), "run `make setup` (onnxruntime)");
+    let (inp, res) = (dir.path().join("in.json"), dir.path().join("out.json"));
+    std::fs::write(&inp, serde_json::json!({ "rows": rows }).to_string()).unwrap();
+    assert!(Command::new(py).arg(root().join("scripts/onnx_predict.py")).arg(out.join("call.onnx")).arg(&inp).arg(&res).status().unwrap().success());
+    let ort: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
+    let scale = r.agents[1].reward_scale[0] as f32;
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        for k in 0..g.len() {
+            let o = ort["outputs"]["q_values"][i][k].as_f64().unwrap() as f32;
+            for v in [g[k], o] {
+                assert!((v - w[k]).abs() <= 1e-4 * w[k].abs().max(scale), "row {i} action {k}: {v} vs burn {}", w[k]);
+            }
+        }
+    }
+    let d = agent.decide(&rows[0]).unwrap();
+    assert!(agent.grid.contains(&d));
+}
+
+#[test]
+fn same_seed_same_run_and_collaborative_heads_are_private() {
+    let svc = s1();
+    let a = learn(Configuration::Call, &[&svc], &tiny(5), Objective::Worst, |_, _| {}).unwrap();
+    let b = learn(Configuration::Call, &[&svc], &tiny(5), Objective::Worst, |_, _| {}).unwrap();
+    assert_eq!(a.epochs, b.epochs);
+    assert_eq!(a.agents[0].weights, b.agents[0].weights);
+    let c = learn(Configuration::ThreadAndCall, &[&svc, &svc, &svc], &tiny(5), Objective::Worst, |_, _| {}).unwrap();
+    assert_eq!(c.services, 3);
+    for ag in &c.agents {
+        assert_eq!(ag.weights.heads.len(), 3);
+        assert_ne!(ag.weights.heads[0], ag.weights.heads[1]);
+        assert_eq!(ag.weights.heads[0].layers.len(), 2, "collaborative heads have a hidden layer");
+    }
+    let best = load_service(Path::new("policies/s1"), None, Objective::Best).unwrap();
+    assert!(best.table.joint(0, 0, 0) != svc.table.joint(0, 0, 0), "the objective changes the reward");
+}
+
+#[test]
+fn bad_requests_fail_before_training() {
+    let run = |args: &[&str]| {
+        let o = bin().args(args).output().unwrap();
+        assert!(!o.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = run(&["rl", "learn", "--sim", "policies/s1", "--config", "threads"]);
+    assert!(e.contains("unknown configuration `threads`"), "{e}");
+    let e = run(&["rl", "learn", "--sim", "policies/s1", "--config", "call", "--epochs", "0"]);
+    assert!(e.contains("`epochs`"), "{e}");
+    // A simulator card that claims another profile.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("s1");
+    std::fs::create_dir(&sim).unwrap();
+    std::fs::copy(root().join("policies/s1/simulator.onnx"), sim.join("simulator.onnx")).unwrap();
+    let card = std::fs::read_to_string(root().join("policies/s1/simulator.json")).unwrap();
+    std::fs::write(sim.join("simulator.json"), card.replace("\"profile\": \"s1\"", "\"profile\": \"s2\"")).unwrap();
+    let e = run(&["rl", "learn", "--config", "call", "--sim", sim.to_str().unwrap()]);
+    assert!(e.contains("card/profile mismatch"), "{e}");
+    // A dataset that is not the simulator's.
+    let e = run(&["rl", "learn", "--config", "call", "--sim", "policies/s1", "--data", "data/s2.csv"]);
+    assert!(e.contains("data/s2.csv"), "{e}");
+}
+
+#[test]
+fn a_grid_outside_the_training_range_is_refused() {
+    let sim = sfr2l_runtime::Simulator::from_path(&root().join("policies/s1/simulator.onnx")).unwrap();
+    let ds = sfr2l::data::read_dataset(&root().join("data/s1.csv"), sfr2l_core::ProfileId::S1).unwrap();
+    // Only runs with calls <= 420: the S1 call grid (435..450) lies outside what they cover.
+    let rows: Vec<[f64; 9]> = ds.x.iter().copied().filter(|r| r[8] <= 420.0).collect();
+    let e = RewardTable::build(&sim, sfr2l_core::ProfileId::S1, &rows, Objective::Worst).unwrap_err().to_string();
+    assert!(e.contains("call grid value 435") && e.contains("training range"), "{e}");
+}
