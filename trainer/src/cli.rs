@@ -103,6 +103,9 @@ pub struct RlTableArgs {
     /// Seeds per cell.
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
+    /// Seeds per collaborative cell (default: --seeds).
+    #[arg(long)]
+    pub collab_seeds: Option<u64>,
     /// Services of the collaborative configurations.
     #[arg(long, default_value_t = 5)]
     pub services: usize,

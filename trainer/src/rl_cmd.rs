@@ -131,7 +131,8 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
     let started = std::time::Instant::now();
     for (di, svc) in services.iter().enumerate() {
         for (c, n) in &configs {
-            for seed in 1..=a.seeds {
+            let seeds = if *n > 1 { a.collab_seeds.unwrap_or(a.seeds) } else { a.seeds };
+            for seed in 1..=seeds {
                 let mut cfg = base.clone();
                 cfg.seed = seed;
                 let svcs: Vec<&Service> = vec![svc; *n];
@@ -170,10 +171,14 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
     if let Some(c) = &a.configs {
         command.push_str(&format!(" --configs {c}"));
     }
+    if let Some(c) = a.collab_seeds {
+        command.push_str(&format!(" --collab-seeds {c}"));
+    }
     let note = format!(
         "Protocol: {} epochs x {} interactions per service, {} seed(s) per cell, Q-networks {}-wide (trunk {} layers), \
          lr {:e} (collaborative {:e}), discount {}, beta {}, objective {:?}. Collaborative rows use {} copies of the \
-         dataset's simulator, each service drawing its own rules. Wall time of the whole table: {:.1} minutes on this machine.",
+         dataset's simulator, each service drawing its own rules, with {} seed(s) per cell. Wall time of the whole table: \
+         {:.1} minutes on this machine.",
         base.epochs,
         base.interactions,
         a.seeds,
@@ -185,6 +190,7 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
         base.beta,
         objective,
         a.services,
+        a.collab_seeds.unwrap_or(a.seeds),
         started.elapsed().as_secs_f64() / 60.0
     );
     let md = table5(&runs, &datasets, &command, &note);

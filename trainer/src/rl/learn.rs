@@ -208,11 +208,20 @@ pub fn run(
                     .collect();
                 // Greedy chain for dependent agents: the second agent's greedy choice given the
                 // first agent's greedy choice needs its own forward pass.
+                // Only rows where the first agent explored need it: elsewhere the state is the same.
                 let g = if a > 0 && matches!(l.spec.extra, Extra::FirstAction(_)) {
-                    let gv: Vec<u32> = greedy[0][n].iter().map(|&i| learners[0].grids[n][i]).collect();
-                    let graw = raw_states(&l.spec, tables[n], &rows[n], Some(&gv));
-                    let gq = q_rows(valid.forward(n, matrix(standardise(&graw, &l.norms[n]), inter, l.spec.state_width(), &infer)));
-                    gq.iter().map(|r| argmax(r).unwrap_or(0)).collect()
+                    let differ: Vec<usize> = (0..inter).filter(|&j| acted[0][n][j] != greedy[0][n][j]).collect();
+                    let mut g = g;
+                    if !differ.is_empty() {
+                        let sub_rows: Vec<usize> = differ.iter().map(|&j| rows[n][j]).collect();
+                        let gv: Vec<u32> = differ.iter().map(|&j| learners[0].grids[n][greedy[0][n][j]]).collect();
+                        let graw = raw_states(&l.spec, tables[n], &sub_rows, Some(&gv));
+                        let gq = q_rows(valid.forward(n, matrix(standardise(&graw, &l.norms[n]), differ.len(), l.spec.state_width(), &infer)));
+                        for (k, &j) in differ.iter().enumerate() {
+                            g[j] = argmax(&gq[k]).unwrap_or(0);
+                        }
+                    }
+                    g
                 } else {
                     g
                 };
@@ -286,45 +295,15 @@ pub fn run(
         // Targets: eq. 3 (one service) or eq. 8 (collaborative), over the service's reward scale,
         // plus the discounted value of the next drawn state when discount > 0.
         let mean_r: Vec<f64> = (0..inter).map(|j| (0..n_svc).map(|n| r_rl[n][j]).sum::<f64>() / n_svc as f64).collect();
-        for (a, l) in learners.iter_mut().enumerate() {
-            let width = l.spec.state_width();
-            let targets: Vec<Vec<f32>> = (0..n_svc)
-                .map(|n| {
-                    (0..inter)
-                        .map(|j| {
-                            let r = if collab { r_rl[n][j] + cfg.beta * mean_r[j] } else { r_rl[n][j] };
-                            let next = if cfg.discount > 0.0 && j + 1 < inter { cfg.discount * f64::from(qmax_next[a][n][j + 1]) } else { 0.0 };
-                            (r / l.scales[n] + next) as f32
-                        })
-                        .collect()
-                })
-                .collect();
-            for j0 in (0..inter).step_by(cfg.batch_size) {
-                let j1 = (j0 + cfg.batch_size).min(inter);
-                let b = j1 - j0;
-                let mut loss: Option<Tensor<1>> = None;
-                for n in 0..n_svc {
-                    let na = l.grids[n].len();
-                    let x = matrix(inputs[a][n][j0 * width..j1 * width].to_vec(), b, width, &device);
-                    let mut oh = vec![0.0f32; b * na];
-                    for (k, j) in (j0..j1).enumerate() {
-                        oh[k * na + acted[a][n][j]] = 1.0;
-                    }
-                    let oh = matrix(oh, b, na, &device);
-                    let tg = matrix(targets[n][j0..j1].to_vec(), b, 1, &device);
-                    let (_, ln) = l.model.forward_step(n, x, oh, tg);
-                    loss = Some(match loss {
-                        Some(s) => s + ln,
-                        None => ln,
-                    });
-                }
-                let Some(loss) = loss else { continue };
-                let loss = loss.div_scalar(n_svc as f32);
-                let grads = GradientsParams::from_grads(loss.backward(), &l.model);
-                let model = std::mem::replace(&mut l.model, QModel { trunk: crate::sim::mlp::Mlp { layers: vec![] }, heads: vec![] });
-                l.model = l.optim.step(lr, model, grads);
+        // Learners train on their own models and optimisers: one thread each (two agents use
+        // both cores); results do not depend on the scheduling.
+        let (inputs, acted, qmax_next, r_rl, mean_r) = (&inputs, &acted, &qmax_next, &r_rl, &mean_r);
+        std::thread::scope(|scope| {
+            for (a, l) in learners.iter_mut().enumerate() {
+                let device = device.clone();
+                scope.spawn(move || train_learner(l, a, cfg, lr, collab, n_svc, inter, inputs, acted, qmax_next, r_rl, mean_r, &device));
             }
-        }
+        });
         if best.1 == epoch {
             for l in learners.iter_mut() {
                 l.best = Some(l.model.to_weights());
@@ -366,6 +345,64 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
     }
 }
+
+
+/// One epoch of training for one learner: mini-batches over the epoch's interactions.
+#[allow(clippy::too_many_arguments)]
+fn train_learner(
+    l: &mut Learner,
+    a: usize,
+    cfg: &RlConfig,
+    lr: f64,
+    collab: bool,
+    n_svc: usize,
+    inter: usize,
+    inputs: &[Vec<Vec<f32>>],
+    acted: &[Vec<Vec<usize>>],
+    qmax_next: &[Vec<Vec<f32>>],
+    r_rl: &[Vec<f64>],
+    mean_r: &[f64],
+    device: &Device,
+) {
+    let device = device.clone();
+            let width = l.spec.state_width();
+            let targets: Vec<Vec<f32>> = (0..n_svc)
+                .map(|n| {
+                    (0..inter)
+                        .map(|j| {
+                            let r = if collab { r_rl[n][j] + cfg.beta * mean_r[j] } else { r_rl[n][j] };
+                            let next = if cfg.discount > 0.0 && j + 1 < inter { cfg.discount * f64::from(qmax_next[a][n][j + 1]) } else { 0.0 };
+                            (r / l.scales[n] + next) as f32
+                        })
+                        .collect()
+                })
+                .collect();
+            for j0 in (0..inter).step_by(cfg.batch_size) {
+                let j1 = (j0 + cfg.batch_size).min(inter);
+                let b = j1 - j0;
+                let mut loss: Option<Tensor<1>> = None;
+                for n in 0..n_svc {
+                    let na = l.grids[n].len();
+                    let x = matrix(inputs[a][n][j0 * width..j1 * width].to_vec(), b, width, &device);
+                    let mut oh = vec![0.0f32; b * na];
+                    for (k, j) in (j0..j1).enumerate() {
+                        oh[k * na + acted[a][n][j]] = 1.0;
+                    }
+                    let oh = matrix(oh, b, na, &device);
+                    let tg = matrix(targets[n][j0..j1].to_vec(), b, 1, &device);
+                    let (_, ln) = l.model.forward_step(n, x, oh, tg);
+                    loss = Some(match loss {
+                        Some(s) => s + ln,
+                        None => ln,
+                    });
+                }
+                let Some(loss) = loss else { continue };
+                let loss = loss.div_scalar(n_svc as f32);
+                let grads = GradientsParams::from_grads(loss.backward(), &l.model);
+                let model = std::mem::replace(&mut l.model, QModel { trunk: crate::sim::mlp::Mlp { layers: vec![] }, heads: vec![] });
+                l.model = l.optim.step(lr, model, grads);
+            }
+        }
 
 /// Burn's Q-values for raw states of service `head` (reward units): the reference the exported
 /// agent graph is checked against. rows: `[batch][state]` -> `[batch][actions]`.
