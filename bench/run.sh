@@ -10,3 +10,4 @@ fi
 cargo run -q --profile fast -p sfr2l --example bench -- --rounds "${ROUNDS:-5}" ${OHA:+--oha "$OHA"} | tee "bench/last-run.md"
 # Simulator: fit times and exported-model throughput (appended to the same report).
 cargo run -q --profile fast -p sfr2l --example sim_bench | tee -a "bench/last-run.md"
+./bench/rl_vs_pytorch.sh | tee -a "bench/last-run.md"

@@ -62,4 +62,14 @@ for load in "1,400" "3,425" "5,450"; do
   $SFR2L sim predict --sim policies/s1 --features "4,4,4,180,100,1,1,$load"
 done
 echo
-echo "Later stages (agents, in-mesh decisions, validation) are not built yet; see README."
+echo "== 4. Agents: Thread-Call learned on the committed S1 simulator (40 epochs x 1,000 interactions),"
+echo "   against the random baseline and the exhaustive optimum; exported to ONNX and asked with tract"
+$SFR2L rl learn --sim policies/s1 --config thread-call --epochs 40 --out "$OUT/agents/thread-call" 2>/dev/null \
+  | python3 -c 'import json,sys; r=json.load(sys.stdin); print("   RL/random {:.2f} (max 25-epoch rolling mean), optimum/random {:.2f}, RL/optimum {:.2f}, greedy/optimum {:.2f}, {:.1f} s".format(r["sim_ratio"], r["optimum_ratio"], r["rl_over_optimum"], r["greedy_over_optimum"], r["seconds"]))'
+RULE="4,4,4,180,100,1,1"
+T=$($SFR2L rl decide --agent "$OUT/agents/thread-call/thread.onnx" --state "$RULE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"])')
+C=$($SFR2L rl decide --agent "$OUT/agents/thread-call/call.onnx" --state "$RULE,$T" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"])')
+echo "   rule $RULE: the thread agent picks -c $T, the call agent then picks -n $C (the worst-case load test to run)"
+printf "   simulator on that load: "; $SFR2L sim predict --sim policies/s1 --features "$RULE,$T,$C"
+echo
+echo "Later stages (in-mesh decisions in the filter, validation on the real lab) are not built yet; see README."

@@ -34,6 +34,18 @@ pub enum RlCommand {
     Learn(RlLearnArgs),
     /// Run the configurations over datasets and seeds; write report/table5.md and the curves.
     Table(RlTableArgs),
+    /// Ask an exported agent (tract) for its decision on one state.
+    Decide(RlDecideArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RlDecideArgs {
+    /// The agent's .onnx file (e.g. policies/s1/agents/thread-call/seed-1/thread.onnx).
+    #[arg(long)]
+    pub agent: PathBuf,
+    /// Comma-separated raw state values in the agent's state order (see its .json card).
+    #[arg(long)]
+    pub state: String,
 }
 
 /// Overrides of the RL config; unset flags keep the config file's or default values.

@@ -14,7 +14,32 @@ pub fn rl(cmd: RlCommand) -> Result<()> {
     match cmd {
         RlCommand::Learn(a) => learn_cmd(a),
         RlCommand::Table(a) => table_cmd(a),
+        RlCommand::Decide(a) => decide_cmd(a),
     }
+}
+
+fn decide_cmd(a: crate::cli::RlDecideArgs) -> Result<()> {
+    let bytes = std::fs::read(&a.agent).with_context(|| format!("reading {}", a.agent.display()))?;
+    let agent = sfr2l_runtime::Agent::from_bytes(&bytes).with_context(|| format!("loading {}", a.agent.display()))?;
+    let state: Vec<f32> = a
+        .state
+        .split(',')
+        .enumerate()
+        .map(|(i, v)| {
+            let name = agent.state.get(i).map(String::as_str).unwrap_or("extra");
+            v.trim().parse::<f32>().map_err(|_| anyhow::anyhow!("--state: value {} ({name}) `{v}` is not a number", i + 1))
+        })
+        .collect::<Result<_>>()?;
+    if state.len() != agent.state.len() {
+        bail!("--state: {} values given, the agent needs {} ({})", state.len(), agent.state.len(), agent.state.join(","));
+    }
+    let q = agent.q_values(&[state.clone()])?;
+    let choice = agent.decide(&state)?;
+    println!(
+        "{}",
+        serde_json::json!({ "profile": agent.profile, "action": agent.action, "decision": choice, "grid": agent.grid, "q_values": q.first() })
+    );
+    Ok(())
 }
 
 pub fn rl_config(t: &RlTuneArgs, seed: u64) -> Result<RlConfig> {
