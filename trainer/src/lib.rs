@@ -5,6 +5,7 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod data;
+pub mod device;
 pub mod destination_rule;
 pub mod export;
 pub mod ingest;

@@ -69,6 +69,7 @@ pub fn rl_config(t: &RlTuneArgs, seed: u64) -> Result<RlConfig> {
         cfg.discount = v;
     }
     cfg.check()?;
+    crate::device::compute_device()?;
     Ok(cfg)
 }
 

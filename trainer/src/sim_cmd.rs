@@ -43,6 +43,7 @@ pub fn sim_config(t: &SimTuneArgs) -> Result<SimConfig> {
         cfg.learning_rate = v;
     }
     cfg.check()?;
+    crate::device::compute_device()?;
     Ok(cfg)
 }
 

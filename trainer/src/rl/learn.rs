@@ -136,10 +136,11 @@ pub fn run(
     configuration: Configuration,
     tables: &[&RewardTable],
     cfg: &RlConfig,
+    base: &Device,
     mut on_epoch: impl FnMut(usize, &EpochStats),
 ) -> RunResult {
     let started = std::time::Instant::now();
-    let device = Device::flex().autodiff();
+    let device = base.clone().autodiff();
     device.seed(cfg.seed);
     let infer = device.clone().inner();
     let n_svc = tables.len();

@@ -84,7 +84,8 @@ pub fn learn(
     }
     let tables: Vec<&RewardTable> = services.iter().map(|s| &s.table).collect();
     let _ = objective;
-    Ok(run(configuration, &tables, cfg, on_epoch))
+    let base = crate::device::compute_device()?;
+    Ok(run(configuration, &tables, cfg, &base, on_epoch))
 }
 
 /// Writes agents (ONNX + cards), curve, decisions, config and summary into `out` atomically;

@@ -95,10 +95,11 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
     let mut members = Vec::new();
     let mut reports: Vec<MemberReport> = Vec::new();
     let mut member_scores = Vec::new();
+    let base = crate::device::compute_device()?;
     let t_mlp = Instant::now();
     for m in 0..cfg.ensemble {
         let seed = cfg.seed.wrapping_mul(1000).wrapping_add(m as u64);
-        let (w, rep) = train_member(cfg, seed, &Xy { x: &ftr, y: &gtr }, &Xy { x: &fva, y: &gva }, |e, v| {
+        let (w, rep) = train_member(cfg, seed, &Xy { x: &ftr, y: &gtr }, &Xy { x: &fva, y: &gva }, &base, |e, v| {
             if e % 25 == 0 {
                 log(&format!("  member {m}: epoch {e:>3} valid mse {v:.4}"));
             }

@@ -29,10 +29,11 @@ pub fn train_member(
     seed: u64,
     train: &Xy,
     valid: &Xy,
+    base: &Device,
     mut on_epoch: impl FnMut(usize, f64),
 ) -> (MlpWeights, MemberReport) {
     let started = std::time::Instant::now();
-    let device = Device::flex().autodiff();
+    let device = base.clone().autodiff();
     device.seed(seed);
     let init = MlpWeights::init(&cfg.widths(), seed);
     let mut model = Mlp::from_weights(&init, &device);
