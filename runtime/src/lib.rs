@@ -48,13 +48,30 @@ fn metadata<'a>(proto: &'a pb::ModelProto, key: &str) -> Result<&'a str, Runtime
         .ok_or_else(|| RuntimeError::Metadata { key: key.into(), msg: "missing".into() })
 }
 
+/// Decodes an sfr2l artifact and checks its `sfr2l.kind`.
+fn decode_kind(bytes: &[u8], want: &str) -> Result<pb::ModelProto, RuntimeError> {
+    let proto = <pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| RuntimeError::Decode(e.to_string()))?;
+    let kind = metadata(&proto, "sfr2l.kind")?;
+    if kind != want {
+        return Err(RuntimeError::Metadata { key: "sfr2l.kind".into(), msg: format!("`{kind}`, expected `{want}`") });
+    }
+    Ok(proto)
+}
+
+/// tract's optimised plan for a decoded graph (dynamic batch).
+fn optimised_plan(proto: &pb::ModelProto) -> Result<Arc<TypedRunnableModel>, RuntimeError> {
+    tract_onnx::onnx()
+        .model_for_proto_model(proto)
+        .map_err(tract_err)?
+        .into_optimized()
+        .map_err(tract_err)?
+        .into_runnable()
+        .map_err(tract_err)
+}
+
 impl Simulator {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
-        let proto = <pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| RuntimeError::Decode(e.to_string()))?;
-        let kind = metadata(&proto, "sfr2l.kind")?;
-        if kind != "simulator" {
-            return Err(RuntimeError::Metadata { key: "sfr2l.kind".into(), msg: format!("`{kind}`, expected `simulator`") });
-        }
+        let proto = decode_kind(bytes, "simulator")?;
         let features = metadata(&proto, "sfr2l.features")?;
         let want: Vec<&str> = FEATURES.iter().map(|f| f.name()).collect();
         if features.split(',').collect::<Vec<_>>() != want {
@@ -72,13 +89,7 @@ impl Simulator {
         }
         let profile = metadata(&proto, "sfr2l.profile")?.to_string();
         let ensemble = metadata(&proto, "sfr2l.ensemble")?.parse().unwrap_or(1);
-        let plan = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .map_err(tract_err)?
-            .into_optimized()
-            .map_err(tract_err)?
-            .into_runnable()
-            .map_err(tract_err)?;
+        let plan = optimised_plan(&proto)?;
         Ok(Self { plan, profile, ensemble })
     }
 
@@ -124,11 +135,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
-        let proto = <pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| RuntimeError::Decode(e.to_string()))?;
-        let kind = metadata(&proto, "sfr2l.kind")?;
-        if kind != "agent" {
-            return Err(RuntimeError::Metadata { key: "sfr2l.kind".into(), msg: format!("`{kind}`, expected `agent`") });
-        }
+        let proto = decode_kind(bytes, "agent")?;
         let state: Vec<String> = metadata(&proto, "sfr2l.state")?.split(',').map(String::from).collect();
         let rules: Vec<&str> = FEATURES[..7].iter().map(|f| f.name()).collect();
         if state.len() < 7 || state[..7] != rules[..] {
@@ -144,13 +151,7 @@ impl Agent {
             .map_err(|e| RuntimeError::Metadata { key: "sfr2l.grid".into(), msg: e.to_string() })?;
         let action = metadata(&proto, "sfr2l.action")?.to_string();
         let profile = metadata(&proto, "sfr2l.profile")?.to_string();
-        let plan = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .map_err(tract_err)?
-            .into_optimized()
-            .map_err(tract_err)?
-            .into_runnable()
-            .map_err(tract_err)?;
+        let plan = optimised_plan(&proto)?;
         Ok(Self { plan, profile, state, grid, action })
     }
 

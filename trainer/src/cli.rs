@@ -128,6 +128,9 @@ pub struct RlTableArgs {
     /// The Markdown report to write; curves go to <report dir>/curves/.
     #[arg(long, default_value = "report/table5.md")]
     pub report: PathBuf,
+    /// Where the first seed's agents go (default: --policies, i.e. <policies>/<dataset>/agents/).
+    #[arg(long)]
+    pub export_to: Option<PathBuf>,
     #[command(flatten)]
     pub tune: RlTuneArgs,
 }

@@ -44,11 +44,7 @@ fn decide_cmd(a: crate::cli::RlDecideArgs) -> Result<()> {
 
 pub fn rl_config(t: &RlTuneArgs, seed: u64) -> Result<RlConfig> {
     let mut cfg = match &t.rl_config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            let de = &mut serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", p.display(), e.path(), e.inner()))?
-        }
+        Some(p) => crate::sim_cmd::read_config(p)?,
         None => RlConfig::new(),
     };
     cfg.seed = seed;
@@ -164,7 +160,7 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
                 let svcs: Vec<&Service> = vec![svc; *n];
                 let r = learn(*c, &svcs, &cfg, objective, |_, _| {})?;
                 let out: PathBuf = if seed == 1 {
-                    a.policies.join(&datasets[di]).join("agents").join(slug_dir(*c, *n, false, objective)).join(format!("seed-{seed}"))
+                    a.export_to.as_ref().unwrap_or(&a.policies).join(&datasets[di]).join("agents").join(slug_dir(*c, *n, false, objective)).join(format!("seed-{seed}"))
                 } else {
                     std::env::temp_dir().join(format!("sfr2l-rl-{}-{}", std::process::id(), seed))
                 };

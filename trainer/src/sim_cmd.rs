@@ -20,11 +20,7 @@ pub fn sim(cmd: SimCommand) -> Result<()> {
 /// The config: file (if given), then flags on top; checked.
 pub fn sim_config(t: &SimTuneArgs) -> Result<SimConfig> {
     let mut cfg = match &t.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            let de = &mut serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", p.display(), e.path(), e.inner()))?
-        }
+        Some(p) => read_config(p)?,
         None => SimConfig::new(),
     };
     if let Some(v) = t.seed {
@@ -45,6 +41,13 @@ pub fn sim_config(t: &SimTuneArgs) -> Result<SimConfig> {
     cfg.check()?;
     crate::device::compute_device()?;
     Ok(cfg)
+}
+
+/// A JSON config file; errors name the file and the field path.
+pub fn read_config<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", p.display(), e.path(), e.inner()))
 }
 
 fn parse_profile(p: &Option<String>) -> Result<Option<ProfileId>> {
