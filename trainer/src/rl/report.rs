@@ -96,13 +96,19 @@ pub fn table5(runs: &[RunSummary], datasets: &[String], command: &str, note: &st
     s
 }
 
+/// Text for an SVG/XML text node.
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 /// One SVG with a panel per configuration: per-epoch ratio (light) and its rolling mean (dark).
 pub fn curves_svg(title: &str, panels: &[(String, Vec<f64>)], window: usize) -> String {
     let (cols, pw, ph, pad) = (5usize, 240.0, 170.0, 34.0);
     let rows = panels.len().div_ceil(cols).max(1);
     let (w, h) = (cols as f64 * pw, rows as f64 * ph + 30.0);
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"8\" y=\"18\" font-size=\"14\">{title}</text>\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"8\" y=\"18\" font-size=\"14\">{}</text>\n",
+        xml_escape(title)
     );
     for (i, (label, ratios)) in panels.iter().enumerate() {
         let (x0, y0) = ((i % cols) as f64 * pw + pad, (i / cols) as f64 * ph + 30.0 + 14.0);
@@ -114,7 +120,7 @@ pub fn curves_svg(title: &str, panels: &[(String, Vec<f64>)], window: usize) -> 
         let pt = |k: usize, v: f64| (x0 + k as f64 / n * iw, y0 + ih - (v - lo) / (hi - lo) * ih);
         let path = |v: &[f64]| v.iter().enumerate().map(|(k, y)| { let (a, b) = pt(k, *y); format!("{a:.1},{b:.1}") }).collect::<Vec<_>>().join(" ");
         let (_, one) = pt(0, 1.0);
-        let _ = writeln!(s, "<text x=\"{x0}\" y=\"{:.1}\">{label}</text>", y0 - 4.0);
+        let _ = writeln!(s, "<text x=\"{x0}\" y=\"{:.1}\">{}</text>", y0 - 4.0, xml_escape(label));
         let _ = writeln!(s, "<rect x=\"{x0}\" y=\"{y0}\" width=\"{iw}\" height=\"{ih}\" fill=\"none\" stroke=\"#999\"/>");
         let _ = writeln!(s, "<line x1=\"{x0}\" y1=\"{one:.1}\" x2=\"{:.1}\" y2=\"{one:.1}\" stroke=\"#c33\" stroke-dasharray=\"3,3\"/>", x0 + iw);
         let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"#9ecae1\" stroke-width=\"1\" points=\"{}\"/>", path(ratios));
@@ -134,5 +140,7 @@ mod tests {
         let svg = super::curves_svg("S1", &[("Call".into(), vec![1.0, 1.5, 2.0]), ("Thread".into(), vec![1.0, 1.1, 1.2])], 2);
         assert_eq!(svg.matches("<polyline").count(), 4);
         assert!(svg.contains(">Thread</text>") && svg.starts_with("<svg"));
+        let svg = super::curves_svg("a & b", &[("Thread&Call".into(), vec![1.0, 2.0])], 2);
+        assert!(svg.contains(">Thread&amp;Call</text>") && svg.contains(">a &amp; b</text>"), "{svg}");
     }
 }
