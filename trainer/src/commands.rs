@@ -195,12 +195,7 @@ fn collect_cmd(a: CollectArgs) -> Result<()> {
 }
 
 fn sha256_file(p: &std::path::Path) -> String {
-    std::process::Command::new("sha256sum")
-        .arg(p)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string())
-        .unwrap_or_default()
+    std::fs::read(p).map(|b| crate::export::folder::sha256_hex(&b)).unwrap_or_default()
 }
 
 pub fn load_cmd(a: LoadArgs) -> Result<()> {

@@ -174,7 +174,7 @@ fn committed_simulators_match_their_cards_and_datasets() {
         let bytes = std::fs::read(dir.join("simulator.onnx")).unwrap_or_else(|e| panic!("{id}: {e}"));
         let card: sfr2l_core::card::SimulatorCard =
             serde_json::from_str(&std::fs::read_to_string(dir.join("simulator.json")).unwrap()).unwrap();
-        let sha = |b: &[u8]| sfr2l::data::hex(&<sha2::Sha256 as sha2::Digest>::digest(b));
+        let sha = sfr2l::export::folder::sha256_hex;
         assert_eq!(card.onnx_sha256, sha(&bytes), "{id}: card and onnx differ");
         let data = root().join(format!("data/{id}.csv"));
         let ds = read_dataset(&data, id.parse().unwrap()).unwrap();

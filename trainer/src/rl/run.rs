@@ -4,7 +4,8 @@ use super::config::RlConfig;
 use super::env::{Objective, RewardTable};
 use super::export::{agent_onnx, AgentExport};
 use super::learn::{burn_q_values, run, RunResult};
-use crate::data::{hex, read_dataset};
+use crate::data::read_dataset;
+use crate::export::folder::{sha256_hex, StagedDir};
 use crate::sim::fit::rel_diff;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
@@ -29,7 +30,7 @@ pub fn load_service(dir: &Path, data: Option<&Path>, objective: Objective) -> Re
     let profile: ProfileId = card.profile.parse().map_err(|e: String| anyhow::anyhow!("{}: profile: {e}", card_path.display()))?;
     let onnx_path = dir.join("simulator.onnx");
     let bytes = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
-    let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let sha = sha256_hex(&bytes);
     if sha != card.onnx_sha256 {
         bail!("{}: its sha256 differs from the card {} (simulator card/model mismatch)", onnx_path.display(), card_path.display());
     }
@@ -91,9 +92,7 @@ pub fn learn(
 /// Writes agents (ONNX + cards), curve, decisions, config and summary into `out` atomically;
 /// every exported agent is reloaded with tract and compared with burn first.
 pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfig, objective: Objective, commit: &str) -> Result<RunSummary> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let tmp = tempfile::Builder::new().prefix(".rl-").tempdir_in(parent)?;
+    let stage = StagedDir::new(out, ".rl-")?;
     let mut worst = 0.0f32;
     let obj = match objective {
         Objective::Worst => "worst",
@@ -123,7 +122,7 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
                 }
             }
             let name = if r.services > 1 { format!("{}-svc{n}", agent.spec.kind.name()) } else { agent.spec.kind.name().to_string() };
-            std::fs::write(tmp.path().join(format!("{name}.onnx")), &bytes)?;
+            std::fs::write(stage.path().join(format!("{name}.onnx")), &bytes)?;
             let card = serde_json::json!({
                 "schema": sfr2l_core::card::CARD_SCHEMA,
                 "kind": "agent",
@@ -144,9 +143,9 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
                 "seed": cfg.seed,
                 "metrics": {"sim_ratio": r.sim_ratio, "optimum_ratio": r.optimum_ratio, "rl_over_optimum": r.rl_over_optimum, "greedy_over_optimum": r.greedy_over_optimum, "best_epoch": r.best_epoch},
                 "git_commit": commit,
-                "onnx_sha256": hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                "onnx_sha256": sha256_hex(&bytes),
             });
-            std::fs::write(tmp.path().join(format!("{name}.json")), serde_json::to_string_pretty(&card)? + "\n")?;
+            std::fs::write(stage.path().join(format!("{name}.json")), serde_json::to_string_pretty(&card)? + "\n")?;
         }
     }
     if worst > 1e-4 {
@@ -156,7 +155,7 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
     for (i, e) in r.epochs.iter().enumerate() {
         let _ = writeln!(curve, "{i},{:.3},{:.3},{:.3},{:.3},{:.4},{:.5}", e.rl, e.random, e.greedy, e.optimum, e.epsilon, e.rl / e.random);
     }
-    std::fs::write(tmp.path().join("curve.csv"), curve)?;
+    std::fs::write(stage.path().join("curve.csv"), curve)?;
     let mut dec = String::from("service,profile,row,");
     dec.push_str(&sfr2l_core::FEATURES[..7].iter().map(|f| f.name()).collect::<Vec<_>>().join(","));
     dec.push_str(",threads,calls,reward,optimum,random_reward\n");
@@ -165,8 +164,8 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
         let rule = t.rules[d.row].iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",");
         let _ = writeln!(dec, "{},{},{},{rule},{},{},{:.3},{:.3},{:.3}", d.service, t.profile, d.row, d.threads, d.calls, d.reward, d.optimum, d.random_reward);
     }
-    std::fs::write(tmp.path().join("decisions.csv"), dec)?;
-    std::fs::write(tmp.path().join("config.json"), serde_json::to_string_pretty(cfg)? + "\n")?;
+    std::fs::write(stage.path().join("decisions.csv"), dec)?;
+    std::fs::write(stage.path().join("config.json"), serde_json::to_string_pretty(cfg)? + "\n")?;
     let summary = RunSummary {
         configuration: r.configuration.slug().into(),
         label: format!("{}{}", r.configuration.label(), if r.services > 1 { format!("*{}", r.services) } else { String::new() }),
@@ -185,15 +184,7 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
         export_max_rel_diff: f64::from(worst),
         git_commit: commit.into(),
     };
-    std::fs::write(tmp.path().join("result.json"), serde_json::to_string_pretty(&summary)? + "\n")?;
-    let staged = tmp.keep();
-    if out.exists() {
-        let old = parent.join(format!(".rl-old-{}", std::process::id()));
-        std::fs::rename(out, &old)?;
-        std::fs::rename(&staged, out)?;
-        std::fs::remove_dir_all(&old).ok();
-    } else {
-        std::fs::rename(&staged, out)?;
-    }
+    std::fs::write(stage.path().join("result.json"), serde_json::to_string_pretty(&summary)? + "\n")?;
+    stage.publish()?;
     Ok(summary)
 }

@@ -7,6 +7,7 @@ use super::metrics::{score, Scores};
 use super::mlp::MlpWeights;
 use super::train::{predict_ensemble, train_member, MemberReport, Xy};
 use crate::data::{noise_floor, split, Dataset, Standardizer};
+use crate::export::folder::{sha256_hex, StagedDir};
 use crate::export::simulator::{simulator_onnx, SimulatorSpec};
 use crate::rng::SplitMix64;
 use anyhow::{bail, Context, Result};
@@ -189,7 +190,7 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
         Port { name: "rate_503".into(), unit: "share".into(), shape: vec!["batch".into(), 1.into()], range: Some((0.0, 1.0)), doc: "share of 503 responses".into() },
         Port { name: "uncertainty".into(), unit: "queries/s, share".into(), shape: vec!["batch".into(), 2.into()], range: None, doc: "ensemble standard deviation of (QPS, 503 rate)".into() },
     ];
-    let onnx_sha256 = crate::data::hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&onnx)));
+    let onnx_sha256 = sha256_hex(&onnx);
     let card = SimulatorCard {
         schema: CARD_SCHEMA,
         kind: "simulator".into(),
@@ -232,31 +233,20 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
 /// files go to a temporary sibling folder first, which then replaces `out`. Other files
 /// already in `out` (agents of a later stage) are carried over.
 pub fn write_artifacts(out: &Path, fitted: &FittedSimulator) -> Result<()> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = tempfile::Builder::new().prefix(".sim-").tempdir_in(parent).with_context(|| format!("temp dir in {}", parent.display()))?;
+    let stage = StagedDir::new(out, ".sim-")?;
     if out.is_dir() {
         for e in std::fs::read_dir(out)? {
             let e = e?;
             let name = e.file_name();
             if e.file_type()?.is_file() && !["simulator.onnx", "simulator.json", "config.json"].contains(&name.to_string_lossy().as_ref()) {
-                std::fs::copy(e.path(), tmp.path().join(&name))?;
+                std::fs::copy(e.path(), stage.path().join(&name))?;
             }
         }
     }
-    std::fs::write(tmp.path().join("simulator.onnx"), &fitted.onnx)?;
-    std::fs::write(tmp.path().join("simulator.json"), serde_json::to_string_pretty(&fitted.card)? + "\n")?;
-    std::fs::write(tmp.path().join("config.json"), serde_json::to_string_pretty(&fitted.config)? + "\n")?;
-    let staged = tmp.keep();
-    if out.exists() {
-        let old = parent.join(format!(".sim-old-{}", std::process::id()));
-        std::fs::rename(out, &old).with_context(|| format!("moving the old {} aside", out.display()))?;
-        std::fs::rename(&staged, out).with_context(|| format!("renaming into {}", out.display()))?;
-        std::fs::remove_dir_all(&old).ok();
-    } else {
-        std::fs::rename(&staged, out).with_context(|| format!("renaming into {}", out.display()))?;
-    }
-    Ok(())
+    std::fs::write(stage.path().join("simulator.onnx"), &fitted.onnx)?;
+    std::fs::write(stage.path().join("simulator.json"), serde_json::to_string_pretty(&fitted.card)? + "\n")?;
+    std::fs::write(stage.path().join("config.json"), serde_json::to_string_pretty(&fitted.config)? + "\n")?;
+    stage.publish()
 }
 
 /// Shape check for a row: every feature inside `profile`'s range.
