@@ -103,7 +103,7 @@ fn learn_cmd(a: RlLearnArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| {
         a.sim.join("agents").join(slug_dir(configuration, services.len(), a.heterogeneous, objective)).join(format!("seed-{}", a.seed))
     });
-    let r = learn(configuration, &services, &cfg, objective, |e, st| {
+    let r = learn(configuration, &services, &cfg, |e, st| {
         if e % 25 == 0 || e + 1 == cfg.epochs {
             eprintln!("epoch {e:>4}: ratio {:.3}, optimum/random {:.3}, epsilon {:.2}", st.rl / st.random, st.optimum / st.random, st.epsilon);
         }
@@ -158,7 +158,7 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
                 let mut cfg = base.clone();
                 cfg.seed = seed;
                 let svcs: Vec<&Service> = vec![svc; *n];
-                let r = learn(*c, &svcs, &cfg, objective, |_, _| {})?;
+                let r = learn(*c, &svcs, &cfg, |_, _| {})?;
                 let out: PathBuf = if seed == 1 {
                     a.export_to.as_ref().unwrap_or(&a.policies).join(&datasets[di]).join("agents").join(slug_dir(*c, *n, false, objective)).join(format!("seed-{seed}"))
                 } else {

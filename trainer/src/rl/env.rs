@@ -49,6 +49,8 @@ pub struct RewardTable {
     thread_only: Vec<f64>,
     /// `[row][c]` with the row's threads.
     call_only: Vec<f64>,
+    /// Per row, the best reward over: the joint grid, the thread grid, the call grid.
+    best: Vec<[f64; 3]>,
 }
 
 impl RewardTable {
@@ -108,11 +110,14 @@ impl RewardTable {
             joint: Vec::with_capacity(rows.len() * nt * nc),
             thread_only: Vec::with_capacity(rows.len() * nt),
             call_only: Vec::with_capacity(rows.len() * nc),
+            best: Vec::with_capacity(rows.len()),
         };
+        let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         for r in rewards.chunks(per_row) {
             t.joint.extend_from_slice(&r[..nt * nc]);
             t.thread_only.extend_from_slice(&r[nt * nc..nt * nc + nt]);
             t.call_only.extend_from_slice(&r[nt * nc + nt..]);
+            t.best.push([max(&r[..nt * nc]), max(&r[nt * nc..nt * nc + nt]), max(&r[nt * nc + nt..])]);
         }
         Ok(t)
     }
@@ -137,15 +142,15 @@ impl RewardTable {
             AgentKind::Calls => self.call_only[row * self.calls.len() + a],
         }
     }
-    /// Best reward over the whole grid: the joint grid, or one agent's grid.
+    /// Best reward over the whole grid: the joint grid, or one agent's grid (computed once,
+    /// when the table is built).
     pub fn optimum(&self, row: usize, single: Option<AgentKind>) -> f64 {
-        match single {
-            None => {
-                let n = self.threads.len() * self.calls.len();
-                self.joint[row * n..(row + 1) * n].iter().copied().fold(f64::NEG_INFINITY, f64::max)
-            }
-            Some(k) => (0..self.grid(k).len()).map(|a| self.single(row, k, a)).fold(f64::NEG_INFINITY, f64::max),
-        }
+        let k = match single {
+            None => 0,
+            Some(AgentKind::Threads) => 1,
+            Some(AgentKind::Calls) => 2,
+        };
+        self.best[row][k]
     }
     /// Standard deviation of rewards over the joint table: the scale Q-targets are divided by.
     pub fn reward_scale(&self) -> f64 {

@@ -6,9 +6,11 @@
 use super::config::RlConfig;
 use super::env::{Action, Env, RewardTable};
 use super::qnet::{QModel, QWeights};
+use super::state::{matrix, q_rows, raw_states, standardise, state_norm};
+use super::train::{train_learner, Learner};
 use crate::data::Standardizer;
 use crate::rng::SplitMix64;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::prelude::*;
 use sfr2l_core::agent::{argmax, max_rolling_mean, rolling_mean, AgentKind, AgentSpec, Configuration, Extra};
 
@@ -59,76 +61,6 @@ pub struct RunResult {
     pub decisions: Vec<Decision>,
     pub agents: Vec<TrainedAgent>,
     pub seconds: f64,
-}
-
-/// The state columns of an agent for service rows; `first` is the first agent's chosen value
-/// per interaction (dependent agents).
-fn raw_states(spec: &AgentSpec, t: &RewardTable, rows: &[usize], first: Option<&[u32]>) -> Vec<Vec<f32>> {
-    rows.iter()
-        .enumerate()
-        .map(|(j, &r)| {
-            let mut s: Vec<f32> = t.rules[r].to_vec();
-            match spec.extra {
-                Extra::None => {}
-                Extra::RunLoad(AgentKind::Threads) => s.push(t.run_load[r][0]),
-                Extra::RunLoad(AgentKind::Calls) => s.push(t.run_load[r][1]),
-                Extra::FirstAction(_) => s.push(first.map(|f| f[j] as f32).unwrap_or(0.0)),
-            }
-            s
-        })
-        .collect()
-}
-
-/// Normalisation of an agent's state over a service's rows (the first agent's value: its grid).
-fn state_norm(spec: &AgentSpec, t: &RewardTable) -> Standardizer {
-    let mut cols: Vec<Vec<f64>> = (0..spec.state_width()).map(|_| Vec::new()).collect();
-    let all: Vec<usize> = (0..t.rows()).collect();
-    let first: Option<Vec<u32>> = match spec.extra {
-        Extra::FirstAction(k) => {
-            let g = t.grid(k);
-            Some(all.iter().map(|i| g[i % g.len()]).collect())
-        }
-        _ => None,
-    };
-    for s in raw_states(spec, t, &all, first.as_deref()) {
-        for (c, v) in cols.iter_mut().zip(s) {
-            c.push(f64::from(v));
-        }
-    }
-    let n = t.rows().max(1) as f64;
-    let mean: Vec<f64> = cols.iter().map(|c| c.iter().sum::<f64>() / n).collect();
-    let std = cols
-        .iter()
-        .zip(&mean)
-        .map(|(c, m)| {
-            let v = (c.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt();
-            if v > 1e-12 { v } else { 1.0 }
-        })
-        .collect();
-    Standardizer { mean, std }
-}
-
-fn standardise(rows: &[Vec<f32>], n: &Standardizer) -> Vec<f32> {
-    rows.iter().flat_map(|r| r.iter().enumerate().map(|(i, v)| (*v - n.mean[i] as f32) / n.std[i] as f32)).collect()
-}
-
-fn matrix(flat: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
-    Tensor::<2>::from_data(TensorData::new(flat, [rows, cols]), device)
-}
-
-fn q_rows(t: Tensor<2>) -> Vec<Vec<f32>> {
-    let [_, a] = t.dims();
-    t.into_data().try_to_vec::<f32>().unwrap_or_default().chunks(a.max(1)).map(<[f32]>::to_vec).collect()
-}
-
-struct Learner {
-    spec: AgentSpec,
-    model: QModel,
-    optim: burn::optim::ModuleOptimizer,
-    norms: Vec<Standardizer>,
-    scales: Vec<f64>,
-    grids: Vec<Vec<u32>>,
-    best: Option<QWeights>,
 }
 
 /// Runs one configuration over `tables` (one per service; 1 = single-service).
@@ -347,63 +279,6 @@ pub fn run(
     }
 }
 
-
-/// One epoch of training for one learner: mini-batches over the epoch's interactions.
-#[allow(clippy::too_many_arguments)]
-fn train_learner(
-    l: &mut Learner,
-    a: usize,
-    cfg: &RlConfig,
-    lr: f64,
-    collab: bool,
-    n_svc: usize,
-    inter: usize,
-    inputs: &[Vec<Vec<f32>>],
-    acted: &[Vec<Vec<usize>>],
-    qmax_next: &[Vec<Vec<f32>>],
-    r_rl: &[Vec<f64>],
-    mean_r: &[f64],
-    device: &Device,
-) {
-    let device = device.clone();
-            let width = l.spec.state_width();
-            let targets: Vec<Vec<f32>> = (0..n_svc)
-                .map(|n| {
-                    (0..inter)
-                        .map(|j| {
-                            let r = if collab { r_rl[n][j] + cfg.beta * mean_r[j] } else { r_rl[n][j] };
-                            let next = if cfg.discount > 0.0 && j + 1 < inter { cfg.discount * f64::from(qmax_next[a][n][j + 1]) } else { 0.0 };
-                            (r / l.scales[n] + next) as f32
-                        })
-                        .collect()
-                })
-                .collect();
-            for j0 in (0..inter).step_by(cfg.batch_size) {
-                let j1 = (j0 + cfg.batch_size).min(inter);
-                let b = j1 - j0;
-                let mut loss: Option<Tensor<1>> = None;
-                for n in 0..n_svc {
-                    let na = l.grids[n].len();
-                    let x = matrix(inputs[a][n][j0 * width..j1 * width].to_vec(), b, width, &device);
-                    let mut oh = vec![0.0f32; b * na];
-                    for (k, j) in (j0..j1).enumerate() {
-                        oh[k * na + acted[a][n][j]] = 1.0;
-                    }
-                    let oh = matrix(oh, b, na, &device);
-                    let tg = matrix(targets[n][j0..j1].to_vec(), b, 1, &device);
-                    let (_, ln) = l.model.forward_step(n, x, oh, tg);
-                    loss = Some(match loss {
-                        Some(s) => s + ln,
-                        None => ln,
-                    });
-                }
-                let Some(loss) = loss else { continue };
-                let loss = loss.div_scalar(n_svc as f32);
-                let grads = GradientsParams::from_grads(loss.backward(), &l.model);
-                let model = std::mem::replace(&mut l.model, QModel { trunk: crate::sim::mlp::Mlp { layers: vec![] }, heads: vec![] });
-                l.model = l.optim.step(lr, model, grads);
-            }
-        }
 
 /// Burn's Q-values for raw states of service `head` (reward units): the reference the exported
 /// agent graph is checked against. rows: `[batch][state]` -> `[batch][actions]`.

@@ -28,5 +28,7 @@ pub mod learn;
 pub mod qnet;
 pub mod report;
 pub mod run;
+mod state;
+mod train;
 
 pub use config::RlConfig;

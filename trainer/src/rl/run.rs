@@ -76,7 +76,6 @@ pub fn learn(
     configuration: Configuration,
     services: &[&Service],
     cfg: &RlConfig,
-    objective: Objective,
     on_epoch: impl FnMut(usize, &super::learn::EpochStats),
 ) -> Result<RunResult> {
     cfg.check()?;
@@ -84,7 +83,6 @@ pub fn learn(
         bail!("no services");
     }
     let tables: Vec<&RewardTable> = services.iter().map(|s| &s.table).collect();
-    let _ = objective;
     let base = crate::device::compute_device()?;
     Ok(run(configuration, &tables, cfg, &base, on_epoch))
 }
