@@ -80,7 +80,7 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
     g.output(&r, OUTPUT_NAMES[1], 1, "share of 503 responses, clamped to [0, 1]");
     g.output(&sd_raw, OUTPUT_NAMES[2], 2, "ensemble standard deviation of (QPS, 503 rate), raw units");
 
-    let feature_list = FEATURES.iter().map(|f| f.name()).collect::<Vec<_>>().join(",");
+    let feature_list = crate::data::feature_names().join(",");
     let metadata = vec![
         ("sfr2l.schema".to_string(), sfr2l_core::card::CARD_SCHEMA.to_string()),
         ("sfr2l.kind".to_string(), "simulator".to_string()),

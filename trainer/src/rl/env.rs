@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::AgentKind;
-use sfr2l_core::{Profile, ProfileId, FEATURES, N_FEATURES};
+use sfr2l_core::{Profile, ProfileId, N_FEATURES};
 use sfr2l_runtime::Simulator;
 
 /// What the agents maximise.
@@ -194,9 +194,4 @@ impl<'a> Env<'a> {
             (None, None) => f64::NAN,
         }
     }
-}
-
-/// Names of the nine features (for error messages).
-pub fn feature_list() -> String {
-    FEATURES.iter().map(|f| f.name()).collect::<Vec<_>>().join(",")
 }

@@ -12,7 +12,7 @@ use crate::export::simulator::{simulator_onnx, SimulatorSpec};
 use crate::rng::SplitMix64;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::card::{DatasetRef, Port, SimulatorCard, SimulatorMetrics, CARD_SCHEMA};
-use sfr2l_core::{Profile, FEATURES, N_FEATURES};
+use sfr2l_core::{Profile, FEATURES};
 use std::path::Path;
 use std::time::Instant;
 
@@ -247,12 +247,4 @@ pub fn write_artifacts(out: &Path, fitted: &FittedSimulator) -> Result<()> {
     std::fs::write(stage.path().join("simulator.json"), serde_json::to_string_pretty(&fitted.card)? + "\n")?;
     std::fs::write(stage.path().join("config.json"), serde_json::to_string_pretty(&fitted.config)? + "\n")?;
     stage.publish()
-}
-
-/// Shape check for a row: every feature inside `profile`'s range.
-pub fn in_range(profile: &Profile, row: &[f32; N_FEATURES]) -> bool {
-    FEATURES.iter().zip(row).all(|(f, v)| {
-        let (lo, hi) = profile.feature_range(*f);
-        (f64::from(*v) >= lo) && (f64::from(*v) <= hi)
-    })
 }
