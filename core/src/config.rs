@@ -1,8 +1,11 @@
 //! The filter's plugin configuration: versioned, typed to the leaf, parsed once.
 
 use crate::duration::IstioDuration;
+use crate::agent::Configuration;
+use crate::profile::ProfileId;
 use crate::rule::TrafficRule;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What the filter does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -11,6 +14,9 @@ pub enum Mode {
     /// Count and trace; never touch a request.
     #[default]
     Observe,
+    /// Observe, and run inline load tests decided by the loaded agents (`loadtest`, `models`).
+    #[serde(rename = "loadtest")]
+    LoadTest,
 }
 
 /// What happens when the filter itself fails (bad config, host error): data, applied in one place.
@@ -55,6 +61,80 @@ pub struct ConfigV1 {
     /// Request header names carrying the run announcement.
     #[serde(default)]
     pub headers: RunHeaders,
+    /// Exported agents (and optionally the simulator) to load, fetched from an artifact server.
+    #[serde(default)]
+    pub models: Option<ModelsConfig>,
+    /// The inline load test (mode `loadtest`).
+    #[serde(default)]
+    pub loadtest: Option<LoadTestConfig>,
+}
+
+/// One artifact on the artifact server, pinned by the sha256 of its bytes (the card's
+/// `onnx_sha256`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactRef {
+    /// Request path on the artifact server, e.g. `/s1/agents/thread-call/seed-1/thread.onnx`.
+    pub path: String,
+    pub sha256: String,
+}
+
+/// Where the models come from and which ones. Envoy's Wasm sandbox has no file system and a
+/// WasmPlugin object is too small for the graphs, so the filter fetches them over
+/// `dispatch_http_call` from `cluster` and checks each against its sha256 and core's vocabulary
+/// before it replaces the models in use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Envoy cluster of the artifact server (`sfr2l serve` or any static HTTP server).
+    pub cluster: String,
+    /// `:authority` of the fetches (defaults to the cluster name).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// The dataset profile the agents were trained on (their cards must say the same).
+    pub profile: ProfileId,
+    /// The agent configuration (Table 3), e.g. `thread-call`.
+    #[serde(with = "configuration_slug")]
+    pub configuration: Configuration,
+    /// One artifact per agent of the configuration, keyed `thread` / `call`.
+    pub agents: BTreeMap<String, ArtifactRef>,
+    /// The simulator: predicted reward of inline tests, residual gauges in observe mode.
+    #[serde(default)]
+    pub simulator: Option<ArtifactRef>,
+    /// Per-fetch timeout.
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout: IstioDuration,
+}
+
+/// The inline load test: the agents choose threads and calls for the rule in force, the filter
+/// sends that load to `cluster` itself (at most `threads` calls in flight, `calls` in total).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadTestConfig {
+    /// Envoy cluster of the service under test (in a sidecar:
+    /// `outbound|8000||httpbin.default.svc.cluster.local`).
+    pub cluster: String,
+    /// `:authority` of the test calls.
+    pub authority: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// A test runs once for each new value (an operator action through the configuration
+    /// push, so no request from the data plane can start one).
+    pub trigger: String,
+    /// Repeat the test every period as well (unset: once per trigger).
+    #[serde(default)]
+    pub every: Option<IstioDuration>,
+    /// Per-call timeout.
+    #[serde(default = "default_call_timeout")]
+    pub timeout: IstioDuration,
+    /// Load values no agent chooses (single-agent configurations): the run's threads or calls.
+    #[serde(default)]
+    pub threads: Option<u32>,
+    #[serde(default)]
+    pub calls: Option<u32>,
+    /// Safety cap on the calls of one test, whatever an agent asks for.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +149,19 @@ impl Default for RunHeaders {
     fn default() -> Self {
         Self { run: "x-sfr2l-run".into(), threads: "x-sfr2l-threads".into(), calls: "x-sfr2l-calls".into() }
     }
+}
+
+fn default_fetch_timeout() -> IstioDuration {
+    IstioDuration::from_secs(30.0)
+}
+fn default_call_timeout() -> IstioDuration {
+    IstioDuration::from_secs(10.0)
+}
+fn default_path() -> String {
+    "/get".into()
+}
+fn default_max_calls() -> u32 {
+    10_000
 }
 
 fn default_idle() -> IstioDuration {
@@ -92,6 +185,8 @@ impl Default for ConfigV1 {
             flush_period: default_flush(),
             window: default_window(),
             headers: RunHeaders::default(),
+            models: None,
+            loadtest: None,
         }
     }
 }
@@ -120,6 +215,30 @@ impl ConfigV1 {
         if c.window.secs() < 2.0 || c.window.secs() > 3600.0 {
             return Err(ConfigError::Invalid("window: must be within 2s..1h".into()));
         }
+        if let Some(m) = &c.models {
+            m.validate()?;
+        }
+        if c.mode == Mode::LoadTest {
+            let lt = c.loadtest.as_ref().ok_or_else(|| ConfigError::Invalid("loadtest: required with mode loadtest".into()))?;
+            lt.validate()?;
+            let m = c.models.as_ref().ok_or_else(|| ConfigError::Invalid("models: required with mode loadtest".into()))?;
+            if c.rule.is_none() {
+                return Err(ConfigError::Invalid("rule: required with mode loadtest (the agents' state)".into()));
+            }
+            for spec in m.configuration.agents() {
+                let fixed = match spec.extra {
+                    crate::agent::Extra::RunLoad(crate::agent::AgentKind::Threads) => Some(("threads", lt.threads)),
+                    crate::agent::Extra::RunLoad(crate::agent::AgentKind::Calls) => Some(("calls", lt.calls)),
+                    _ => None,
+                };
+                if let Some((name, None)) = fixed {
+                    return Err(ConfigError::Invalid(format!(
+                        "loadtest.{name}: required by configuration {} (its agent sees the run's {name})",
+                        m.configuration
+                    )));
+                }
+            }
+        }
         Ok(c)
     }
 
@@ -130,6 +249,76 @@ impl ConfigV1 {
     /// Window length in whole seconds plus the current partial one.
     pub fn window_buckets(&self) -> usize {
         self.window.secs().ceil() as usize + 1
+    }
+}
+
+/// `thread-call`, as in the agents' folder names and cards.
+mod configuration_slug {
+    use crate::agent::Configuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(c: &Configuration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.slug())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Configuration, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn valid_path(p: &str) -> bool {
+    p.starts_with('/') && p.len() <= 1024 && p.bytes().all(|b| b.is_ascii_graphic())
+}
+
+impl ModelsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |f: String| Err(ConfigError::Invalid(f));
+        if self.cluster.is_empty() {
+            return bad("models.cluster: must not be empty".into());
+        }
+        let want: Vec<&str> = self.configuration.agents().iter().map(|a| a.kind.name()).collect();
+        let have: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+        let mut sorted = want.clone();
+        sorted.sort_unstable();
+        if have != sorted {
+            return bad(format!("models.agents: configuration {} needs [{}], found [{}]", self.configuration, want.join(", "), have.join(", ")));
+        }
+        let all = self.agents.iter().map(|(k, a)| (format!("models.agents.{k}"), a));
+        for (field, a) in all.chain(self.simulator.iter().map(|a| ("models.simulator".to_string(), a))) {
+            if !valid_path(&a.path) {
+                return bad(format!("{field}.path: must be an absolute request path without spaces"));
+            }
+            if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad(format!("{field}.sha256: must be 64 hex digits"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn authority(&self) -> &str {
+        self.authority.as_deref().unwrap_or(&self.cluster)
+    }
+}
+
+impl LoadTestConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |f: &str| Err(ConfigError::Invalid(f.into()));
+        if self.cluster.is_empty() || self.authority.is_empty() {
+            return bad("loadtest.cluster / loadtest.authority: must not be empty");
+        }
+        if !valid_path(&self.path) {
+            return bad("loadtest.path: must be an absolute request path without spaces");
+        }
+        if self.trigger.is_empty() || self.trigger.len() > 64 {
+            return bad("loadtest.trigger: 1 to 64 characters");
+        }
+        if self.every.is_some_and(|e| e.secs() < 1.0) {
+            return bad("loadtest.every: must be >= 1s");
+        }
+        if self.max_calls == 0 || self.max_calls > 1_000_000 {
+            return bad("loadtest.max_calls: must be within 1..=1000000");
+        }
+        Ok(())
     }
 }
 
@@ -144,6 +333,48 @@ mod tests {
         let full = ConfigV1 { generation: 3, rule: Some(crate::rule::sample_rule()), ..Default::default() };
         assert_eq!(ConfigV1::parse(full.to_json().as_bytes()).unwrap(), full);
         assert_eq!(ConfigV1::parse(b"  ").unwrap(), ConfigV1::default());
+    }
+
+    fn loadtest_json(extra: &str) -> String {
+        let sha = "a".repeat(64);
+        format!(
+            r#"{{"api":"v1","mode":"loadtest","rule":{rule},
+            "models":{{"cluster":"artifacts","profile":"s1","configuration":"thread-call",
+              "agents":{{"thread":{{"path":"/t.onnx","sha256":"{sha}"}},"call":{{"path":"/c.onnx","sha256":"{sha}"}}}}}},
+            "loadtest":{{"cluster":"httpbin","authority":"httpbin","trigger":"t1"{extra}}}}}"#,
+            rule = serde_json::to_string(&crate::rule::sample_rule()).unwrap()
+        )
+    }
+
+    #[test]
+    fn loadtest_mode() {
+        let c = ConfigV1::parse(loadtest_json("").as_bytes()).unwrap();
+        assert_eq!(c.mode, Mode::LoadTest);
+        let m = c.models.as_ref().unwrap();
+        assert_eq!(m.configuration, Configuration::ThreadCall);
+        assert_eq!(m.authority(), "artifacts");
+        assert_eq!(c.loadtest.as_ref().unwrap().path, "/get");
+        assert_eq!(ConfigV1::parse(c.to_json().as_bytes()).unwrap(), c);
+        let e = ConfigV1::parse(loadtest_json(r#","every":"100ms""#).as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("loadtest.every"), "{e}");
+        let e = ConfigV1::parse(loadtest_json("").replace("thread-call", "call").as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("models.agents") && e.contains("[call]"), "{e}");
+        let e = ConfigV1::parse(loadtest_json("").replace(r#""sha256":"aaaa"#, r#""sha256":"zzzz"#).as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("sha256"), "{e}");
+        let e = ConfigV1::parse(br#"{"api":"v1","mode":"loadtest"}"#).unwrap_err().to_string();
+        assert!(e.contains("loadtest: required"), "{e}");
+        let e = ConfigV1::parse(br#"{"api":"v1","mode":"attack"}"#).unwrap_err().to_string();
+        assert!(e.contains("attack"), "{e}");
+    }
+
+    #[test]
+    fn single_agent_needs_the_fixed_load() {
+        let j = loadtest_json("").replace("thread-call", "call").replace(r#""thread":{"path":"/t.onnx","sha256":""#, r#""x":{"path":"/t.onnx","sha256":""#);
+        let j = j.replace(r#""x":{"path":"/t.onnx","sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"#, "");
+        let e = ConfigV1::parse(j.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("loadtest.threads"), "{e}");
+        let ok = j.replace(r#""trigger":"t1""#, r#""trigger":"t1","threads":2"#);
+        assert_eq!(ConfigV1::parse(ok.as_bytes()).unwrap().loadtest.unwrap().threads, Some(2));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod counters;
 pub mod duration;
 pub mod feature;
+pub mod inline;
 pub mod profile;
 pub mod reward;
 pub mod rule;

@@ -69,7 +69,8 @@ fn host_err(e: StoreError) -> MergeError {
 /// unconditionally (CAS only guards existing keys), so every entry that several workers update
 /// is created once at VM start, before traffic, and only ever updated with CAS afterwards.
 pub fn init_shared<S: SharedStore>(store: &S) -> Result<(), MergeError> {
-    let keys = (0..SHARDS).map(shard_key).chain(std::iter::once(WINDOW_KEY.to_string()));
+    let singles = [WINDOW_KEY, crate::inline::CLAIM_KEY, crate::inline::VM_SEQ_KEY];
+    let keys = (0..SHARDS).map(shard_key).chain(singles.iter().map(|k| k.to_string()));
     for key in keys {
         if store.get(&key).map_err(host_err)?.is_none() {
             store.set(&key, b"", None).map_err(host_err)?;
@@ -190,9 +191,8 @@ pub fn merge_window<S: SharedStore>(store: &S, local: &RollingWindow) -> Result<
     })
 }
 
-#[cfg(test)]
 pub mod memory {
-    //! An in-memory store with Envoy's CAS semantics, for tests.
+    //! An in-memory store with Envoy's CAS semantics: the test double of host shared data.
     use super::*;
     use std::cell::RefCell;
     use std::collections::HashMap;

@@ -7,8 +7,10 @@ use crate::rule::{feature_vector, LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Schema version of [`TraceRecord`].
-pub const TRACE_SCHEMA: u32 = 1;
+/// Schema version of [`TraceRecord`] this build writes (2: the optional `inline` section).
+pub const TRACE_SCHEMA: u32 = 2;
+/// Oldest schema this build still reads (schema 1 records are schema 2 without `inline`).
+pub const TRACE_SCHEMA_MIN: u32 = 1;
 /// Marker that starts the JSON payload in a log line.
 pub const TRACE_MARKER: &str = "SFR2L_TRACE ";
 
@@ -37,13 +39,50 @@ pub struct TraceRecord {
     pub rate_503: f64,
     #[serde(default)]
     pub mismatched: u64,
+    /// Present on records of inline load tests (load-test mode): the decision behind the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<InlineTest>,
+}
+
+/// What the filter decided for an inline load test, and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineTest {
+    /// The trigger slot the test ran for.
+    pub slot: String,
+    pub profile: String,
+    /// Agent configuration (Table 3 slug) and the agents' objective (`worst` / `best`).
+    pub configuration: String,
+    pub objective: String,
+    /// sha256 of each agent graph, in acting order.
+    pub agents_sha256: Vec<String>,
+    /// Each agent's state and choice, in acting order.
+    pub steps: Vec<crate::inline::Step>,
+    /// Observed reward under the objective (eq. 3: QPS x P503; best: QPS x P200).
+    pub reward: f64,
+    /// Calls that got no HTTP response (dispatch refused or reset), counted under code 0.
+    pub no_response: u64,
+    /// The simulator's prediction for the decided run, when a simulator is loaded.
+    #[serde(default)]
+    pub predicted: Option<Predicted>,
+}
+
+/// A simulator prediction in raw units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Predicted {
+    pub qps: f64,
+    pub rate_503: f64,
+    pub reward: f64,
+    /// Ensemble spread of (QPS, 503 rate).
+    pub uncertainty: [f64; 2],
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     #[error("trace record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("trace schema {0} is not supported (this build reads schema {TRACE_SCHEMA})")]
+    #[error("trace schema {0} is not supported (this build reads schemas {TRACE_SCHEMA_MIN} to {TRACE_SCHEMA})")]
     Schema(u32),
     #[error("bad status code key {0:?}")]
     Code(String),
@@ -69,6 +108,7 @@ impl TraceRecord {
             rate_200: c.rate(200),
             rate_503: c.rate(503),
             mismatched: c.mismatched,
+            inline: None,
         }
     }
 
@@ -88,7 +128,7 @@ impl TraceRecord {
     fn parse(json: &str) -> Result<TraceRecord, TraceError> {
         let v: serde_json::Value = serde_json::from_str(json)?;
         let schema = v.get("schema").and_then(|s| s.as_u64()).unwrap_or(0) as u32;
-        if schema != TRACE_SCHEMA {
+        if !(TRACE_SCHEMA_MIN..=TRACE_SCHEMA).contains(&schema) {
             return Err(TraceError::Schema(schema));
         }
         let rec: TraceRecord = serde_json::from_value(v)?;
@@ -229,6 +269,16 @@ mod tests {
         assert_eq!(back, r);
         assert!(TraceRecord::from_log_line("nothing here").is_none());
         assert_eq!(back.other_codes(), "504:1");
+    }
+
+    #[test]
+    fn schema_1_records_still_ingest() {
+        let mut v = serde_json::to_value(record()).unwrap();
+        v["schema"] = 1.into();
+        let back = TraceRecord::from_log_line(&format!("{TRACE_MARKER}{v}")).unwrap().unwrap();
+        assert_eq!(back.schema, 1);
+        assert!(back.inline.is_none());
+        assert!(!record().to_log_line().contains("inline"), "observe records carry no inline section");
     }
 
     #[test]

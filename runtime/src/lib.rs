@@ -2,7 +2,9 @@
 //! the trainer uses to check every export. Loading validates the artifact against the core's
 //! vocabulary (feature names and order, outputs) before anything runs.
 
-use sfr2l_core::{FEATURES, N_FEATURES};
+use sfr2l_core::agent::{AgentKind, Configuration};
+use sfr2l_core::card::CARD_SCHEMA;
+use sfr2l_core::{Profile, ProfileId, FEATURES, N_FEATURES};
 use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -131,6 +133,11 @@ pub struct Agent {
     pub grid: Vec<u32>,
     /// `threads` or `calls`.
     pub action: String,
+    /// Agent configuration slug (`thread-call`) and objective (`worst` / `best`).
+    pub configuration: String,
+    pub objective: String,
+    /// Card schema the graph was written with.
+    pub schema: u32,
 }
 
 impl Agent {
@@ -151,8 +158,42 @@ impl Agent {
             .map_err(|e| RuntimeError::Metadata { key: "sfr2l.grid".into(), msg: e.to_string() })?;
         let action = metadata(&proto, "sfr2l.action")?.to_string();
         let profile = metadata(&proto, "sfr2l.profile")?.to_string();
+        let configuration = metadata(&proto, "sfr2l.configuration")?.to_string();
+        let objective = metadata(&proto, "sfr2l.objective").unwrap_or("worst").to_string();
+        let schema = metadata(&proto, "sfr2l.schema")?
+            .parse()
+            .map_err(|_| RuntimeError::Metadata { key: "sfr2l.schema".into(), msg: "not an integer".into() })?;
         let plan = optimised_plan(&proto)?;
-        Ok(Self { plan, profile, state, grid, action })
+        Ok(Self { plan, profile, state, grid, action, configuration, objective, schema })
+    }
+
+    /// Checks that this graph is the `kind` agent of `configuration` trained on `profile`: card
+    /// schema, state columns, action and grid exactly as this build's core defines them.
+    pub fn check_for(&self, profile: ProfileId, configuration: Configuration, kind: AgentKind) -> Result<(), RuntimeError> {
+        let bad = |key: &str, msg: String| Err(RuntimeError::Metadata { key: key.into(), msg });
+        if self.schema != CARD_SCHEMA {
+            return bad("sfr2l.schema", format!("{}, this build reads {CARD_SCHEMA}", self.schema));
+        }
+        if self.profile != profile.to_string() {
+            return bad("sfr2l.profile", format!("`{}`, expected `{profile}`", self.profile));
+        }
+        if self.configuration != configuration.slug() {
+            return bad("sfr2l.configuration", format!("`{}`, expected `{}`", self.configuration, configuration.slug()));
+        }
+        if self.action != kind.feature().name() {
+            return bad("sfr2l.action", format!("`{}`, expected `{}`", self.action, kind.feature().name()));
+        }
+        let Some(spec) = configuration.agents().into_iter().find(|a| a.kind == kind) else {
+            return bad("sfr2l.action", format!("configuration {} has no {} agent", configuration.slug(), kind.name()));
+        };
+        if self.state != spec.state_names() {
+            return bad("sfr2l.state", format!("`{}`, expected `{}`", self.state.join(","), spec.state_names().join(",")));
+        }
+        let grid = kind.grid(&Profile::get(profile));
+        if self.grid != grid {
+            return bad("sfr2l.grid", format!("{:?} differs from {profile}'s grid {grid:?}", self.grid));
+        }
+        Ok(())
     }
 
     /// Q-values for raw states. rows: `[batch][state width]` -> `[batch][grid]`.
