@@ -25,6 +25,9 @@ pub enum Reason {
     FaultInjected,
     /// The upstream answered (any code).
     Upstream,
+    /// An inline test's call that Envoy answered with a local reply at dispatch: the proxy-wasm
+    /// ABI then reports only a failure, so overflow (UO) and no healthy upstream (UH) look alike.
+    Refused,
 }
 
 impl Reason {
@@ -56,6 +59,13 @@ pub struct ReasonCounts {
     pub fault: u64,
     #[serde(default)]
     pub upstream: u64,
+    /// Inline test calls refused at dispatch (a local 503: overflow or no healthy upstream).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl ReasonCounts {
@@ -66,6 +76,7 @@ impl ReasonCounts {
             Reason::ConnectFailure => self.connect_failure += n,
             Reason::FaultInjected => self.fault += n,
             Reason::Upstream => self.upstream += n,
+            Reason::Refused => self.refused += n,
         }
     }
     fn merge(&mut self, o: &ReasonCounts) {
@@ -74,9 +85,10 @@ impl ReasonCounts {
         self.connect_failure += o.connect_failure;
         self.fault += o.fault;
         self.upstream += o.upstream;
+        self.refused += o.refused;
     }
     pub fn total(&self) -> u64 {
-        self.overflow + self.no_healthy + self.connect_failure + self.fault + self.upstream
+        self.overflow + self.no_healthy + self.connect_failure + self.fault + self.upstream + self.refused
     }
 }
 
@@ -114,6 +126,11 @@ impl RunCounters {
 
     /// Counts one response. `start_ns`/`end_ns`: request start and response end.
     pub fn record(&mut self, announce: RunAnnounce, code: u16, response_flags: u64, start_ns: u64, end_ns: u64) {
+        self.record_reason(announce, code, Reason::from_flags(response_flags), start_ns, end_ns);
+    }
+
+    /// Counts one response whose cause is known otherwise than from Envoy's flags.
+    pub fn record_reason(&mut self, announce: RunAnnounce, code: u16, reason: Reason, start_ns: u64, end_ns: u64) {
         if self.calls == 0 && self.threads == 0 {
             self.threads = announce.threads;
             self.calls = announce.calls;
@@ -121,7 +138,7 @@ impl RunCounters {
             self.mismatched += 1;
         }
         *self.codes.entry(code).or_insert(0) += 1;
-        self.reasons.add(Reason::from_flags(response_flags), 1);
+        self.reasons.add(reason, 1);
         self.widen(start_ns, end_ns);
     }
 

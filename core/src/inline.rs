@@ -111,8 +111,8 @@ impl Scheduler {
     }
 }
 
-/// Status code recorded for a call that got no HTTP response at all (dispatch refused, stream
-/// reset): fortio counts these as errors with code -1; a trace record keeps them under 0.
+/// Status code recorded for a call that got no HTTP response at all (stream reset): fortio
+/// counts these as errors with code -1; a trace record keeps them under 0.
 pub const NO_RESPONSE: u16 = 0;
 
 /// Envoy's `response.flags` equivalent for a dispatched call, which has no stream info: the

@@ -60,7 +60,7 @@ pub struct InlineTest {
     pub steps: Vec<crate::inline::Step>,
     /// Observed reward under the objective (eq. 3: QPS x P503; best: QPS x P200).
     pub reward: f64,
-    /// Calls that got no HTTP response (dispatch refused or reset), counted under code 0.
+    /// Calls that got no HTTP response (stream reset), counted under code 0.
     pub no_response: u64,
     /// The simulator's prediction for the decided run, when a simulator is loaded.
     #[serde(default)]

@@ -9,12 +9,15 @@
 //! and counted in `sfr2l_internal_errors_total` / `sfr2l_config_errors_total`.
 
 mod host;
+mod inline;
 mod metrics;
+mod models;
 mod plugin;
+
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
-        Box::new(plugin::Root::default())
+    proxy_wasm::set_root_context(|id| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(plugin::Root::new(id))
     });
 }}

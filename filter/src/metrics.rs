@@ -16,6 +16,15 @@ pub struct Metrics {
     pub config_errors: Option<u32>,
     pub internal_errors: Option<u32>,
     pub config_generation: Option<u32>,
+    pub models_loaded: Option<u32>,
+    pub model_errors: Option<u32>,
+    pub inline_tests: Option<u32>,
+    pub inline_aborted: Option<u32>,
+    pub inline_last_threads: Option<u32>,
+    pub inline_last_calls: Option<u32>,
+    pub inline_last_reward_milli: Option<u32>,
+    pub inline_last_503_permille: Option<u32>,
+    pub inline_predicted_reward_milli: Option<u32>,
 }
 
 fn define(t: MetricType, name: &str) -> Option<u32> {
@@ -44,6 +53,15 @@ impl Metrics {
             config_errors: define(c, "sfr2l_config_errors_total"),
             internal_errors: define(c, "sfr2l_internal_errors_total"),
             config_generation: define(g, "sfr2l_config_generation"),
+            models_loaded: define(g, "sfr2l_models_loaded"),
+            model_errors: define(c, "sfr2l_model_errors_total"),
+            inline_tests: define(c, "sfr2l_inline_tests_total"),
+            inline_aborted: define(c, "sfr2l_inline_aborted_total"),
+            inline_last_threads: define(g, "sfr2l_inline_last_threads"),
+            inline_last_calls: define(g, "sfr2l_inline_last_calls"),
+            inline_last_reward_milli: define(g, "sfr2l_inline_last_reward_milli"),
+            inline_last_503_permille: define(g, "sfr2l_inline_last_503_permille"),
+            inline_predicted_reward_milli: define(g, "sfr2l_inline_predicted_reward_milli"),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! context (read the run announcement, count the response in `on_log`).
 
 use crate::host::{self, HostStore};
+use crate::inline;
+use crate::models::Models;
 use crate::metrics::{self, Metrics};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -23,16 +25,34 @@ const MERGE_BATCH: u64 = 64;
 /// (not per root context) because an LDS update creates a new root context while connections
 /// accepted just before it still count through the old one: their shares must not be lost when
 /// the old root context goes away, and the newest root context's ticks flush them.
-struct Local {
-    config: Rc<ConfigV1>,
-    metrics: Metrics,
+pub(crate) struct Local {
+    pub(crate) config: Rc<ConfigV1>,
+    pub(crate) metrics: Metrics,
     /// This worker's not-yet-merged share of each run.
     runs: HashMap<String, RunCounters>,
     window: RollingWindow,
     /// Errors already logged (each kind once).
-    logged: BTreeSet<&'static str>,
+    pub(crate) logged: BTreeSet<&'static str>,
     last_window_read_s: u64,
     last_idle_scan_ns: u64,
+    /// The models in use (load-test mode, simulator gauges), and a newer set being fetched.
+    pub(crate) models: Option<Rc<Models>>,
+    pub(crate) fetch: Option<inline::Fetch>,
+    /// The inline test this VM leads, and the callouts in flight by token.
+    pub(crate) running: Option<inline::Running>,
+    pub(crate) callouts: HashMap<u32, inline::Callout>,
+    /// Sequence for fetches and tests (stale callouts are recognised by it).
+    pub(crate) seq: u64,
+    /// This VM's identity in leader claims (0: not assigned yet).
+    pub(crate) vm_id: u64,
+    pub(crate) last_claim_ns: u64,
+    /// The newest configured root context. Only it fetches models and runs inline tests: an
+    /// older one is deleted once its listener drains, and its callouts die with it.
+    pub(crate) current_root: u32,
+    /// Tick period in force on the current root context (ms), and the one wanted: an inline
+    /// test whose calls are refused at dispatch ticks every millisecond to refill their slots.
+    tick_ms: u64,
+    pub(crate) fast_tick: bool,
 }
 
 impl Local {
@@ -47,11 +67,21 @@ impl Local {
             logged: BTreeSet::new(),
             last_window_read_s: 0,
             last_idle_scan_ns: 0,
+            models: None,
+            fetch: None,
+            running: None,
+            callouts: HashMap::new(),
+            seq: 0,
+            vm_id: 0,
+            last_claim_ns: 0,
+            current_root: 0,
+            tick_ms: 0,
+            fast_tick: false,
         }
     }
 
     /// Logs an error kind once per VM and counts every occurrence.
-    fn internal_error(&mut self, kind: &'static str, detail: &str) {
+    pub(crate) fn internal_error(&mut self, kind: &'static str, detail: &str) {
         metrics::inc(self.metrics.internal_errors, 1);
         if self.logged.insert(kind) {
             host::log(LogLevel::Error, &format!("sfr2l: {kind}: {detail} (failing open; logged once)"));
@@ -68,16 +98,24 @@ fn vm_local() -> Rc<RefCell<Local>> {
 }
 
 pub struct Root {
+    id: u32,
     local: Rc<RefCell<Local>>,
 }
 
-impl Default for Root {
-    fn default() -> Self {
-        Root { local: vm_local() }
+impl Root {
+    pub fn new(id: u32) -> Self {
+        Root { id, local: vm_local() }
     }
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(&mut self, token_id: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        let now = host::now_ns();
+        let mut l = self.local.borrow_mut();
+        let current = l.current_root == self.id;
+        inline::on_response(&mut l, token_id, num_headers, body_size, now, current);
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _size: usize) -> bool {
@@ -91,6 +129,7 @@ impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         let mut l = self.local.borrow_mut();
         l.metrics = Metrics::define();
+        l.current_root = self.id;
         let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
             Ok(b) => b.unwrap_or_default(),
             Err(s) => {
@@ -104,6 +143,7 @@ impl RootContext for Root {
                     l.window = RollingWindow::new(c.window_buckets());
                 }
                 metrics::set(l.metrics.config_generation, c.generation);
+                inline::on_config(&mut l, &c, host::now_ns());
                 l.config = Rc::new(c);
             }
             Err(e) => {
@@ -112,10 +152,8 @@ impl RootContext for Root {
                 host::log(LogLevel::Error, &format!("sfr2l: bad plugin configuration, keeping the last good one: {e}"));
             }
         }
-        let period = Duration::from_secs_f64(l.config.flush_period.secs());
-        if let Err(s) = hostcalls::set_tick_period(period) {
-            l.internal_error("set_tick_period", &format!("{s:?}"));
-        }
+        l.tick_ms = 0;
+        set_tick(&mut l);
         true
     }
 
@@ -125,6 +163,11 @@ impl RootContext for Root {
         flush_runs(&mut l);
         close_idle_runs(&mut l, now);
         update_window(&mut l, now);
+        if l.current_root == self.id {
+            inline::tick_fetch(&mut l, now);
+            inline::tick_test(&mut l, now);
+            set_tick(&mut l);
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -133,6 +176,19 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+/// Sets this root context's tick period if it changed: the flush period, or 1 ms while an
+/// inline test has refused slots to refill.
+fn set_tick(l: &mut Local) {
+    let ms = if l.fast_tick && l.running.is_some() { 1 } else { (l.config.flush_period.secs() * 1000.0).round().max(1.0) as u64 };
+    if ms == l.tick_ms {
+        return;
+    }
+    l.tick_ms = ms;
+    if let Err(s) = hostcalls::set_tick_period(Duration::from_millis(ms)) {
+        l.internal_error("set_tick_period", &format!("{s:?}"));
     }
 }
 

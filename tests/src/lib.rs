@@ -20,6 +20,11 @@ pub fn topology(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u3
 
 /// A lab in a fresh temp dir; the dir lives as long as the returned guard.
 pub fn start_lab(base_port: u16, topo: LabTopology) -> (Lab, tempfile::TempDir) {
+    start_lab_with(base_port, topo, None)
+}
+
+/// A lab whose artifact server serves `artifacts` to the filter (load-test mode).
+pub fn start_lab_with(base_port: u16, topo: LabTopology, artifacts: Option<PathBuf>) -> (Lab, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = LabOptions {
         dir: dir.path().to_path_buf(),
@@ -31,8 +36,14 @@ pub fn start_lab(base_port: u16, topo: LabTopology) -> (Lab, tempfile::TempDir) 
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1000,
+        artifacts,
     };
     (Lab::start(opts).expect("lab start"), dir)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// Processes whose command line mentions `needle` (a lab dir or a port).

@@ -134,6 +134,7 @@ fn bad_environment_errors_and_clean_stop() {
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1000,
+        artifacts: None,
     };
     let e = format!("{:#}", sfr2l::lab::Lab::start(opts).err().unwrap());
     assert!(e.contains("21401") && e.contains("in use"), "{e}");

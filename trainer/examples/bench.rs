@@ -168,7 +168,7 @@ fn main() -> Result<()> {
     let profile = Profile::get(ProfileId::S3);
     let lab_dir = tempfile::tempdir()?;
     let mut lab = Lab::start(LabOptions { dir: lab_dir.path().to_path_buf(), base_port: BASE + 100, topology: profile.lab, tools: tools.clone(),
-        httpbin_workers: 2, httpbin_threads: 16, upstream_workers: 1, attached: true, idle_timeout_ms: 1500 })?;
+        httpbin_workers: 2, httpbin_threads: 16, upstream_workers: 1, attached: true, idle_timeout_ms: 1500, artifacts: None })?;
     let plan: Vec<PlanEntry> = collect::plan(&profile, 40, 11, 0, 0);
     let mut over = Vec::new();
     for (i, e) in plan.iter().enumerate() {

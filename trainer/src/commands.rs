@@ -51,6 +51,7 @@ pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOpti
         upstream_workers: a.upstream_workers,
         attached,
         idle_timeout_ms: a.idle_timeout_ms,
+        artifacts: None,
     }))
 }
 

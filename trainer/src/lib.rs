@@ -9,6 +9,7 @@ pub mod device;
 pub mod destination_rule;
 pub mod export;
 pub mod ingest;
+pub mod inline;
 pub mod lab;
 pub mod load;
 pub mod rl;

@@ -141,6 +141,21 @@ pub fn client_cds(ports: &Ports, topo: &LabTopology, rule: &TrafficRule, generat
     json!({ "version_info": format!("cds-{generation}"), "resources": [cluster] })
 }
 
+/// Envoy cluster of the artifact server (Istio: the artifact Service's outbound cluster).
+pub const ARTIFACTS_CLUSTER: &str = "sfr2l-artifacts";
+
+/// The artifact server the filter fetches its models from: a plain cluster, no breakers.
+pub fn artifacts_cluster(port: u16) -> Value {
+    json!({
+        "@type": CLUSTER,
+        "name": ARTIFACTS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": { "cluster_name": ARTIFACTS_CLUSTER, "endpoints": [ { "lb_endpoints": [
+            { "endpoint": { "address": addr(port) } } ] } ] }
+    })
+}
+
 /// The server sidecars: static listeners, one per host, with per-host faults.
 pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
     let listeners: Vec<Value> = (0..topo.hosts)

@@ -25,13 +25,15 @@ pub struct Ports {
     pub client_listener: u16,
     pub upstream_admin: u16,
     pub httpbin: u16,
+    /// The artifact server the filter fetches its models from.
+    pub artifacts: u16,
 }
 
 pub const MAX_HOSTS: u32 = 64;
 
 impl Ports {
     pub fn from_base(base: u16) -> Ports {
-        Ports { base, client_admin: base, client_listener: base + 1, upstream_admin: base + 2, httpbin: base + 3 }
+        Ports { base, client_admin: base, client_listener: base + 1, upstream_admin: base + 2, httpbin: base + 3, artifacts: base + 4 }
     }
     /// Server-side listener of host `i`.
     pub fn host(&self, i: u32) -> u16 {
@@ -43,6 +45,7 @@ impl Ports {
             (self.client_listener, "client listener".to_string()),
             (self.upstream_admin, "upstream admin".to_string()),
             (self.httpbin, "httpbin".to_string()),
+            (self.artifacts, "artifact server".to_string()),
         ];
         v.extend((0..hosts).map(|i| (self.host(i), format!("host {i} listener"))));
         v
@@ -106,6 +109,10 @@ pub struct LabOptions {
     pub attached: bool,
     /// Run idle timeout of the filter.
     pub idle_timeout_ms: u64,
+    /// A folder served to the filter as Envoy cluster `sfr2l-artifacts` (models for load-test
+    /// mode), by a static HTTP server on loopback.
+    #[serde(default)]
+    pub artifacts: Option<PathBuf>,
 }
 
 /// What `lab up` leaves behind for `lab status` / `lab down` / `lab collect`.
@@ -217,11 +224,23 @@ impl Lab {
         let r = wait_ready(lab.procs.last_mut().context("no proc")?, Duration::from_secs(30), || admin::is_live(port));
         r?;
 
+        // Artifact server: any static HTTP server does; the lab uses Python's.
+        if let Some(root) = &opts.artifacts {
+            let python = opts.tools.gunicorn.with_file_name("python");
+            let mut cmd = Command::new(&python);
+            cmd.args(["-m", "http.server", "--bind", "127.0.0.1", &ports.artifacts.to_string(), "--directory"]).arg(root);
+            let mut p = Proc::spawn("artifacts", cmd, &dir.join("logs/artifacts.log"), attached, libc::SIGTERM)?;
+            let port = ports.artifacts;
+            let r = wait_ready(&mut p, Duration::from_secs(30), || admin::request(port, "GET", "/").is_ok());
+            lab.procs.push(p);
+            r?;
+        }
+
         // Client sidecar: file-based LDS/CDS.
         let boot = dir.join("client-bootstrap.json");
         write_json(&boot, &envoy::client_bootstrap(dir, &ports))?;
         let rule = open_rule();
-        write_json(&dir.join("cds/cds.json"), &envoy::client_cds(&ports, &opts.topology, &rule, lab.generation))?;
+        write_json(&dir.join("cds/cds.json"), &lab.cds(&rule))?;
         write_json(&dir.join("lds/lds.json"), &envoy::client_lds(&ports, &opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation))?;
         let p = lab.spawn_envoy("client-envoy", &boot, opts.topology.client_workers, "client-envoy.log")?;
         lab.procs.push(p);
@@ -330,6 +349,31 @@ impl Lab {
         Ok(())
     }
 
+    /// Like [`Lab::apply`] with a full filter configuration (load-test mode, models): its rule
+    /// and generation are set here. Waits until the filter runs the new configuration.
+    pub fn apply_filter_config(&mut self, rule: &TrafficRule, mut config: ConfigV1) -> Result<()> {
+        rule.validate().map_err(|e| anyhow::anyhow!("rule: {e}"))?;
+        self.generation += 1;
+        config.rule = Some(*rule);
+        config.generation = self.generation;
+        config.idle_timeout = sfr2l_core::IstioDuration::from_secs(self.opts.idle_timeout_ms as f64 / 1000.0);
+        let json = config.to_json();
+        ConfigV1::parse(json.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.write_and_confirm(rule, &json, true)?;
+        self.rule = Some(*rule);
+        Ok(())
+    }
+
+    fn cds(&self, rule: &TrafficRule) -> serde_json::Value {
+        let mut cds = envoy::client_cds(&self.ports, &self.opts.topology, rule, self.generation);
+        if self.opts.artifacts.is_some() {
+            if let Some(r) = cds["resources"].as_array_mut() {
+                r.push(envoy::artifacts_cluster(self.ports.artifacts));
+            }
+        }
+        cds
+    }
+
     /// Like [`Lab::apply`] with a raw filter configuration (possibly invalid: the filter must
     /// fail open). Confirms CDS and LDS only.
     pub fn apply_raw_filter_config(&mut self, rule: &TrafficRule, filter_json: &str) -> Result<()> {
@@ -339,7 +383,7 @@ impl Lab {
 
     fn write_and_confirm(&mut self, rule: &TrafficRule, filter_json: &str, filter_generation: bool) -> Result<()> {
         let dir = self.opts.dir.clone();
-        write_json(&dir.join("cds/cds.json"), &envoy::client_cds(&self.ports, &self.opts.topology, rule, self.generation))?;
+        write_json(&dir.join("cds/cds.json"), &self.cds(rule))?;
         write_json(&dir.join("lds/lds.json"), &envoy::client_lds(&self.ports, &self.opts.tools.wasm, filter_json, self.generation))?;
         self.wait_versions(Duration::from_secs(10), filter_generation)?;
         self.save_generation()

@@ -1,0 +1,366 @@
+//! Load-test mode and model fetching: the HTTP callouts of the root context.
+//!
+//! Model fetches and test calls go out with `dispatch_http_call` from a root context's tick and
+//! come back in `on_http_call_response`; both paths end here. The decisions, scheduling, claims
+//! and reward are core's; this file only moves bytes between them and the host.
+
+use crate::host::{self, HostStore};
+use crate::metrics;
+use crate::models::{self, Models, Wanted};
+use crate::plugin::Local;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType};
+use sfr2l_core::config::{ConfigV1, Mode, ModelsConfig};
+use sfr2l_core::counters::{Reason, RunAnnounce, RunCounters};
+use sfr2l_core::inline::{self, Decision, Scheduler, NO_RESPONSE};
+use sfr2l_core::rule::LoadSetting;
+use sfr2l_core::trace::{InlineTest, Predicted, TraceRecord};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// A leader that has not refreshed its claim for this long has gone away; another VM takes over.
+const TAKEOVER_NS: u64 = 5_000_000_000;
+/// How often a VM looks at the claim (and the leader refreshes it).
+const CLAIM_PERIOD_NS: u64 = 250_000_000;
+/// Bytes of a 503 body read to tell Envoy's local replies apart.
+const BODY_PREFIX: usize = 128;
+
+/// An outstanding callout.
+pub enum Callout {
+    Fetch { seq: u64, index: usize },
+    Test { seq: u64, start_ns: u64 },
+}
+
+/// Models being fetched for a new configuration; the models in use keep serving meanwhile.
+pub struct Fetch {
+    seq: u64,
+    source: ModelsConfig,
+    wanted: Vec<Wanted>,
+    bodies: BTreeMap<String, Vec<u8>>,
+    started_ns: u64,
+    dispatched: bool,
+}
+
+/// The inline test this VM leads.
+pub struct Running {
+    seq: u64,
+    slot: String,
+    run: String,
+    generation: u64,
+    rule: sfr2l_core::TrafficRule,
+    models: Rc<Models>,
+    decision: Decision,
+    scheduler: Scheduler,
+    counters: RunCounters,
+    announce: RunAnnounce,
+    no_response: u64,
+    predicted: Option<Predicted>,
+    last_progress_ns: u64,
+}
+
+/// After a configuration change: fetch models if the configuration names others than those in
+/// use (or being fetched); drop them if it names none.
+pub fn on_config(l: &mut Local, config: &ConfigV1, now: u64) {
+    let Some(source) = &config.models else {
+        l.models = None;
+        l.fetch = None;
+        metrics::set(l.metrics.models_loaded, 0);
+        return;
+    };
+    let in_use = l.models.as_ref().is_some_and(|m| &m.source == source);
+    let fetching = l.fetch.as_ref().is_some_and(|f| &f.source == source);
+    if in_use {
+        l.fetch = None;
+    } else if !fetching {
+        l.seq += 1;
+        l.fetch = Some(Fetch { seq: l.seq, source: source.clone(), wanted: models::wanted(source), bodies: BTreeMap::new(), started_ns: now, dispatched: false });
+    }
+}
+
+fn reject(l: &mut Local, why: &str) {
+    metrics::inc(l.metrics.model_errors, 1);
+    let keep = if l.models.is_some() { "keeping the models in use" } else { "no models loaded" };
+    host::log(LogLevel::Error, &format!("sfr2l: new models rejected: {why} ({keep}; traffic unaffected)"));
+    l.fetch = None;
+}
+
+/// Tick: dispatch the fetches of a new model set, give up on one that takes too long.
+pub fn tick_fetch(l: &mut Local, now: u64) {
+    let Some(f) = &l.fetch else { return };
+    let deadline = f.started_ns + (f.source.fetch_timeout.secs() * 1e9) as u64 + 2_000_000_000;
+    if now > deadline {
+        let missing: Vec<&str> = f.wanted.iter().filter(|w| !f.bodies.contains_key(&w.name)).map(|w| w.name.as_str()).collect();
+        let why = format!("fetch from cluster `{}` timed out ({} missing)", f.source.cluster, missing.join(", "));
+        return reject(l, &why);
+    }
+    if f.dispatched {
+        return;
+    }
+    let (seq, cluster, authority, timeout) =
+        (f.seq, f.source.cluster.clone(), f.source.authority().to_string(), Duration::from_secs_f64(f.source.fetch_timeout.secs()));
+    let paths: Vec<String> = f.wanted.iter().map(|w| w.artifact.path.clone()).collect();
+    let mut tokens = Vec::new();
+    for (index, path) in paths.iter().enumerate() {
+        let headers = vec![(":method", "GET"), (":path", path.as_str()), (":authority", authority.as_str())];
+        match hostcalls::dispatch_http_call(&cluster, headers, None, vec![], timeout) {
+            Ok(token) => tokens.push((token, index)),
+            Err(s) => {
+                // An unknown cluster is refused at once: retried on the next ticks until the
+                // deadline (the cluster may still be arriving over CDS).
+                for (t, _) in tokens {
+                    l.callouts.remove(&t);
+                }
+                if l.logged.insert("fetch_dispatch") {
+                    host::log(LogLevel::Warn, &format!("sfr2l: cannot fetch models from cluster `{cluster}` yet: {s:?}; retrying"));
+                }
+                return;
+            }
+        }
+    }
+    for (token, index) in tokens {
+        l.callouts.insert(token, Callout::Fetch { seq, index });
+    }
+    if let Some(f) = &mut l.fetch {
+        f.dispatched = true;
+    }
+}
+
+fn on_fetch_response(l: &mut Local, seq: u64, index: usize, num_headers: usize, body_size: usize) {
+    let Some(f) = &mut l.fetch else { return };
+    if f.seq != seq {
+        return; // a superseded fetch
+    }
+    let Some(w) = f.wanted.get(index).cloned() else { return };
+    let status = if num_headers == 0 { None } else { hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten() };
+    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+    if let Err(why) = models::verify(&w, status.as_deref(), &body) {
+        return reject(l, &why);
+    }
+    f.bodies.insert(w.name.clone(), body);
+    if f.bodies.len() < f.wanted.len() {
+        return;
+    }
+    let Some(f) = l.fetch.take() else { return };
+    match Models::build(&f.source, &f.bodies) {
+        Ok(m) => {
+            host::log(
+                LogLevel::Info,
+                &format!(
+                    "sfr2l: models loaded: {} agents ({}) for {}{}",
+                    f.source.configuration,
+                    m.objective(),
+                    f.source.profile,
+                    if m.has_simulator() { " with simulator" } else { "" }
+                ),
+            );
+            l.models = Some(Rc::new(m));
+            metrics::set(l.metrics.models_loaded, 1);
+        }
+        Err(why) => {
+            l.fetch = Some(f);
+            reject(l, &why);
+        }
+    }
+}
+
+/// Tick in load-test mode: claim the current slot, or keep the running test going and alive.
+pub fn tick_test(l: &mut Local, now: u64) {
+    if l.running.is_some() {
+        pump(l, now);
+    }
+    if now.saturating_sub(l.last_claim_ns) < CLAIM_PERIOD_NS {
+        return;
+    }
+    l.last_claim_ns = now;
+    let config = Rc::clone(&l.config);
+    if let Some(r) = &l.running {
+        let (slot, seq, stalled) = (r.slot.clone(), r.seq, now.saturating_sub(r.last_progress_ns) > stall_ns(&config));
+        match inline::refresh(&HostStore, &slot, l.vm_id, now, false) {
+            Ok(true) if stalled => finish(l, seq, now),
+            Ok(true) => {}
+            Ok(false) => {
+                // Another VM took the slot over: stop without a record (it runs the test again).
+                l.running = None;
+                metrics::inc(l.metrics.inline_aborted, 1);
+            }
+            Err(e) => l.internal_error("inline_claim", &e.to_string()),
+        }
+        return;
+    }
+    let (Mode::LoadTest, Some(lt), Some(rule)) = (config.mode, config.loadtest.as_ref(), config.rule) else { return };
+    // A configuration that names new models decides with them once they pass their checks
+    // (or with the last good ones once they are rejected), not with whatever was loaded before.
+    if l.fetch.is_some() {
+        return;
+    }
+    let Some(models) = l.models.clone() else { return };
+    let every = lt.every.map(|e| (e.secs() * 1e9) as u64);
+    let slot = inline::slot(&lt.trigger, every, now);
+    if l.vm_id == 0 {
+        match inline::next_vm_id(&HostStore) {
+            Ok(id) => l.vm_id = id,
+            Err(e) => return l.internal_error("inline_vm_id", &e.to_string()),
+        }
+    }
+    match inline::claim(&HostStore, &slot, l.vm_id, now, TAKEOVER_NS) {
+        Ok(Some(_)) => {}
+        Ok(None) => return,
+        Err(e) => return l.internal_error("inline_claim", &e.to_string()),
+    }
+    let fixed = LoadSetting { threads: lt.threads.unwrap_or(0), calls: lt.calls.unwrap_or(0) };
+    let mut decision = match models.decide(&rule, fixed) {
+        Ok(d) => d,
+        Err(why) => {
+            let _ = inline::refresh(&HostStore, &slot, l.vm_id, now, true);
+            return l.internal_error("inline_decide", &why);
+        }
+    };
+    decision.load.calls = decision.load.calls.min(lt.max_calls);
+    let predicted = match models.predict(&rule, decision.load) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(why)) => {
+            l.internal_error("inline_predict", &why);
+            None
+        }
+        None => None,
+    };
+    l.seq += 1;
+    let announce = RunAnnounce { threads: decision.load.threads, calls: decision.load.calls };
+    host::log(
+        LogLevel::Info,
+        &format!("sfr2l: inline load test {slot}: {} chose threads {} calls {}", models.source.configuration, announce.threads, announce.calls),
+    );
+    l.running = Some(Running {
+        seq: l.seq,
+        run: format!("inline-{}-{}", sanitize(&slot), l.vm_id),
+        slot,
+        generation: config.generation,
+        rule,
+        models,
+        scheduler: Scheduler::new(decision.load),
+        decision,
+        counters: RunCounters::new(announce),
+        announce,
+        no_response: 0,
+        predicted,
+        last_progress_ns: now,
+    });
+    pump(l, now);
+}
+
+/// A test with no response for the call timeout plus a margin is closed as incomplete (its
+/// callouts were lost, e.g. with their root context).
+fn stall_ns(config: &ConfigV1) -> u64 {
+    let t = config.loadtest.as_ref().map(|lt| lt.timeout.secs()).unwrap_or(10.0);
+    ((t + 5.0) * 1e9) as u64
+}
+
+fn sanitize(slot: &str) -> String {
+    slot.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+/// Fills the closed loop's free slots, once per event (a response or a tick). A call Envoy
+/// refuses at dispatch got a local 503 inline (measured: each one is an
+/// `upstream_rq_pending_overflow` in the cluster's stats); its slot waits for the next event
+/// instead of spinning through the whole test within one event-loop turn, as a fortio thread
+/// waits for the round trip of its local 503.
+fn pump(l: &mut Local, now: u64) {
+    let Some(lt) = l.config.loadtest.clone() else { return };
+    let slots = l.running.as_ref().map(|r| r.scheduler.ready()).unwrap_or(0);
+    let mut refused = false;
+    for _ in 0..slots {
+        let Some(r) = &mut l.running else { return };
+        let headers = vec![(":method", "GET"), (":path", lt.path.as_str()), (":authority", lt.authority.as_str())];
+        r.scheduler.on_sent();
+        let seq = r.seq;
+        match hostcalls::dispatch_http_call(&lt.cluster, headers, None, vec![], Duration::from_secs_f64(lt.timeout.secs())) {
+            Ok(token) => {
+                l.callouts.insert(token, Callout::Test { seq, start_ns: now });
+            }
+            Err(_) => {
+                r.counters.record_reason(r.announce, 503, Reason::Refused, now, now);
+                r.scheduler.on_done();
+                refused = true;
+            }
+        }
+    }
+    l.fast_tick = refused;
+    if l.running.as_ref().is_some_and(|r| r.scheduler.finished()) {
+        let seq = l.running.as_ref().map(|r| r.seq).unwrap_or(0);
+        finish(l, seq, now);
+    }
+}
+
+fn on_test_response(l: &mut Local, seq: u64, start_ns: u64, num_headers: usize, body_size: usize, now: u64, may_dispatch: bool) {
+    let Some(r) = &mut l.running else { return };
+    if r.seq != seq {
+        return; // a response of an aborted or earlier test
+    }
+    let (code, flags) = if num_headers == 0 {
+        r.no_response += 1;
+        (NO_RESPONSE, 0)
+    } else {
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        let code = status.and_then(|s| s.parse::<u16>().ok()).unwrap_or(NO_RESPONSE);
+        let overloaded = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "x-envoy-overloaded").ok().flatten().is_some();
+        let prefix = if code == 503 {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(BODY_PREFIX)).ok().flatten().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        (code, inline::callout_flags(code, overloaded, &prefix))
+    };
+    r.counters.record(r.announce, code, flags, start_ns, now);
+    r.scheduler.on_done();
+    r.last_progress_ns = now;
+    if may_dispatch {
+        pump(l, now);
+    } else if r.scheduler.finished() {
+        finish(l, seq, now);
+    }
+}
+
+/// Writes the test's record (complete or not), releases the slot and updates the metrics.
+fn finish(l: &mut Local, seq: u64, now: u64) {
+    let Some(r) = l.running.take_if(|r| r.seq == seq) else { return };
+    l.callouts.retain(|_, c| !matches!(c, Callout::Test { seq: s, .. } if *s == seq));
+    let mut rec = TraceRecord::from_counters(&r.run, r.generation, Some(r.rule), &r.counters);
+    let objective = r.models.objective().to_string();
+    let reward = models::objective_reward(&objective, rec.qps, rec.rate_503, Some(rec.rate_200));
+    rec.inline = Some(InlineTest {
+        slot: r.slot.clone(),
+        profile: r.models.source.profile.to_string(),
+        configuration: r.models.source.configuration.slug().to_string(),
+        objective,
+        agents_sha256: r.models.agents_sha256(),
+        steps: r.decision.steps.clone(),
+        reward,
+        no_response: r.no_response,
+        predicted: r.predicted,
+    });
+    host::log(LogLevel::Info, &rec.to_log_line());
+    let m = l.metrics;
+    metrics::inc(m.inline_tests, 1);
+    metrics::inc(if rec.complete { m.runs_completed } else { m.runs_incomplete }, 1);
+    metrics::set(m.inline_last_threads, u64::from(r.announce.threads));
+    metrics::set(m.inline_last_calls, u64::from(r.announce.calls));
+    metrics::set(m.inline_last_reward_milli, (reward * 1000.0).round().max(0.0) as u64);
+    metrics::set(m.inline_last_503_permille, (rec.rate_503 * 1000.0).round() as u64);
+    if let Some(p) = r.predicted {
+        metrics::set(m.inline_predicted_reward_milli, (p.reward * 1000.0).round().max(0.0) as u64);
+    }
+    if let Err(e) = inline::refresh(&HostStore, &r.slot, l.vm_id, now, true) {
+        l.internal_error("inline_claim", &e.to_string());
+    }
+}
+
+/// Root context's `on_http_call_response`; `current`: the callback runs on the newest root
+/// context, the only one that may dispatch (calls made from an older one would die with it).
+pub fn on_response(l: &mut Local, token: u32, num_headers: usize, body_size: usize, now: u64, current: bool) {
+    match l.callouts.remove(&token) {
+        Some(Callout::Fetch { seq, index }) => on_fetch_response(l, seq, index, num_headers, body_size),
+        Some(Callout::Test { seq, start_ns }) => on_test_response(l, seq, start_ns, num_headers, body_size, now, current),
+        None => {}
+    }
+}

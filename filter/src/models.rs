@@ -1,0 +1,124 @@
+//! The models inside the filter: fetched from the artifact server, pinned by sha256, loaded with
+//! `sfr2l-runtime` (tract) and checked against core's vocabulary before they replace the ones
+//! in use. Nothing here calls the host: the plugin feeds fetched bodies in.
+
+use sfr2l_core::agent::AgentKind;
+use sfr2l_core::config::{ArtifactRef, ModelsConfig};
+use sfr2l_core::inline::{self, Decision};
+use sfr2l_core::rule::{feature_vector, LoadSetting, TrafficRule};
+use sfr2l_core::trace::Predicted;
+use sfr2l_runtime::{Agent, Simulator};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The agents of one configuration (and optionally the simulator), ready to run.
+pub struct Models {
+    pub source: ModelsConfig,
+    agents: Vec<(AgentKind, Agent)>,
+    simulator: Option<Simulator>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One artifact to fetch: a name for messages (`agents.thread`, `simulator`) and its reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub name: String,
+    pub artifact: ArtifactRef,
+}
+
+/// What `source` asks for, agents first.
+pub fn wanted(source: &ModelsConfig) -> Vec<Wanted> {
+    let agents = source.agents.iter().map(|(k, a)| Wanted { name: format!("agents.{k}"), artifact: a.clone() });
+    agents.chain(source.simulator.iter().map(|a| Wanted { name: "simulator".into(), artifact: a.clone() })).collect()
+}
+
+/// Checks a fetched body against its pin.
+pub fn verify(w: &Wanted, status: Option<&str>, body: &[u8]) -> Result<(), String> {
+    if status != Some("200") {
+        return Err(format!("{} ({}): HTTP status {}", w.name, w.artifact.path, status.unwrap_or("none")));
+    }
+    let got = sha256_hex(body);
+    if !got.eq_ignore_ascii_case(&w.artifact.sha256) {
+        return Err(format!("{} ({}): sha256 {got} differs from the configured {} ({} bytes)", w.name, w.artifact.path, w.artifact.sha256, body.len()));
+    }
+    Ok(())
+}
+
+impl Models {
+    /// Loads and checks every fetched artifact (`bodies` keyed by [`Wanted::name`]).
+    pub fn build(source: &ModelsConfig, bodies: &BTreeMap<String, Vec<u8>>) -> Result<Models, String> {
+        let body = |name: &str| bodies.get(name).ok_or_else(|| format!("{name}: not fetched"));
+        let mut agents = Vec::new();
+        for spec in source.configuration.agents() {
+            let name = format!("agents.{}", spec.kind.name());
+            let agent = Agent::from_bytes(body(&name)?).map_err(|e| format!("{name}: {e}"))?;
+            agent.check_for(source.profile, source.configuration, spec.kind).map_err(|e| format!("{name}: {e}"))?;
+            agents.push((spec.kind, agent));
+        }
+        let objectives: Vec<&str> = agents.iter().map(|(_, a)| a.objective.as_str()).collect();
+        if objectives.windows(2).any(|w| w[0] != w[1]) {
+            return Err(format!("agents: objectives differ ({})", objectives.join(", ")));
+        }
+        let simulator = match &source.simulator {
+            None => None,
+            Some(_) => {
+                let sim = Simulator::from_bytes(body("simulator")?).map_err(|e| format!("simulator: {e}"))?;
+                if sim.profile != source.profile.to_string() {
+                    return Err(format!("simulator: profile `{}`, expected `{}`", sim.profile, source.profile));
+                }
+                Some(sim)
+            }
+        };
+        Ok(Models { source: source.clone(), agents, simulator })
+    }
+
+    pub fn objective(&self) -> &str {
+        self.agents.first().map(|(_, a)| a.objective.as_str()).unwrap_or("worst")
+    }
+
+    pub fn agents_sha256(&self) -> Vec<String> {
+        self.source.configuration.agents().iter().filter_map(|s| self.source.agents.get(s.kind.name())).map(|a| a.sha256.clone()).collect()
+    }
+
+    pub fn has_simulator(&self) -> bool {
+        self.simulator.is_some()
+    }
+
+    /// The configuration's decision for `rule`, dependent agents in order.
+    pub fn decide(&self, rule: &TrafficRule, fixed: LoadSetting) -> Result<Decision, String> {
+        inline::decide(self.source.configuration, rule, fixed, |kind, state| {
+            let agent = self.agents.iter().find(|(k, _)| *k == kind).map(|(_, a)| a).ok_or_else(|| format!("no {} agent", kind.name()))?;
+            agent.decide(state).map_err(|e| format!("{} agent: {e}", kind.name()))
+        })
+    }
+
+    /// The simulator's prediction for `rule` under `load`, with the reward under the objective.
+    pub fn predict(&self, rule: &TrafficRule, load: LoadSetting) -> Option<Result<Predicted, String>> {
+        let sim = self.simulator.as_ref()?;
+        let x = feature_vector(rule, &load).map(|v| v as f32);
+        let p = match sim.predict(&[x]) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(format!("simulator: {e}"))),
+        };
+        let p = p.first()?;
+        let (qps, rate_503) = (f64::from(p.qps), f64::from(p.rate_503));
+        Some(Ok(Predicted {
+            qps,
+            rate_503,
+            reward: objective_reward(self.objective(), qps, rate_503, None),
+            uncertainty: [f64::from(p.uncertainty[0]), f64::from(p.uncertainty[1])],
+        }))
+    }
+}
+
+/// The reward of an observed or predicted run under the agents' objective: `worst` (eq. 3,
+/// QPS x P503) or `best` (QPS x P200; a prediction has no P200, so 1 - P503 stands in).
+pub fn objective_reward(objective: &str, qps: f64, rate_503: f64, rate_200: Option<f64>) -> f64 {
+    match objective {
+        "best" => sfr2l_core::reward::reward_success(qps, rate_200.unwrap_or(1.0 - rate_503)),
+        _ => sfr2l_core::reward::reward(qps, rate_503),
+    }
+}
