@@ -23,8 +23,11 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
+# The filter with its model runtime (tract; load-test mode), and the observe-only build beside it.
 filter: wasm-target
 	$(CARGO) build -p sfr2l-filter --target wasm32-wasip1 --release
+	$(CARGO) build -p sfr2l-filter --target wasm32-wasip1 --release --no-default-features --target-dir target/observe
+	cp target/observe/wasm32-wasip1/release/sfr2l_filter.wasm target/wasm32-wasip1/release/sfr2l_filter_observe.wasm
 
 build: filter
 	$(CARGO) build -p sfr2l --profile fast

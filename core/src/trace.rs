@@ -65,6 +65,9 @@ pub struct InlineTest {
     /// The simulator's prediction for the decided run, when a simulator is loaded.
     #[serde(default)]
     pub predicted: Option<Predicted>,
+    /// Wall time of the decision chain inside the VM (all agents, host clock).
+    #[serde(default)]
+    pub decide_ns: u64,
 }
 
 /// A simulator prediction in raw units.

@@ -9,6 +9,9 @@ pub struct Bucket {
     pub sec: u64,
     pub total: u64,
     pub c503: u64,
+    /// Sum of the responses' request durations (µs): concurrency by Little's law.
+    #[serde(default)]
+    pub busy_us: u64,
 }
 
 /// The last `len` seconds of responses.
@@ -35,25 +38,41 @@ impl RollingWindow {
     }
 
     pub fn record(&mut self, now_ns: u64, code: u16) {
-        self.add(now_ns / 1_000_000_000, 1, u64::from(code == 503));
+        self.record_timed(now_ns, code, 0);
     }
 
-    fn add(&mut self, sec: u64, total: u64, c503: u64) {
+    /// Counts a response that took `duration_ns` from request start to response end.
+    pub fn record_timed(&mut self, now_ns: u64, code: u16, duration_ns: u64) {
+        self.add(now_ns / 1_000_000_000, 1, u64::from(code == 503), duration_ns / 1000);
+    }
+
+    fn add(&mut self, sec: u64, total: u64, c503: u64, busy_us: u64) {
         if let Some(b) = self.slot(sec) {
             b.total += total;
             b.c503 += c503;
+            b.busy_us += busy_us;
         }
     }
 
     /// Adds another window's counts (same length or not).
     pub fn merge(&mut self, other: &RollingWindow) {
         for b in other.buckets.iter().filter(|b| b.total > 0) {
-            self.add(b.sec, b.total, b.c503);
+            self.add(b.sec, b.total, b.c503, b.busy_us);
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.buckets.iter().all(|b| b.total == 0)
+    }
+
+    /// The observed load over the same seconds as [`RollingWindow::stats`]: mean concurrency
+    /// (in-flight requests, Little's law: busy time / span) and the number of responses.
+    pub fn load(&self, now_ns: u64) -> (f64, u64) {
+        let now = now_ns / 1_000_000_000;
+        let span = (self.buckets.len() as u64).saturating_sub(1).max(1);
+        let recent = self.buckets.iter().filter(|b| b.sec < now && b.sec + span >= now && b.total > 0);
+        let (busy, total) = recent.fold((0u64, 0u64), |(u, t), b| (u + b.busy_us, t + b.total));
+        (busy as f64 / 1e6 / span as f64, total)
     }
 
     /// (QPS, 503 rate) over the `len - 1` whole seconds before the current one.
@@ -77,6 +96,23 @@ impl RollingWindow {
 mod tests {
     use super::*;
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn load_is_littles_law() {
+        let mut w = RollingWindow::new(3);
+        // Two seconds with 4 responses of 500 ms each: 2 s busy per second -> concurrency 1.
+        for sec in [10, 11] {
+            for _ in 0..4 {
+                w.record_timed(sec * S + 1, 200, S / 4);
+            }
+        }
+        let (c, n) = w.load(12 * S);
+        assert_eq!(n, 8);
+        assert!((c - 1.0).abs() < 1e-9, "{c}");
+        let mut other = RollingWindow::new(3);
+        other.merge(&w);
+        assert_eq!(other.load(12 * S), (c, n));
+    }
 
     #[test]
     fn counts_only_whole_recent_seconds() {

@@ -56,6 +56,7 @@ pub struct Running {
     announce: RunAnnounce,
     no_response: u64,
     predicted: Option<Predicted>,
+    decide_ns: u64,
     last_progress_ns: u64,
 }
 
@@ -142,16 +143,20 @@ fn on_fetch_response(l: &mut Local, seq: u64, index: usize, num_headers: usize, 
         return;
     }
     let Some(f) = l.fetch.take() else { return };
-    match Models::build(&f.source, &f.bodies) {
+    let t0 = host::now_ns();
+    let built = Models::build(&f.source, &f.bodies);
+    let (fetch_ms, build_ms) = (t0.saturating_sub(f.started_ns) / 1_000_000, host::now_ns().saturating_sub(t0) / 1_000_000);
+    match built {
         Ok(m) => {
             host::log(
                 LogLevel::Info,
                 &format!(
-                    "sfr2l: models loaded: {} agents ({}) for {}{}",
+                    "sfr2l: models loaded: {} agents ({}) for {}{} (fetched in {fetch_ms} ms, {} bytes; tract plans built in {build_ms} ms)",
                     f.source.configuration,
                     m.objective(),
                     f.source.profile,
-                    if m.has_simulator() { " with simulator" } else { "" }
+                    if m.has_simulator() { " with simulator" } else { "" },
+                    f.bodies.values().map(Vec::len).sum::<usize>()
                 ),
             );
             l.models = Some(Rc::new(m));
@@ -209,7 +214,10 @@ pub fn tick_test(l: &mut Local, now: u64) {
         Err(e) => return l.internal_error("inline_claim", &e.to_string()),
     }
     let fixed = LoadSetting { threads: lt.threads.unwrap_or(0), calls: lt.calls.unwrap_or(0) };
-    let mut decision = match models.decide(&rule, fixed) {
+    let t0 = host::now_ns();
+    let decided = models.decide(&rule, fixed);
+    let decide_ns = host::now_ns().saturating_sub(t0);
+    let mut decision = match decided {
         Ok(d) => d,
         Err(why) => {
             let _ = inline::refresh(&HostStore, &slot, l.vm_id, now, true);
@@ -244,6 +252,7 @@ pub fn tick_test(l: &mut Local, now: u64) {
         announce,
         no_response: 0,
         predicted,
+        decide_ns,
         last_progress_ns: now,
     });
     pump(l, now);
@@ -338,6 +347,7 @@ fn finish(l: &mut Local, seq: u64, now: u64) {
         reward,
         no_response: r.no_response,
         predicted: r.predicted,
+        decide_ns: r.decide_ns,
     });
     host::log(LogLevel::Info, &rec.to_log_line());
     let m = l.metrics;
@@ -352,6 +362,30 @@ fn finish(l: &mut Local, seq: u64, now: u64) {
     }
     if let Err(e) = inline::refresh(&HostStore, &r.slot, l.vm_id, now, true) {
         l.internal_error("inline_claim", &e.to_string());
+    }
+}
+
+/// Observe mode with a simulator: its prediction for the configured rule and the window's
+/// observed load (concurrency as threads, responses as calls), and the residual against what
+/// the window observed: a live "is this service behaving as trained" signal. The prediction is
+/// only meaningful while the observed load lies within the profile's training ranges.
+pub fn sim_gauges(l: &mut Local, w: &sfr2l_core::window::RollingWindow, now: u64, qps: f64, rate: f64) {
+    let (Some(models), Some(rule)) = (l.models.clone(), l.config.rule) else { return };
+    let (concurrency, calls) = w.load(now);
+    if calls == 0 {
+        return;
+    }
+    let load = LoadSetting { threads: concurrency.round().max(1.0) as u32, calls: u32::try_from(calls).unwrap_or(u32::MAX) };
+    match models.predict(&rule, load) {
+        Some(Ok(p)) => {
+            let m = l.metrics;
+            metrics::set(m.sim_predicted_qps, p.qps.round().max(0.0) as u64);
+            metrics::set(m.sim_predicted_503_permille, (p.rate_503 * 1000.0).round().max(0.0) as u64);
+            metrics::set(m.sim_residual_qps_abs, (qps - p.qps).abs().round() as u64);
+            metrics::set(m.sim_residual_503_permille_abs, ((rate - p.rate_503).abs() * 1000.0).round() as u64);
+        }
+        Some(Err(why)) => l.internal_error("sim_gauges", &why),
+        None => {}
     }
 }
 

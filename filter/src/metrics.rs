@@ -25,6 +25,10 @@ pub struct Metrics {
     pub inline_last_reward_milli: Option<u32>,
     pub inline_last_503_permille: Option<u32>,
     pub inline_predicted_reward_milli: Option<u32>,
+    pub sim_predicted_qps: Option<u32>,
+    pub sim_predicted_503_permille: Option<u32>,
+    pub sim_residual_qps_abs: Option<u32>,
+    pub sim_residual_503_permille_abs: Option<u32>,
 }
 
 fn define(t: MetricType, name: &str) -> Option<u32> {
@@ -62,6 +66,10 @@ impl Metrics {
             inline_last_reward_milli: define(g, "sfr2l_inline_last_reward_milli"),
             inline_last_503_permille: define(g, "sfr2l_inline_last_503_permille"),
             inline_predicted_reward_milli: define(g, "sfr2l_inline_predicted_reward_milli"),
+            sim_predicted_qps: define(g, "sfr2l_sim_predicted_qps"),
+            sim_predicted_503_permille: define(g, "sfr2l_sim_predicted_503_permille"),
+            sim_residual_qps_abs: define(g, "sfr2l_sim_residual_qps_abs"),
+            sim_residual_503_permille_abs: define(g, "sfr2l_sim_residual_503_permille_abs"),
         }
     }
 }

@@ -7,7 +7,50 @@ use sfr2l_core::config::{ArtifactRef, ModelsConfig};
 use sfr2l_core::inline::{self, Decision};
 use sfr2l_core::rule::{feature_vector, LoadSetting, TrafficRule};
 use sfr2l_core::trace::Predicted;
+#[cfg(feature = "models")]
 use sfr2l_runtime::{Agent, Simulator};
+#[cfg(not(feature = "models"))]
+use unsupported::{Agent, Simulator};
+
+/// The observe-only build has no model runtime: every model set is rejected, with this reason.
+#[cfg(not(feature = "models"))]
+mod unsupported {
+    use sfr2l_core::agent::{AgentKind, Configuration};
+    use sfr2l_core::ProfileId;
+
+    const WHY: &str = "this filter is the observe-only build (no model runtime); deploy the default build for load-test mode";
+
+    pub struct Agent {
+        pub objective: String,
+    }
+    impl Agent {
+        pub fn from_bytes(_: &[u8]) -> Result<Self, &'static str> {
+            Err(WHY)
+        }
+        pub fn check_for(&self, _: ProfileId, _: Configuration, _: AgentKind) -> Result<(), &'static str> {
+            Err(WHY)
+        }
+        pub fn decide(&self, _: &[f32]) -> Result<u32, &'static str> {
+            Err(WHY)
+        }
+    }
+    pub struct Prediction {
+        pub qps: f32,
+        pub rate_503: f32,
+        pub uncertainty: [f32; 2],
+    }
+    pub struct Simulator {
+        pub profile: String,
+    }
+    impl Simulator {
+        pub fn from_bytes(_: &[u8]) -> Result<Self, &'static str> {
+            Err(WHY)
+        }
+        pub fn predict(&self, _: &[[f32; sfr2l_core::N_FEATURES]]) -> Result<Vec<Prediction>, &'static str> {
+            Err(WHY)
+        }
+    }
+}
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 

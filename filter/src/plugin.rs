@@ -270,6 +270,7 @@ fn update_window(l: &mut Local, now: u64) {
         let (qps, rate) = w.stats(now);
         metrics::set(l.metrics.window_qps, qps.round() as u64);
         metrics::set(l.metrics.window_503_permille, (rate * 1000.0).round() as u64);
+        inline::sim_gauges(l, &w, now, qps, rate);
     }
 }
 
@@ -334,7 +335,8 @@ impl HttpContext for Http {
             }
             None => {
                 metrics::inc(l.metrics.unannounced, 1);
-                l.window.record(end, code)
+                let start = if self.start_ns == 0 { end } else { self.start_ns };
+                l.window.record_timed(end, code, end.saturating_sub(start))
             }
         }
     }

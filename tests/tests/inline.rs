@@ -129,4 +129,16 @@ fn sidecar_decides_and_runs_the_load_test() {
         assert!(log.contains(needle), "no rejection line mentioning {needle:?}");
     }
     assert_eq!(stat(&lab, "wasmcustom.sfr2l_models_loaded"), 1);
+
+    // The simulator's view of the observed (unannounced) traffic: prediction and residual gauges.
+    let t0 = std::time::Instant::now();
+    while stat(&lab, "wasmcustom.sfr2l_sim_predicted_qps") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no simulator gauges for observed traffic");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // One admin read, so the three gauges come from the same window update.
+    let (g, _) = admin::stats(lab.ports.client_admin, "^wasmcustom\\.sfr2l_(window_503_permille|sim_predicted_503_permille|sim_residual_503_permille_abs)$").unwrap();
+    let get = |k: &str| g.get(&format!("wasmcustom.sfr2l_{k}")).copied().unwrap_or(0) as i64;
+    let (observed, predicted, residual) = (get("window_503_permille"), get("sim_predicted_503_permille"), get("sim_residual_503_permille_abs"));
+    assert!((residual - (observed - predicted).abs()).abs() <= 1, "residual {residual}, observed {observed}, predicted {predicted}");
 }
