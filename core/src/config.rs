@@ -1,7 +1,7 @@
 //! The filter's plugin configuration: versioned, typed to the leaf, parsed once.
 
-use crate::duration::IstioDuration;
 use crate::agent::Configuration;
+use crate::duration::IstioDuration;
 use crate::profile::ProfileId;
 use crate::rule::TrafficRule;
 use serde::{Deserialize, Serialize};
@@ -219,9 +219,13 @@ impl ConfigV1 {
             m.validate()?;
         }
         if c.mode == Mode::LoadTest {
-            let lt = c.loadtest.as_ref().ok_or_else(|| ConfigError::Invalid("loadtest: required with mode loadtest".into()))?;
+            let lt = c
+                .loadtest
+                .as_ref()
+                .ok_or_else(|| ConfigError::Invalid("loadtest: required with mode loadtest".into()))?;
             lt.validate()?;
-            let m = c.models.as_ref().ok_or_else(|| ConfigError::Invalid("models: required with mode loadtest".into()))?;
+            let m =
+                c.models.as_ref().ok_or_else(|| ConfigError::Invalid("models: required with mode loadtest".into()))?;
             if c.rule.is_none() {
                 return Err(ConfigError::Invalid("rule: required with mode loadtest (the agents' state)".into()));
             }
@@ -281,7 +285,12 @@ impl ModelsConfig {
         let mut sorted = want.clone();
         sorted.sort_unstable();
         if have != sorted {
-            return bad(format!("models.agents: configuration {} needs [{}], found [{}]", self.configuration, want.join(", "), have.join(", ")));
+            return bad(format!(
+                "models.agents: configuration {} needs [{}], found [{}]",
+                self.configuration,
+                want.join(", "),
+                have.join(", ")
+            ));
         }
         let all = self.agents.iter().map(|(k, a)| (format!("models.agents.{k}"), a));
         for (field, a) in all.chain(self.simulator.iter().map(|a| ("models.simulator".to_string(), a))) {
@@ -359,7 +368,9 @@ mod tests {
         assert!(e.contains("loadtest.every"), "{e}");
         let e = ConfigV1::parse(loadtest_json("").replace("thread-call", "call").as_bytes()).unwrap_err().to_string();
         assert!(e.contains("models.agents") && e.contains("[call]"), "{e}");
-        let e = ConfigV1::parse(loadtest_json("").replace(r#""sha256":"aaaa"#, r#""sha256":"zzzz"#).as_bytes()).unwrap_err().to_string();
+        let e = ConfigV1::parse(loadtest_json("").replace(r#""sha256":"aaaa"#, r#""sha256":"zzzz"#).as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sha256"), "{e}");
         let e = ConfigV1::parse(br#"{"api":"v1","mode":"loadtest"}"#).unwrap_err().to_string();
         assert!(e.contains("loadtest: required"), "{e}");
@@ -369,8 +380,13 @@ mod tests {
 
     #[test]
     fn single_agent_needs_the_fixed_load() {
-        let j = loadtest_json("").replace("thread-call", "call").replace(r#""thread":{"path":"/t.onnx","sha256":""#, r#""x":{"path":"/t.onnx","sha256":""#);
-        let j = j.replace(r#""x":{"path":"/t.onnx","sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"#, "");
+        let j = loadtest_json("")
+            .replace("thread-call", "call")
+            .replace(r#""thread":{"path":"/t.onnx","sha256":""#, r#""x":{"path":"/t.onnx","sha256":""#);
+        let j = j.replace(
+            r#""x":{"path":"/t.onnx","sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"#,
+            "",
+        );
         let e = ConfigV1::parse(j.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("loadtest.threads"), "{e}");
         let ok = j.replace(r#""trigger":"t1""#, r#""trigger":"t1","threads":2"#);

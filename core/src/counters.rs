@@ -244,13 +244,22 @@ mod tests {
 
     #[test]
     fn merge_equals_single_stream() {
-        let events = [(200, 0, 10, 20), (503, flags::NO_HEALTHY_UPSTREAM, 5, 7), (200, 0, 30, 90), (503, flags::FAULT_INJECTED, 1, 2)];
+        let events = [
+            (200, 0, 10, 20),
+            (503, flags::NO_HEALTHY_UPSTREAM, 5, 7),
+            (200, 0, 30, 90),
+            (503, flags::FAULT_INJECTED, 1, 2),
+        ];
         let mut whole = RunCounters::new(A);
         let mut w1 = RunCounters::default();
         let mut w2 = RunCounters::default();
         for (i, (code, f, s, e)) in events.iter().enumerate() {
             whole.record(A, *code, *f, *s, *e);
-            if i % 2 == 0 { w1.record(A, *code, *f, *s, *e) } else { w2.record(A, *code, *f, *s, *e) }
+            if i % 2 == 0 {
+                w1.record(A, *code, *f, *s, *e)
+            } else {
+                w2.record(A, *code, *f, *s, *e)
+            }
         }
         let mut merged = RunCounters::default();
         merged.merge(&w1);

@@ -38,17 +38,13 @@ impl IstioDuration {
         let mut total = 0.0;
         let mut rest = t;
         while !rest.is_empty() {
-            let num_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(bad)?;
+            let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
             if num_len == 0 {
                 return Err(bad());
             }
             let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
             rest = &rest[num_len..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
+            let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
             let scale = match &rest[..unit_len] {
                 "h" => 3600.0,
                 "m" => 60.0,

@@ -183,7 +183,10 @@ pub fn next_vm_id<S: SharedStore>(store: &S) -> Result<u64, MergeError> {
     cas_update(store, VM_SEQ_KEY, |cur| {
         let n: u64 = match cur {
             None => 0,
-            Some(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| corrupt(VM_SEQ_KEY, "not a number"))?,
+            Some(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| corrupt(VM_SEQ_KEY, "not a number"))?,
         };
         Ok(((n + 1).to_string().into_bytes(), n + 1))
     })
@@ -198,7 +201,13 @@ fn encode_claim(c: &Claim) -> Vec<u8> {
 }
 
 /// Tries to become the leader of `slot` (see [`try_claim`]); `Some` when this VM now runs it.
-pub fn claim<S: SharedStore>(store: &S, slot: &str, me: u64, now_ns: u64, takeover_ns: u64) -> Result<Option<Claim>, MergeError> {
+pub fn claim<S: SharedStore>(
+    store: &S,
+    slot: &str,
+    me: u64,
+    now_ns: u64,
+    takeover_ns: u64,
+) -> Result<Option<Claim>, MergeError> {
     cas_update(store, CLAIM_KEY, |cur| {
         let current = decode_claim(cur)?;
         match try_claim(current.as_ref(), slot, me, now_ns, takeover_ns) {
@@ -300,7 +309,11 @@ mod tests {
         assert_eq!(callout_flags(503, true, b"upstream connect error"), flags::UPSTREAM_OVERFLOW);
         assert_eq!(callout_flags(503, false, b"no healthy upstream"), flags::NO_HEALTHY_UPSTREAM);
         assert_eq!(
-            callout_flags(503, false, b"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"),
+            callout_flags(
+                503,
+                false,
+                b"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+            ),
             flags::UPSTREAM_CONNECTION_FAILURE
         );
         assert_eq!(callout_flags(503, false, b"<html>app says 503"), 0);

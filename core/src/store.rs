@@ -144,7 +144,11 @@ pub fn merge_run<S: SharedStore>(store: &S, run: &str, share: &RunCounters) -> R
 
 /// Claims every run idle for `idle_ns` (not yet emitted) for its idle-timeout record, and
 /// prunes emitted runs older than [`KEEP_EMITTED_NS`]. Each run is claimed by one caller only.
-pub fn claim_idle_runs<S: SharedStore>(store: &S, now_ns: u64, idle_ns: u64) -> Result<Vec<(String, RunCounters)>, MergeError> {
+pub fn claim_idle_runs<S: SharedStore>(
+    store: &S,
+    now_ns: u64,
+    idle_ns: u64,
+) -> Result<Vec<(String, RunCounters)>, MergeError> {
     let idle = |c: &RunCounters| !c.emitted && now_ns.saturating_sub(c.last_ns) >= idle_ns;
     let stale = |c: &RunCounters| c.emitted && now_ns.saturating_sub(c.last_ns) >= KEEP_EMITTED_NS;
     let mut out = Vec::new();
@@ -288,7 +292,10 @@ mod tests {
     #[test]
     fn runs_in_one_shard_stay_apart() {
         let s = init();
-        let (a, b) = ("run-a", (0..1000).map(|i| format!("run-{i}")).find(|r| shard_of(r) == shard_of("run-a") && r != "run-a").unwrap());
+        let (a, b) = (
+            "run-a",
+            (0..1000).map(|i| format!("run-{i}")).find(|r| shard_of(r) == shard_of("run-a") && r != "run-a").unwrap(),
+        );
         merge_run(&s, a, &share(&[200, 200])).unwrap();
         merge_run(&s, &b, &share(&[503, 503, 503])).unwrap();
         assert_eq!(completed(merge_run(&s, &b, &share(&[200])).unwrap()).count(503), 3);

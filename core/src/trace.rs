@@ -180,7 +180,14 @@ impl DatasetRow {
         FEATURES.iter().map(|f| f.name()).chain(ROW_EXTRA_COLUMNS).collect()
     }
 
-    pub fn new(rule: &TrafficRule, load: &LoadSetting, rec: &TraceRecord, load_avg_1m: f64, config_id: String, repeat: u32) -> Self {
+    pub fn new(
+        rule: &TrafficRule,
+        load: &LoadSetting,
+        rec: &TraceRecord,
+        load_avg_1m: f64,
+        config_id: String,
+        repeat: u32,
+    ) -> Self {
         Self {
             features: feature_vector(rule, load),
             qps: rec.qps,
@@ -214,7 +221,10 @@ impl DatasetRow {
             return Err(format!("expected {} columns, found {}", header.len(), fields.len()));
         }
         let num = |i: usize| -> Result<f64, String> {
-            let v: f64 = fields[i].trim().parse().map_err(|_| format!("column {} ({}): not a number: {:?}", i + 1, header[i], fields[i]))?;
+            let v: f64 = fields[i]
+                .trim()
+                .parse()
+                .map_err(|_| format!("column {} ({}): not a number: {:?}", i + 1, header[i], fields[i]))?;
             if !v.is_finite() {
                 return Err(format!("column {} ({}): not finite", i + 1, header[i]));
             }

@@ -75,7 +75,14 @@ pub fn on_config(l: &mut Local, config: &ConfigV1, now: u64) {
         l.fetch = None;
     } else if !fetching {
         l.seq += 1;
-        l.fetch = Some(Fetch { seq: l.seq, source: source.clone(), wanted: models::wanted(source), bodies: BTreeMap::new(), started_ns: now, dispatched: false });
+        l.fetch = Some(Fetch {
+            seq: l.seq,
+            source: source.clone(),
+            wanted: models::wanted(source),
+            bodies: BTreeMap::new(),
+            started_ns: now,
+            dispatched: false,
+        });
     }
 }
 
@@ -91,15 +98,20 @@ pub fn tick_fetch(l: &mut Local, now: u64) {
     let Some(f) = &l.fetch else { return };
     let deadline = f.started_ns + (f.source.fetch_timeout.secs() * 1e9) as u64 + 2_000_000_000;
     if now > deadline {
-        let missing: Vec<&str> = f.wanted.iter().filter(|w| !f.bodies.contains_key(&w.name)).map(|w| w.name.as_str()).collect();
+        let missing: Vec<&str> =
+            f.wanted.iter().filter(|w| !f.bodies.contains_key(&w.name)).map(|w| w.name.as_str()).collect();
         let why = format!("fetch from cluster `{}` timed out ({} missing)", f.source.cluster, missing.join(", "));
         return reject(l, &why);
     }
     if f.dispatched {
         return;
     }
-    let (seq, cluster, authority, timeout) =
-        (f.seq, f.source.cluster.clone(), f.source.authority().to_string(), Duration::from_secs_f64(f.source.fetch_timeout.secs()));
+    let (seq, cluster, authority, timeout) = (
+        f.seq,
+        f.source.cluster.clone(),
+        f.source.authority().to_string(),
+        Duration::from_secs_f64(f.source.fetch_timeout.secs()),
+    );
     let paths: Vec<String> = f.wanted.iter().map(|w| w.artifact.path.clone()).collect();
     let mut tokens = Vec::new();
     for (index, path) in paths.iter().enumerate() {
@@ -113,7 +125,10 @@ pub fn tick_fetch(l: &mut Local, now: u64) {
                     l.callouts.remove(&t);
                 }
                 if l.logged.insert("fetch_dispatch") {
-                    host::log(LogLevel::Warn, &format!("sfr2l: cannot fetch models from cluster `{cluster}` yet: {s:?}; retrying"));
+                    host::log(
+                        LogLevel::Warn,
+                        &format!("sfr2l: cannot fetch models from cluster `{cluster}` yet: {s:?}; retrying"),
+                    );
                 }
                 return;
             }
@@ -133,7 +148,11 @@ fn on_fetch_response(l: &mut Local, seq: u64, index: usize, num_headers: usize, 
         return; // a superseded fetch
     }
     let Some(w) = f.wanted.get(index).cloned() else { return };
-    let status = if num_headers == 0 { None } else { hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten() };
+    let status = if num_headers == 0 {
+        None
+    } else {
+        hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten()
+    };
     let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
     if let Err(why) = models::verify(&w, status.as_deref(), &body) {
         return reject(l, &why);
@@ -145,7 +164,8 @@ fn on_fetch_response(l: &mut Local, seq: u64, index: usize, num_headers: usize, 
     let Some(f) = l.fetch.take() else { return };
     let t0 = host::now_ns();
     let built = Models::build(&f.source, &f.bodies);
-    let (fetch_ms, build_ms) = (t0.saturating_sub(f.started_ns) / 1_000_000, host::now_ns().saturating_sub(t0) / 1_000_000);
+    let (fetch_ms, build_ms) =
+        (t0.saturating_sub(f.started_ns) / 1_000_000, host::now_ns().saturating_sub(t0) / 1_000_000);
     match built {
         Ok(m) => {
             host::log(
@@ -237,7 +257,10 @@ pub fn tick_test(l: &mut Local, now: u64) {
     let announce = RunAnnounce { threads: decision.load.threads, calls: decision.load.calls };
     host::log(
         LogLevel::Info,
-        &format!("sfr2l: inline load test {slot}: {} chose threads {} calls {}", models.source.configuration, announce.threads, announce.calls),
+        &format!(
+            "sfr2l: inline load test {slot}: {} chose threads {} calls {}",
+            models.source.configuration, announce.threads, announce.calls
+        ),
     );
     l.running = Some(Running {
         seq: l.seq,
@@ -283,7 +306,13 @@ fn pump(l: &mut Local, now: u64) {
         let headers = vec![(":method", "GET"), (":path", lt.path.as_str()), (":authority", lt.authority.as_str())];
         r.scheduler.on_sent();
         let seq = r.seq;
-        match hostcalls::dispatch_http_call(&lt.cluster, headers, None, vec![], Duration::from_secs_f64(lt.timeout.secs())) {
+        match hostcalls::dispatch_http_call(
+            &lt.cluster,
+            headers,
+            None,
+            vec![],
+            Duration::from_secs_f64(lt.timeout.secs()),
+        ) {
             Ok(token) => {
                 l.callouts.insert(token, Callout::Test { seq, start_ns: now });
             }
@@ -301,7 +330,15 @@ fn pump(l: &mut Local, now: u64) {
     }
 }
 
-fn on_test_response(l: &mut Local, seq: u64, start_ns: u64, num_headers: usize, body_size: usize, now: u64, may_dispatch: bool) {
+fn on_test_response(
+    l: &mut Local,
+    seq: u64,
+    start_ns: u64,
+    num_headers: usize,
+    body_size: usize,
+    now: u64,
+    may_dispatch: bool,
+) {
     let Some(r) = &mut l.running else { return };
     if r.seq != seq {
         return; // a response of an aborted or earlier test
@@ -312,9 +349,13 @@ fn on_test_response(l: &mut Local, seq: u64, start_ns: u64, num_headers: usize, 
     } else {
         let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
         let code = status.and_then(|s| s.parse::<u16>().ok()).unwrap_or(NO_RESPONSE);
-        let overloaded = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "x-envoy-overloaded").ok().flatten().is_some();
+        let overloaded =
+            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "x-envoy-overloaded").ok().flatten().is_some();
         let prefix = if code == 503 {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(BODY_PREFIX)).ok().flatten().unwrap_or_default()
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(BODY_PREFIX))
+                .ok()
+                .flatten()
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -375,7 +416,8 @@ pub fn sim_gauges(l: &mut Local, w: &sfr2l_core::window::RollingWindow, now: u64
     if calls == 0 {
         return;
     }
-    let load = LoadSetting { threads: concurrency.round().max(1.0) as u32, calls: u32::try_from(calls).unwrap_or(u32::MAX) };
+    let load =
+        LoadSetting { threads: concurrency.round().max(1.0) as u32, calls: u32::try_from(calls).unwrap_or(u32::MAX) };
     match models.predict(&rule, load) {
         Some(Ok(p)) => {
             let m = l.metrics;
@@ -394,7 +436,9 @@ pub fn sim_gauges(l: &mut Local, w: &sfr2l_core::window::RollingWindow, now: u64
 pub fn on_response(l: &mut Local, token: u32, num_headers: usize, body_size: usize, now: u64, current: bool) {
     match l.callouts.remove(&token) {
         Some(Callout::Fetch { seq, index }) => on_fetch_response(l, seq, index, num_headers, body_size),
-        Some(Callout::Test { seq, start_ns }) => on_test_response(l, seq, start_ns, num_headers, body_size, now, current),
+        Some(Callout::Test { seq, start_ns }) => {
+            on_test_response(l, seq, start_ns, num_headers, body_size, now, current)
+        }
         None => {}
     }
 }

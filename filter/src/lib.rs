@@ -14,7 +14,6 @@ mod metrics;
 mod models;
 mod plugin;
 
-
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
     proxy_wasm::set_root_context(|id| -> Box<dyn proxy_wasm::traits::RootContext> {

@@ -18,7 +18,8 @@ mod unsupported {
     use sfr2l_core::agent::{AgentKind, Configuration};
     use sfr2l_core::ProfileId;
 
-    const WHY: &str = "this filter is the observe-only build (no model runtime); deploy the default build for load-test mode";
+    const WHY: &str =
+        "this filter is the observe-only build (no model runtime); deploy the default build for load-test mode";
 
     pub struct Agent {
         pub objective: String,
@@ -85,7 +86,13 @@ pub fn verify(w: &Wanted, status: Option<&str>, body: &[u8]) -> Result<(), Strin
     }
     let got = sha256_hex(body);
     if !got.eq_ignore_ascii_case(&w.artifact.sha256) {
-        return Err(format!("{} ({}): sha256 {got} differs from the configured {} ({} bytes)", w.name, w.artifact.path, w.artifact.sha256, body.len()));
+        return Err(format!(
+            "{} ({}): sha256 {got} differs from the configured {} ({} bytes)",
+            w.name,
+            w.artifact.path,
+            w.artifact.sha256,
+            body.len()
+        ));
     }
     Ok(())
 }
@@ -123,7 +130,13 @@ impl Models {
     }
 
     pub fn agents_sha256(&self) -> Vec<String> {
-        self.source.configuration.agents().iter().filter_map(|s| self.source.agents.get(s.kind.name())).map(|a| a.sha256.clone()).collect()
+        self.source
+            .configuration
+            .agents()
+            .iter()
+            .filter_map(|s| self.source.agents.get(s.kind.name()))
+            .map(|a| a.sha256.clone())
+            .collect()
     }
 
     pub fn has_simulator(&self) -> bool {
@@ -133,7 +146,12 @@ impl Models {
     /// The configuration's decision for `rule`, dependent agents in order.
     pub fn decide(&self, rule: &TrafficRule, fixed: LoadSetting) -> Result<Decision, String> {
         inline::decide(self.source.configuration, rule, fixed, |kind, state| {
-            let agent = self.agents.iter().find(|(k, _)| *k == kind).map(|(_, a)| a).ok_or_else(|| format!("no {} agent", kind.name()))?;
+            let agent = self
+                .agents
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, a)| a)
+                .ok_or_else(|| format!("no {} agent", kind.name()))?;
             agent.decide(state).map_err(|e| format!("{} agent: {e}", kind.name()))
         })
     }

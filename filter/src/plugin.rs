@@ -3,8 +3,8 @@
 
 use crate::host::{self, HostStore};
 use crate::inline;
-use crate::models::Models;
 use crate::metrics::{self, Metrics};
+use crate::models::Models;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
@@ -182,7 +182,11 @@ impl RootContext for Root {
 /// Sets this root context's tick period if it changed: the flush period, or 1 ms while an
 /// inline test has refused slots to refill.
 fn set_tick(l: &mut Local) {
-    let ms = if l.fast_tick && l.running.is_some() { 1 } else { (l.config.flush_period.secs() * 1000.0).round().max(1.0) as u64 };
+    let ms = if l.fast_tick && l.running.is_some() {
+        1
+    } else {
+        (l.config.flush_period.secs() * 1000.0).round().max(1.0) as u64
+    };
     if ms == l.tick_ms {
         return;
     }

@@ -117,7 +117,12 @@ impl Simulator {
         };
         let (q, r, u) = (view(0)?, view(1)?, view(2)?);
         if q.len() != n || r.len() != n || u.len() != 2 * n {
-            return Err(RuntimeError::Tract(format!("output sizes {}, {}, {} for batch {n}", q.len(), r.len(), u.len())));
+            return Err(RuntimeError::Tract(format!(
+                "output sizes {}, {}, {} for batch {n}",
+                q.len(),
+                r.len(),
+                u.len()
+            )));
         }
         Ok((0..n).map(|i| Prediction { qps: q[i], rate_503: r[i], uncertainty: [u[2 * i], u[2 * i + 1]] }).collect())
     }
@@ -169,7 +174,12 @@ impl Agent {
 
     /// Checks that this graph is the `kind` agent of `configuration` trained on `profile`: card
     /// schema, state columns, action and grid exactly as this build's core defines them.
-    pub fn check_for(&self, profile: ProfileId, configuration: Configuration, kind: AgentKind) -> Result<(), RuntimeError> {
+    pub fn check_for(
+        &self,
+        profile: ProfileId,
+        configuration: Configuration,
+        kind: AgentKind,
+    ) -> Result<(), RuntimeError> {
         let bad = |key: &str, msg: String| Err(RuntimeError::Metadata { key: key.into(), msg });
         if self.schema != CARD_SCHEMA {
             return bad("sfr2l.schema", format!("{}, this build reads {CARD_SCHEMA}", self.schema));
@@ -178,7 +188,10 @@ impl Agent {
             return bad("sfr2l.profile", format!("`{}`, expected `{profile}`", self.profile));
         }
         if self.configuration != configuration.slug() {
-            return bad("sfr2l.configuration", format!("`{}`, expected `{}`", self.configuration, configuration.slug()));
+            return bad(
+                "sfr2l.configuration",
+                format!("`{}`, expected `{}`", self.configuration, configuration.slug()),
+            );
         }
         if self.action != kind.feature().name() {
             return bad("sfr2l.action", format!("`{}`, expected `{}`", self.action, kind.feature().name()));
@@ -187,7 +200,10 @@ impl Agent {
             return bad("sfr2l.action", format!("configuration {} has no {} agent", configuration.slug(), kind.name()));
         };
         if self.state != spec.state_names() {
-            return bad("sfr2l.state", format!("`{}`, expected `{}`", self.state.join(","), spec.state_names().join(",")));
+            return bad(
+                "sfr2l.state",
+                format!("`{}`, expected `{}`", self.state.join(","), spec.state_names().join(",")),
+            );
         }
         let grid = kind.grid(&Profile::get(profile));
         if self.grid != grid {
@@ -200,7 +216,11 @@ impl Agent {
     pub fn q_values(&self, rows: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, RuntimeError> {
         let w = self.state.len();
         if let Some(r) = rows.iter().find(|r| r.len() != w) {
-            return Err(RuntimeError::Input { index: 0, expected: format!("{w} state values"), found: format!("{}", r.len()) });
+            return Err(RuntimeError::Input {
+                index: 0,
+                expected: format!("{w} state values"),
+                found: format!("{}", r.len()),
+            });
         }
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
         let input = Tensor::from_shape(&[rows.len(), w], &flat).map_err(tract_err)?;

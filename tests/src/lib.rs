@@ -15,7 +15,15 @@ pub fn toolchain() -> Toolchain {
 }
 
 pub fn topology(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u32) -> LabTopology {
-    LabTopology { hosts, bad_hosts, bad_abort_percent, bad_mode: Default::default(), delay_ms, delay_percent: 100.0, client_workers: 2 }
+    LabTopology {
+        hosts,
+        bad_hosts,
+        bad_abort_percent,
+        bad_mode: Default::default(),
+        delay_ms,
+        delay_percent: 100.0,
+        client_workers: 2,
+    }
 }
 
 /// A lab in a fresh temp dir; the dir lives as long as the returned guard.

@@ -32,7 +32,8 @@ fn stat(lab: &sfr2l::lab::Lab, name: &str) -> u64 {
 
 /// Responses of the server sidecars summed over hosts: [2xx, 5xx, completed].
 fn server_side(lab: &sfr2l::lab::Lab) -> [u64; 3] {
-    let (nums, _) = admin::stats(lab.ports.upstream_admin, "^http\\.host[0-9]+\\.downstream_rq_(2xx|5xx|completed)$").unwrap();
+    let (nums, _) =
+        admin::stats(lab.ports.upstream_admin, "^http\\.host[0-9]+\\.downstream_rq_(2xx|5xx|completed)$").unwrap();
     let sum = |suffix: &str| nums.iter().filter(|(k, _)| k.ends_with(suffix)).map(|(_, v)| *v).sum();
     [sum("downstream_rq_2xx"), sum("downstream_rq_5xx"), sum("downstream_rq_completed")]
 }
@@ -45,14 +46,20 @@ fn sidecar_decides_and_runs_the_load_test() {
     let models = models_config(&root, &agents_dir, true, envoy::ARTIFACTS_CLUSTER).unwrap();
     let native: Vec<(AgentKind, Agent)> = [AgentKind::Threads, AgentKind::Calls]
         .iter()
-        .map(|k| (*k, Agent::from_bytes(&std::fs::read(agents_dir.join(format!("{}.onnx", k.name()))).unwrap()).unwrap()))
+        .map(|k| {
+            (*k, Agent::from_bytes(&std::fs::read(agents_dir.join(format!("{}.onnx", k.name()))).unwrap()).unwrap())
+        })
         .collect();
 
     for (i, r) in [rule(3, 3, 4), rule(6, 7, 3), rule(1, 1, 1)].iter().enumerate() {
         let before = server_side(&lab);
-        let rec = run_inline_test(&mut lab, r, models.clone(), lab_loadtest(&format!("t{i}")), Duration::from_secs(60)).unwrap();
+        let rec = run_inline_test(&mut lab, r, models.clone(), lab_loadtest(&format!("t{i}")), Duration::from_secs(60))
+            .unwrap();
         let inline = rec.inline.as_ref().unwrap();
-        eprintln!("rule {i}: threads {} calls {} qps {:.1} 503 {:.3} reward {:.1} predicted {:?}", rec.threads, rec.calls, rec.qps, rec.rate_503, inline.reward, inline.predicted);
+        eprintln!(
+            "rule {i}: threads {} calls {} qps {:.1} 503 {:.3} reward {:.1} predicted {:?}",
+            rec.threads, rec.calls, rec.qps, rec.rate_503, inline.reward, inline.predicted
+        );
         // The decision chain is the trainer's: thread agent on the 7 rules, call agent sees it.
         assert_eq!(inline.configuration, "thread-call");
         assert_eq!(inline.steps.len(), 2);
@@ -62,7 +69,11 @@ fn sidecar_decides_and_runs_the_load_test() {
         assert_eq!(inline.steps[1].state[7], inline.steps[0].choice as f32);
         for (step, (kind, agent)) in inline.steps.iter().zip(&native) {
             assert_eq!(step.agent, kind.name());
-            assert_eq!(step.choice, agent.decide(&step.state).unwrap(), "in-Envoy decision differs from the native runtime's");
+            assert_eq!(
+                step.choice,
+                agent.decide(&step.state).unwrap(),
+                "in-Envoy decision differs from the native runtime's"
+            );
         }
         assert_eq!((rec.threads, rec.calls), (inline.steps[0].choice, inline.steps[1].choice));
         // Exact counts: every call answered once, as Envoy's own cluster stats say.
@@ -75,7 +86,11 @@ fn sidecar_decides_and_runs_the_load_test() {
         let delta = |i: usize| after[i] - before[i];
         assert_eq!(delta(0), rec.count(200), "2xx at the servers");
         assert_eq!(delta(2), rec.reasons.upstream, "calls that reached a server");
-        assert_eq!(delta(1) + rec.reasons.overflow + rec.reasons.refused, rec.count(503), "503s: server faults + local overflow");
+        assert_eq!(
+            delta(1) + rec.reasons.overflow + rec.reasons.refused,
+            rec.count(503),
+            "503s: server faults + local overflow"
+        );
         let p = inline.predicted.expect("simulator loaded");
         assert!(p.qps > 0.0 && (0.0..=1.0).contains(&p.rate_503));
         assert!((inline.reward - rec.qps * rec.rate_503).abs() < 1e-9, "worst objective: QPS x P503");
@@ -96,24 +111,36 @@ fn sidecar_decides_and_runs_the_load_test() {
     no_cluster.fetch_timeout = IstioDuration::from_secs(1.0);
     let mut not_onnx = models.clone();
     not_onnx.agents.get_mut("call").unwrap().path = "/s1/simulator.json".into();
-    not_onnx.agents.get_mut("call").unwrap().sha256 = sfr2l_tests::sha256_hex(&std::fs::read(root.join("s1/simulator.json")).unwrap());
+    not_onnx.agents.get_mut("call").unwrap().sha256 =
+        sfr2l_tests::sha256_hex(&std::fs::read(root.join("s1/simulator.json")).unwrap());
     let mut wrong_agent = models.clone();
     let swapped = wrong_agent.agents["thread"].clone();
     *wrong_agent.agents.get_mut("call").unwrap() = swapped;
-    let bad = [("wrong sha256", wrong_sha), ("missing file", missing), ("unknown cluster", no_cluster), ("not ONNX", not_onnx), ("thread graph as call agent", wrong_agent)];
+    let bad = [
+        ("wrong sha256", wrong_sha),
+        ("missing file", missing),
+        ("unknown cluster", no_cluster),
+        ("not ONNX", not_onnx),
+        ("thread graph as call agent", wrong_agent),
+    ];
     for (i, (what, m)) in bad.into_iter().enumerate() {
         let errors = stat(&lab, "wasmcustom.sfr2l_model_errors_total");
-        let counted = stat(&lab, "wasmcustom.sfr2l_responses_2xx_total") + stat(&lab, "wasmcustom.sfr2l_responses_5xx_total");
+        let counted =
+            stat(&lab, "wasmcustom.sfr2l_responses_2xx_total") + stat(&lab, "wasmcustom.sfr2l_responses_5xx_total");
         let spec = LoadSpec::from_url(&lab.client_url("/status/200"), 2, 40).unwrap();
         let load = std::thread::spawn(move || load::run(&spec));
-        let rec = run_inline_test(&mut lab, &rule(4, 4, 4), m, lab_loadtest(&format!("bad{i}")), Duration::from_secs(60)).unwrap();
+        let rec =
+            run_inline_test(&mut lab, &rule(4, 4, 4), m, lab_loadtest(&format!("bad{i}")), Duration::from_secs(60))
+                .unwrap();
         let res = load.join().unwrap().unwrap();
         // Every request answered (by the service: the S1 hosts fail some on purpose), and the
         // filter, still alive, counted each one.
         let codes = res.ret_codes();
         assert_eq!(codes.get(&200).unwrap_or(&0) + codes.get(&503).unwrap_or(&0), 40, "{what}: {codes:?}");
         let t0 = std::time::Instant::now();
-        while stat(&lab, "wasmcustom.sfr2l_responses_2xx_total") + stat(&lab, "wasmcustom.sfr2l_responses_5xx_total") < counted + 40 {
+        while stat(&lab, "wasmcustom.sfr2l_responses_2xx_total") + stat(&lab, "wasmcustom.sfr2l_responses_5xx_total")
+            < counted + 40
+        {
             assert!(t0.elapsed() < Duration::from_secs(10), "{what}: the filter stopped counting");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -125,7 +152,8 @@ fn sidecar_decides_and_runs_the_load_test() {
         }
     }
     let log = std::fs::read_to_string(lab.client_log()).unwrap();
-    for needle in ["differs from the configured", "HTTP status 404", "no-such-cluster", "agents.call: ", "sfr2l.action"] {
+    for needle in ["differs from the configured", "HTTP status 404", "no-such-cluster", "agents.call: ", "sfr2l.action"]
+    {
         assert!(log.contains(needle), "no rejection line mentioning {needle:?}");
     }
     assert_eq!(stat(&lab, "wasmcustom.sfr2l_models_loaded"), 1);
@@ -137,8 +165,16 @@ fn sidecar_decides_and_runs_the_load_test() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // One admin read, so the three gauges come from the same window update.
-    let (g, _) = admin::stats(lab.ports.client_admin, "^wasmcustom\\.sfr2l_(window_503_permille|sim_predicted_503_permille|sim_residual_503_permille_abs)$").unwrap();
+    let (g, _) = admin::stats(
+        lab.ports.client_admin,
+        "^wasmcustom\\.sfr2l_(window_503_permille|sim_predicted_503_permille|sim_residual_503_permille_abs)$",
+    )
+    .unwrap();
     let get = |k: &str| g.get(&format!("wasmcustom.sfr2l_{k}")).copied().unwrap_or(0) as i64;
-    let (observed, predicted, residual) = (get("window_503_permille"), get("sim_predicted_503_permille"), get("sim_residual_503_permille_abs"));
-    assert!((residual - (observed - predicted).abs()).abs() <= 1, "residual {residual}, observed {observed}, predicted {predicted}");
+    let (observed, predicted, residual) =
+        (get("window_503_permille"), get("sim_predicted_503_permille"), get("sim_residual_503_permille_abs"));
+    assert!(
+        (residual - (observed - predicted).abs()).abs() <= 1,
+        "residual {residual}, observed {observed}, predicted {predicted}"
+    );
 }

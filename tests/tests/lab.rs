@@ -31,7 +31,8 @@ fn entry(id: &str, rule: TrafficRule, threads: u32, calls: u32) -> PlanEntry {
 #[test]
 fn istio_circuit_breaking_task_shape() {
     let (mut lab, _dir) = start_lab(21000, topology(1, 0, 0.0, 2));
-    let dr = std::fs::read_to_string(sfr2l_tests::repo_root().join("manifests/destinationrule-istio-task.yaml")).unwrap();
+    let dr =
+        std::fs::read_to_string(sfr2l_tests::repo_root().join("manifests/destinationrule-istio-task.yaml")).unwrap();
     let r = destination_rule::parse(&dr, "destinationrule-istio-task.yaml").unwrap();
     let mut share = |threads: u32, calls: u32, reps: u32| {
         let (mut n503, mut n) = (0, 0);
@@ -79,7 +80,11 @@ fn idle_timeout_closes_an_incomplete_run() {
     lab.apply(&rule(100, 100, 0, 5, 10)).unwrap();
     let mut tail = sfr2l::ingest::LogTail::at_end(&lab.client_log()).unwrap();
     let mut spec = LoadSpec::from_url(&lab.client_url("/status/200"), 2, 6).unwrap();
-    spec.headers = vec![("x-sfr2l-run".into(), "idle-1".into()), ("x-sfr2l-threads".into(), "2".into()), ("x-sfr2l-calls".into(), "10".into())];
+    spec.headers = vec![
+        ("x-sfr2l-run".into(), "idle-1".into()),
+        ("x-sfr2l-threads".into(), "2".into()),
+        ("x-sfr2l-calls".into(), "10".into()),
+    ];
     let r = load::run(&spec).unwrap();
     assert_eq!(r.calls(), 6);
     let rec = tail.wait_for("idle-1", Duration::from_secs(5)).unwrap().expect("idle record");

@@ -30,5 +30,14 @@ fn model_build_fits_its_budget_and_exports_the_abi() {
     // from growing further unnoticed.
     let bytes = module("sfr2l_filter.wasm");
     assert!(bytes.len() < 10 << 20, "sfr2l_filter.wasm is {} bytes, budget 10 MiB", bytes.len());
-    exports(&bytes, &["proxy_abi_version_0_2_1", "proxy_on_log", "proxy_on_tick", "proxy_on_configure", "proxy_on_http_call_response"]);
+    exports(
+        &bytes,
+        &[
+            "proxy_abi_version_0_2_1",
+            "proxy_on_log",
+            "proxy_on_tick",
+            "proxy_on_configure",
+            "proxy_on_http_call_response",
+        ],
+    );
 }

@@ -83,11 +83,11 @@ fn main() -> Result<()> {
         println!("| {} | {} |", p.file_name().and_then(|n| n.to_str()).unwrap_or("?"), std::fs::metadata(p).with_context(|| format!("{} (make filter)", p.display()))?.len());
     }
 
-    // Client sidecar start (to LIVE, the filter's VMs compiled and configured) with each module.
+    // Client sidecar start (to LIVE, the filter's VMs compiled and configured) with each module;
+    // both labs stay up for the throughput comparison at the end.
     let tmp = tempfile::tempdir()?;
-    let (mut lab, t_observe) = start(&root, &observe, 23000, &tmp.path().join("observe"))?;
-    lab.stop();
-    let (mut lab, t_full) = start(&root, &full, 23000, &tmp.path().join("full"))?;
+    let (mut obs_lab, t_observe) = start(&root, &observe, 23000, &tmp.path().join("observe"))?;
+    let (mut lab, t_full) = start(&root, &full, 23100, &tmp.path().join("full"))?;
     println!("\nLab start to all-ready (httpbin, server Envoy, artifact server, client Envoy): observe build {:.2} s, model build {:.2} s.", t_observe.as_secs_f64(), t_full.as_secs_f64());
 
     // Model load: agents + simulator fetched, checked, planned in every VM (main + 2 workers).
@@ -156,25 +156,37 @@ fn main() -> Result<()> {
         lat.last().copied().unwrap_or(f64::NAN)
     );
 
-    // Throughput of ordinary (unannounced) traffic: models loaded vs none, same module, interleaved.
-    let mut with = Vec::new();
-    let mut without = Vec::new();
+    // Throughput of ordinary (unannounced) traffic, interleaved rounds: the observe build, the
+    // model build with no models, the model build with models loaded (and the simulator gauges).
+    obs_lab.apply_filter_config(&rule(), ConfigV1::default())?;
+    let kinds = ["observe build", "model build, no models", "model build, models loaded"];
+    let mut qps: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    let mut p99: Vec<Vec<f64>> = vec![Vec::new(); 3];
     for _ in 0..rounds {
-        for loaded in [false, true] {
-            let config = ConfigV1 { models: loaded.then(|| models.clone()), ..ConfigV1::default() };
-            lab.apply_filter_config(&rule(), config)?;
-            std::thread::sleep(Duration::from_millis(if loaded { 3000 } else { 500 }));
-            let mut spec = LoadSpec::from_url(&lab.client_url("/status/200"), 4, 6000)?;
+        for (k, _) in kinds.iter().enumerate() {
+            let target = if k == 0 {
+                &mut obs_lab
+            } else {
+                let config = ConfigV1 { models: (k == 2).then(|| models.clone()), ..ConfigV1::default() };
+                lab.apply_filter_config(&rule(), config)?;
+                &mut lab
+            };
+            std::thread::sleep(Duration::from_millis(1500));
+            let mut spec = LoadSpec::from_url(&target.client_url("/status/200"), 4, 6000)?;
             spec.connect_first = true;
             let r = load::run(&spec)?;
-            (if loaded { &mut with } else { &mut without }).push(r.actual_qps());
+            qps[k].push(r.actual_qps());
+            p99[k].push(r.latency_percentile(99.0).unwrap_or(f64::NAN) * 1000.0);
         }
     }
-    let (a, b) = (median(without), median(with));
-    println!(
-        "\nListener throughput, /status/200, 4 connections x 6000 calls, median of {rounds} interleaved rounds: no models {a:.0} QPS, models loaded {b:.0} QPS (ratio {:.3}).",
-        b / a
-    );
+    println!("\nListener throughput, /status/200 (2 ms upstream delay, S1 lab), 4 connections x 6000 calls, medians of {rounds} interleaved rounds:\n");
+    println!("| filter | QPS | p99 ms | QPS vs observe build |\n|---|---|---|---|");
+    let base = median(qps[0].clone());
+    for (k, name) in kinds.iter().enumerate() {
+        let q = median(qps[k].clone());
+        println!("| {name} | {q:.0} | {:.2} | {:.3} |", median(p99[k].clone()), q / base);
+    }
     lab.stop();
+    obs_lab.stop();
     Ok(())
 }

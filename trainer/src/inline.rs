@@ -42,24 +42,24 @@ fn pin(root: &Path, onnx: &Path, card: &CardPin) -> Result<ArtifactRef> {
     Ok(ArtifactRef { path, sha256: sha })
 }
 
-/// Models configuration for the agents in `agents_dir` (`policies/sN/agents/<config>/seed-S`),
-/// served from `root` through `cluster`; with `simulator`, the dataset's simulator as well.
+/// Models configuration for the agents in `agents_dir` (`policies/sN/agents/<config>/seed-S`,
+/// with `thread.json` / `call.json` cards beside the graphs), served from `root` through
+/// `cluster`; with `simulator`, the dataset's simulator (three folders up) as well.
 pub fn models_config(root: &Path, agents_dir: &Path, simulator: bool, cluster: &str) -> Result<ModelsConfig> {
     let root = root.canonicalize().with_context(|| format!("served folder {}", root.display()))?;
-    let config_name = agents_dir
-        .parent()
-        .and_then(|p| p.file_name())
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("{}: expected policies/sN/agents/<configuration>/seed-S", agents_dir.display()))?;
-    let configuration: Configuration = config_name.parse().map_err(|e: String| anyhow::anyhow!("{}: {e}", agents_dir.display()))?;
+    let cards: Vec<(&str, PathBuf)> =
+        ["thread", "call"].iter().map(|n| (*n, agents_dir.join(format!("{n}.json")))).filter(|(_, p)| p.exists()).collect();
+    let (_, first) = cards.first().with_context(|| format!("{}: no thread.json or call.json agent card", agents_dir.display()))?;
+    let named = read_card(first)?.configuration.with_context(|| format!("{}: card names no configuration", first.display()))?;
+    let configuration: Configuration = named.parse().map_err(|e: String| anyhow::anyhow!("{}: {e}", first.display()))?;
     let mut agents = BTreeMap::new();
     let mut profile: Option<String> = None;
     for spec in configuration.agents() {
         let name = spec.kind.name();
         let card_path = agents_dir.join(format!("{name}.json"));
         let card = read_card(&card_path)?;
-        if card.configuration.as_deref().is_some_and(|c| c != configuration.slug()) {
-            bail!("{}: configuration {:?}, the folder says {}", card_path.display(), card.configuration, configuration.slug());
+        if card.configuration.as_deref() != Some(configuration.slug()) {
+            bail!("{}: configuration {:?}, expected {}", card_path.display(), card.configuration, configuration.slug());
         }
         if profile.as_ref().is_some_and(|p| p != &card.profile) {
             bail!("{}: profile {} differs from the other agent's", card_path.display(), card.profile);
