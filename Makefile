@@ -35,7 +35,7 @@ build: filter
 # Pure logic natively, then the built binary and the real lab (tests start and stop their own
 # Envoy and httpbin on loopback; one at a time, as they measure on 2 cores).
 test: setup filter
-	$(CARGO) test --profile fast -p sfr2l-core -p sfr2l-runtime -p sfr2l -p sfr2l-tests -- --test-threads=1
+	$(CARGO) test --profile fast -p sfr2l-core -p sfr2l-runtime -p sfr2l -p sfr2l-tests -p sfr2l-wasm-host -- --test-threads=1
 
 # The main job on the embedded default: real Envoy lab, a small live collection, traces checked.
 demo: setup build
