@@ -2,7 +2,7 @@
 //! paper holds fixed, and the lab topology each profile is collected on.
 
 use crate::duration::IstioDuration;
-use crate::feature::Feature;
+use crate::feature::{Feature, N_FEATURES};
 use crate::rule::{LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -172,18 +172,19 @@ impl Profile {
         }
     }
 
-    /// Builds the rule and load for uniform draws `u[0..9]` in [0, 1), one per feature.
-    pub fn draw(&self, u: &[f64; 9]) -> (TrafficRule, LoadSetting) {
+    /// Builds the rule and load for uniform draws `u` in [0, 1), one per feature in feature order.
+    pub fn draw(&self, u: &[f64; N_FEATURES]) -> (TrafficRule, LoadSetting) {
+        let at = |f: Feature| u[f.index()];
         let rule = TrafficRule {
-            max_pending_requests: self.max_pending_requests.pick(u[0]),
-            max_connections: self.max_connections.pick(u[1]),
-            max_requests_per_connection: self.max_requests_per_connection.pick(u[2]),
+            max_pending_requests: self.max_pending_requests.pick(at(Feature::MaxPendingRequests)),
+            max_connections: self.max_connections.pick(at(Feature::MaxConnections)),
+            max_requests_per_connection: self.max_requests_per_connection.pick(at(Feature::MaxRequestsPerConnection)),
             base_ejection_time: IstioDuration::from_secs(self.base_ejection_time_s),
-            max_ejection_percent: self.max_ejection_percent.pick(u[4]),
+            max_ejection_percent: self.max_ejection_percent.pick(at(Feature::MaxEjectionPercent)),
             interval: IstioDuration::from_secs(self.interval_s),
-            consecutive_5xx_errors: self.consecutive_5xx_errors.pick(u[6]),
+            consecutive_5xx_errors: self.consecutive_5xx_errors.pick(at(Feature::Consecutive5xxErrors)),
         };
-        let load = LoadSetting { threads: self.threads.pick(u[7]), calls: self.calls.pick(u[8]) };
+        let load = LoadSetting { threads: self.threads.pick(at(Feature::Threads)), calls: self.calls.pick(at(Feature::Calls)) };
         (rule, load)
     }
 
