@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "sfr2l", version, about = "Find the fault-resilience behaviours of a service mesh that matter: real Envoy lab, traces, simulator, agents.")]
+#[command(
+    name = "sfr2l",
+    version,
+    about = "Find the fault-resilience behaviours of a service mesh that matter: real Envoy lab, traces, simulator, agents."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Commands,

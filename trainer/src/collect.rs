@@ -83,7 +83,10 @@ pub fn check_conservation(
         return Err(format!("trace generation {} != applied {generation}", rec.generation));
     }
     if !rec.complete || rec.responses != sent as u64 || rec.mismatched != 0 {
-        return Err(format!("trace has {} responses (complete {}, mismatched {}) for {sent} calls", rec.responses, rec.complete, rec.mismatched));
+        return Err(format!(
+            "trace has {} responses (complete {}, mismatched {}) for {sent} calls",
+            rec.responses, rec.complete, rec.mismatched
+        ));
     }
     for (code, n) in load_codes {
         let traced = rec.count(*code as u16);
@@ -98,7 +101,10 @@ pub fn check_conservation(
     }
     let overflow = cluster.get("upstream_rq_pending_overflow").copied().unwrap_or(0);
     if overflow != rec.reasons.overflow {
-        return Err(format!("cluster upstream_rq_pending_overflow {overflow} != traced overflow {}", rec.reasons.overflow));
+        return Err(format!(
+            "cluster upstream_rq_pending_overflow {overflow} != traced overflow {}",
+            rec.reasons.overflow
+        ));
     }
     Ok(())
 }
@@ -134,11 +140,15 @@ impl DatasetFile {
                 let l = line.trim_end();
                 if i == 0 {
                     if l != header {
-                        bail!("{}:1: header differs from this version's columns:\n  found    {l}\n  expected {header}", path.display());
+                        bail!(
+                            "{}:1: header differs from this version's columns:\n  found    {l}\n  expected {header}",
+                            path.display()
+                        );
                     }
                 } else if !l.is_empty() {
                     let fields: Vec<&str> = l.split(',').collect();
-                    let row = DatasetRow::from_fields(&fields).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+                    let row = DatasetRow::from_fields(&fields)
+                        .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
                     done.insert((row.config_id, row.repeat));
                     rows += 1;
                 }
@@ -198,7 +208,10 @@ pub fn meta_path(out: &Path) -> PathBuf {
 }
 
 pub fn load_avg_1m() -> f64 {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN)
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 pub fn git_commit() -> String {
@@ -223,7 +236,13 @@ pub struct RunOutcome {
 }
 
 /// Applies `entry`, runs the load, ingests the trace and checks conservation.
-pub fn run_once(lab: &mut Lab, entry: &PlanEntry, run_id: &str, path: &str, warmup_calls: u32) -> Result<std::result::Result<RunOutcome, String>> {
+pub fn run_once(
+    lab: &mut Lab,
+    entry: &PlanEntry,
+    run_id: &str,
+    path: &str,
+    warmup_calls: u32,
+) -> Result<std::result::Result<RunOutcome, String>> {
     if warmup_calls > 0 {
         // Warm connections and caches on the previous cluster: its state is discarded by the switch.
         let mut w = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, warmup_calls)?;
@@ -298,7 +317,8 @@ mod tests {
         assert!(same.iter().all(|e| e.rule == first.rule && e.load == first.load));
         assert!(a.iter().all(|e| p.check(&e.rule, &e.load).is_ok()));
         // not all repeats at the start
-        let pos: Vec<usize> = a.iter().enumerate().filter(|(_, e)| e.config_id.contains("-r")).map(|(i, _)| i).collect();
+        let pos: Vec<usize> =
+            a.iter().enumerate().filter(|(_, e)| e.config_id.contains("-r")).map(|(i, _)| i).collect();
         assert!(*pos.last().unwrap() > 50);
     }
 
@@ -309,7 +329,12 @@ mod tests {
         let mut left = overflow;
         for (code, n) in codes {
             for _ in 0..*n {
-                let f = if *code == 503 && left > 0 { left -= 1; 0x80 } else { 0 };
+                let f = if *code == 503 && left > 0 {
+                    left -= 1;
+                    0x80
+                } else {
+                    0
+                };
                 c.record(a, *code, f, 1, 2);
             }
         }
@@ -320,8 +345,13 @@ mod tests {
     fn conservation_accepts_exact_and_names_the_mismatch() {
         let rec = record(&[(200, 7), (503, 3)], 2);
         let load: BTreeMap<i32, u64> = [(200, 7), (503, 3)].into();
-        let mut cluster: BTreeMap<String, u64> =
-            [("upstream_rq_200".to_string(), 7), ("upstream_rq_503".to_string(), 3), ("upstream_rq_completed".to_string(), 10), ("upstream_rq_pending_overflow".to_string(), 2)].into();
+        let mut cluster: BTreeMap<String, u64> = [
+            ("upstream_rq_200".to_string(), 7),
+            ("upstream_rq_503".to_string(), 3),
+            ("upstream_rq_completed".to_string(), 10),
+            ("upstream_rq_pending_overflow".to_string(), 2),
+        ]
+        .into();
         check_conservation(10, &load, &rec, &cluster, 5).unwrap();
         assert!(check_conservation(10, &load, &rec, &cluster, 6).unwrap_err().contains("generation"));
         cluster.insert("upstream_rq_503".into(), 2);

@@ -17,10 +17,18 @@ pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOpti
     let id: ProfileId = a.profile.parse().map_err(|e: String| anyhow::anyhow!("--profile: {e}"))?;
     let profile = Profile::get(id);
     let mut topo = profile.lab;
-    if let Some(v) = a.hosts { topo.hosts = v; }
-    if let Some(v) = a.bad_hosts { topo.bad_hosts = v; }
-    if let Some(v) = a.bad_abort_percent { topo.bad_abort_percent = v; }
-    if let Some(v) = a.delay_ms { topo.delay_ms = v; }
+    if let Some(v) = a.hosts {
+        topo.hosts = v;
+    }
+    if let Some(v) = a.bad_hosts {
+        topo.bad_hosts = v;
+    }
+    if let Some(v) = a.bad_abort_percent {
+        topo.bad_abort_percent = v;
+    }
+    if let Some(v) = a.delay_ms {
+        topo.delay_ms = v;
+    }
     if let Some(v) = &a.bad_mode {
         topo.bad_mode = match v.as_str() {
             "fault-abort" => sfr2l_core::profile::BadMode::FaultAbort,
@@ -28,8 +36,12 @@ pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOpti
             _ => bail!("--bad-mode {v:?}: expected fault-abort or app503"),
         };
     }
-    if let Some(v) = a.delay_percent { topo.delay_percent = v; }
-    if let Some(v) = a.client_workers { topo.client_workers = v; }
+    if let Some(v) = a.delay_percent {
+        topo.delay_percent = v;
+    }
+    if let Some(v) = a.client_workers {
+        topo.client_workers = v;
+    }
     if topo.bad_hosts > topo.hosts {
         bail!("--bad-hosts {} exceeds --hosts {}", topo.bad_hosts, topo.hosts);
     }
@@ -41,17 +53,20 @@ pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOpti
     }
     let tools = Toolchain::discover(&a.venv, &a.wasm)?;
     let dir = std::path::absolute(&a.dir.dir)?;
-    Ok((profile, LabOptions {
-        dir,
-        base_port: a.base_port,
-        topology: topo,
-        tools,
-        httpbin_workers: a.httpbin_workers,
-        httpbin_threads: a.httpbin_threads,
-        upstream_workers: a.upstream_workers,
-        attached,
-        idle_timeout_ms: a.idle_timeout_ms,
-    }))
+    Ok((
+        profile,
+        LabOptions {
+            dir,
+            base_port: a.base_port,
+            topology: topo,
+            tools,
+            httpbin_workers: a.httpbin_workers,
+            httpbin_threads: a.httpbin_threads,
+            upstream_workers: a.upstream_workers,
+            attached,
+            idle_timeout_ms: a.idle_timeout_ms,
+        },
+    ))
 }
 
 pub fn lab(cmd: LabCommand) -> Result<()> {
@@ -59,11 +74,20 @@ pub fn lab(cmd: LabCommand) -> Result<()> {
         LabCommand::Up(a) => {
             let (_, opts) = lab_options(&a.setup, false)?;
             if Lab::state_path(&opts.dir).exists() {
-                bail!("a lab is already recorded in {} (run `sfr2l lab down --dir {}` first)", opts.dir.display(), opts.dir.display());
+                bail!(
+                    "a lab is already recorded in {} (run `sfr2l lab down --dir {}` first)",
+                    opts.dir.display(),
+                    opts.dir.display()
+                );
             }
             let lab = Lab::start(opts)?;
-            println!("lab up: client listener {}  admin http://127.0.0.1:{}  hosts {}  dir {}",
-                lab.client_url("/"), lab.ports.client_admin, lab.opts.topology.hosts, lab.opts.dir.display());
+            println!(
+                "lab up: client listener {}  admin http://127.0.0.1:{}  hosts {}  dir {}",
+                lab.client_url("/"),
+                lab.ports.client_admin,
+                lab.opts.topology.hosts,
+                lab.opts.dir.display()
+            );
             lab.detach()
         }
         LabCommand::Down(a) => {
@@ -92,7 +116,12 @@ pub fn lab(cmd: LabCommand) -> Result<()> {
             let mut lab = Lab::attach(&a.dir.dir)?;
             let t0 = Instant::now();
             lab.apply(&rule)?;
-            println!("applied {} as generation {} in {:.0} ms", a.file.display(), lab.generation(), t0.elapsed().as_secs_f64() * 1e3);
+            println!(
+                "applied {} as generation {} in {:.0} ms",
+                a.file.display(),
+                lab.generation(),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
             Ok(())
         }
         LabCommand::Collect(a) => collect_cmd(a),
@@ -107,13 +136,19 @@ fn collect_cmd(a: CollectArgs) -> Result<()> {
     let (profile, opts) = lab_options(&a.setup, true)?;
     let plan = collect::plan(&profile, a.rows, a.seed, reps_configs, reps);
     let mut file = DatasetFile::open(&a.out, a.resume)?;
-    let todo: Vec<_> = plan.iter().enumerate().filter(|(_, e)| !file.done.contains(&(e.config_id.clone(), e.repeat))).collect();
+    let todo: Vec<_> =
+        plan.iter().enumerate().filter(|(_, e)| !file.done.contains(&(e.config_id.clone(), e.repeat))).collect();
     let stop = collect::interrupt_flag()?;
     let mut lab = if a.attach { Lab::attach(&opts.dir)? } else { Lab::start(opts)? };
     let started = collect::now_rfc3339();
     let t0 = Instant::now();
     let bar = if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(todo.len() as u64) };
-    bar.set_style(indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} rows, {elapsed} elapsed, ETA {eta} {msg}")?.progress_chars("=> "));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} rows, {elapsed} elapsed, ETA {eta} {msg}",
+        )?
+        .progress_chars("=> "),
+    );
     bar.set_prefix(format!("collect {}", profile.id));
     let (mut rejected, mut skipped, mut overheads) = (0u64, 0u64, Vec::new());
     let meta = |file: &DatasetFile, lab: &Lab, rejected, skipped, overheads: &mut Vec<f64>| -> Result<()> {
@@ -155,7 +190,14 @@ fn collect_cmd(a: CollectArgs) -> Result<()> {
             let load_avg = collect::load_avg_1m();
             match collect::run_once(&mut lab, entry, &run_id, &a.path, a.warmup_calls)? {
                 Ok(out) => {
-                    let row = DatasetRow::new(&entry.rule, &entry.load, &out.record, load_avg, entry.config_id.clone(), entry.repeat);
+                    let row = DatasetRow::new(
+                        &entry.rule,
+                        &entry.load,
+                        &out.record,
+                        load_avg,
+                        entry.config_id.clone(),
+                        entry.repeat,
+                    );
                     file.append(&row)?;
                     overheads.push(out.overhead.as_secs_f64() * 1e3);
                     ok = true;
@@ -185,7 +227,11 @@ fn collect_cmd(a: CollectArgs) -> Result<()> {
     }
     println!(
         "{} rows in {} ({} rejected tries, {} rows skipped) in {:.0} s{}",
-        file.rows, a.out.display(), rejected, skipped, t0.elapsed().as_secs_f64(),
+        file.rows,
+        a.out.display(),
+        rejected,
+        skipped,
+        t0.elapsed().as_secs_f64(),
         if interrupted { "; interrupted: continue with --resume" } else { "" }
     );
     if interrupted {
@@ -204,8 +250,11 @@ pub fn load_cmd(a: LoadArgs) -> Result<()> {
         bail!("{}: only loopback targets are allowed", a.url);
     }
     spec.qps = a.qps;
-    spec.duration = Duration::from_secs_f64(IstioDuration::parse(&a.duration).map_err(|e| anyhow::anyhow!("-t: {e}"))?.secs());
-    spec.timeout = Duration::from_secs_f64(IstioDuration::parse(&a.timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?.secs());
+    spec.duration =
+        Duration::from_secs_f64(IstioDuration::parse(&a.duration).map_err(|e| anyhow::anyhow!("-t: {e}"))?.secs());
+    spec.timeout = Duration::from_secs_f64(
+        IstioDuration::parse(&a.timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?.secs(),
+    );
     for h in &a.headers {
         let (k, v) = h.split_once(':').with_context(|| format!("-H {h:?}: expected `Name: value`"))?;
         spec.headers.push((k.trim().to_string(), v.trim().to_string()));
@@ -230,7 +279,9 @@ pub fn traces(cmd: TracesCommand) -> Result<()> {
     let reader = ingest::open(&a.file)?;
     let found = ingest::ingest(reader, &a.file)?;
     let mut out: Box<dyn Write> = match &a.out {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut errors = 0;
@@ -243,11 +294,18 @@ pub fn traces(cmd: TracesCommand) -> Result<()> {
                 IngestFormat::Jsonl => writeln!(out, "{}", serde_json::to_string(&rec)?)?,
                 IngestFormat::Csv => {
                     let Some(rule) = rec.rule else {
-                        eprintln!("sfr2l: {}:{}: record {} has no rule (filter configured without one); skipped", a.file, f.line, rec.run);
+                        eprintln!(
+                            "sfr2l: {}:{}: record {} has no rule (filter configured without one); skipped",
+                            a.file, f.line, rec.run
+                        );
                         continue;
                     };
                     let load = LoadSetting { threads: rec.threads, calls: rec.calls };
-                    writeln!(out, "{}", DatasetRow::new(&rule, &load, &rec, f64::NAN, rec.run.clone(), 0).to_fields().join(","))?
+                    writeln!(
+                        out,
+                        "{}",
+                        DatasetRow::new(&rule, &load, &rec, f64::NAN, rec.run.clone(), 0).to_fields().join(",")
+                    )?
                 }
             },
             Err(e) => {

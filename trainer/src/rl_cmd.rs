@@ -27,11 +27,18 @@ fn decide_cmd(a: crate::cli::RlDecideArgs) -> Result<()> {
         .enumerate()
         .map(|(i, v)| {
             let name = agent.state.get(i).map(String::as_str).unwrap_or("extra");
-            v.trim().parse::<f32>().map_err(|_| anyhow::anyhow!("--state: value {} ({name}) `{v}` is not a number", i + 1))
+            v.trim()
+                .parse::<f32>()
+                .map_err(|_| anyhow::anyhow!("--state: value {} ({name}) `{v}` is not a number", i + 1))
         })
         .collect::<Result<_>>()?;
     if state.len() != agent.state.len() {
-        bail!("--state: {} values given, the agent needs {} ({})", state.len(), agent.state.len(), agent.state.join(","));
+        bail!(
+            "--state: {} values given, the agent needs {} ({})",
+            state.len(),
+            agent.state.len(),
+            agent.state.join(",")
+        );
     }
     let q = agent.q_values(&[state.clone()])?;
     let choice = agent.decide(&state)?;
@@ -101,11 +108,19 @@ fn learn_cmd(a: RlLearnArgs) -> Result<()> {
     };
     let services: Vec<&Service> = if a.heterogeneous { owned.iter().collect() } else { vec![&owned[0]; a.services] };
     let out = a.out.clone().unwrap_or_else(|| {
-        a.sim.join("agents").join(slug_dir(configuration, services.len(), a.heterogeneous, objective)).join(format!("seed-{}", a.seed))
+        a.sim
+            .join("agents")
+            .join(slug_dir(configuration, services.len(), a.heterogeneous, objective))
+            .join(format!("seed-{}", a.seed))
     });
     let r = learn(configuration, &services, &cfg, |e, st| {
         if e % 25 == 0 || e + 1 == cfg.epochs {
-            eprintln!("epoch {e:>4}: ratio {:.3}, optimum/random {:.3}, epsilon {:.2}", st.rl / st.random, st.optimum / st.random, st.epsilon);
+            eprintln!(
+                "epoch {e:>4}: ratio {:.3}, optimum/random {:.3}, epsilon {:.2}",
+                st.rl / st.random,
+                st.optimum / st.random,
+                st.epsilon
+            );
         }
     })?;
     let s = write_run(&out, &r, &services, &cfg, objective, &git_commit())?;
@@ -132,7 +147,8 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
     let configs: Vec<(Configuration, usize)> = match &a.configs {
         Some(l) => parse_configs(l, a.services)?,
         None => {
-            let mut v: Vec<(Configuration, usize)> = sfr2l_core::agent::CONFIGURATIONS.iter().map(|c| (*c, 1)).collect();
+            let mut v: Vec<(Configuration, usize)> =
+                sfr2l_core::agent::CONFIGURATIONS.iter().map(|c| (*c, 1)).collect();
             v.extend(sfr2l_core::agent::CONFIGURATIONS.iter().map(|c| (*c, a.services)));
             v
         }
@@ -160,7 +176,13 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
                 let svcs: Vec<&Service> = vec![svc; *n];
                 let r = learn(*c, &svcs, &cfg, |_, _| {})?;
                 let out: PathBuf = if seed == 1 {
-                    a.export_to.as_ref().unwrap_or(&a.policies).join(&datasets[di]).join("agents").join(slug_dir(*c, *n, false, objective)).join(format!("seed-{seed}"))
+                    a.export_to
+                        .as_ref()
+                        .unwrap_or(&a.policies)
+                        .join(&datasets[di])
+                        .join("agents")
+                        .join(slug_dir(*c, *n, false, objective))
+                        .join(format!("seed-{seed}"))
                 } else {
                     std::env::temp_dir().join(format!("sfr2l-rl-{}-{}", std::process::id(), seed))
                 };
@@ -220,7 +242,15 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
     std::fs::create_dir_all(dir.join("curves"))?;
     crate::lab::write_atomic(&a.report, md.as_bytes())?;
     for (d, panels) in datasets.iter().zip(&curves) {
-        let svg = curves_svg(&format!("{}: RL/random per epoch (light) and its {}-epoch rolling mean (dark), seed 1", d.to_uppercase(), base.rolling_window), panels, base.rolling_window);
+        let svg = curves_svg(
+            &format!(
+                "{}: RL/random per epoch (light) and its {}-epoch rolling mean (dark), seed 1",
+                d.to_uppercase(),
+                base.rolling_window
+            ),
+            panels,
+            base.rolling_window,
+        );
         crate::lab::write_atomic(&dir.join("curves").join(format!("{d}.svg")), svg.as_bytes())?;
     }
     let json = serde_json::to_string_pretty(&runs)?;

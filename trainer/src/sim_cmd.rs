@@ -47,7 +47,8 @@ pub fn sim_config(t: &SimTuneArgs) -> Result<SimConfig> {
 pub fn read_config<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
     let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
     let de = &mut serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", p.display(), e.path(), e.inner()))
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", p.display(), e.path(), e.inner()))
 }
 
 fn parse_profile(p: &Option<String>) -> Result<Option<ProfileId>> {
@@ -81,7 +82,10 @@ fn fit_cmd(a: SimFitArgs) -> Result<()> {
 fn table_cmd(a: SimTableArgs) -> Result<()> {
     let cfg = sim_config(&a.tune)?;
     let ids: Vec<ProfileId> = match &a.only {
-        Some(list) => list.split(',').map(|s| s.trim().parse().map_err(|e: String| anyhow::anyhow!("--only: {e}"))).collect::<Result<_>>()?,
+        Some(list) => list
+            .split(',')
+            .map(|s| s.trim().parse().map_err(|e: String| anyhow::anyhow!("--only: {e}")))
+            .collect::<Result<_>>()?,
         None => sfr2l_core::profile::PROFILE_IDS.to_vec(),
     };
     // Read and check every dataset before the first fit starts.
@@ -122,14 +126,21 @@ fn predict_cmd(a: SimPredictArgs) -> Result<()> {
         .enumerate()
         .map(|(i, v)| {
             let name = FEATURES.get(i).map(|f| f.name()).unwrap_or("extra");
-            v.trim().parse::<f32>().map_err(|_| anyhow::anyhow!("--features: value {} ({name}) `{v}` is not a number", i + 1))
+            v.trim()
+                .parse::<f32>()
+                .map_err(|_| anyhow::anyhow!("--features: value {} ({name}) `{v}` is not a number", i + 1))
         })
         .collect::<Result<_>>()?;
     if vals.len() != N_FEATURES {
-        bail!("--features: {} values given, {N_FEATURES} needed ({})", vals.len(), FEATURES.map(|f| f.name()).join(","));
+        bail!(
+            "--features: {} values given, {N_FEATURES} needed ({})",
+            vals.len(),
+            FEATURES.map(|f| f.name()).join(",")
+        );
     }
     let row: [f32; N_FEATURES] = std::array::from_fn(|i| vals[i]);
-    let sim = sfr2l_runtime::Simulator::from_path(Path::new(&path)).with_context(|| format!("loading {}", path.display()))?;
+    let sim =
+        sfr2l_runtime::Simulator::from_path(Path::new(&path)).with_context(|| format!("loading {}", path.display()))?;
     let p = sim.predict(&[row])?;
     let p = p.first().context("no prediction")?;
     println!(

@@ -20,7 +20,14 @@ fn bin() -> Command {
 }
 
 fn tiny(seed: u64) -> RlConfig {
-    RlConfig::new().with_seed(seed).with_epochs(6).with_interactions(200).with_hidden(32).with_collab_head_hidden(32).with_learning_rate(1e-3).with_collab_learning_rate(1e-3)
+    RlConfig::new()
+        .with_seed(seed)
+        .with_epochs(6)
+        .with_interactions(200)
+        .with_hidden(32)
+        .with_collab_head_hidden(32)
+        .with_learning_rate(1e-3)
+        .with_collab_learning_rate(1e-3)
 }
 
 fn s1() -> sfr2l::rl::run::Service {
@@ -52,13 +59,27 @@ fn thread_call_learns_exports_and_agrees_across_runtimes() {
     let cfg = tiny(3);
     let r = learn(Configuration::ThreadCall, &[&svc], &cfg, |_, _| {}).unwrap();
     assert_eq!(r.epochs.len(), 6);
-    assert!(r.optimum_ratio >= r.sim_ratio * 0.999, "nothing beats the optimum: {} vs {}", r.optimum_ratio, r.sim_ratio);
+    assert!(
+        r.optimum_ratio >= r.sim_ratio * 0.999,
+        "nothing beats the optimum: {} vs {}",
+        r.optimum_ratio,
+        r.sim_ratio
+    );
     assert!(r.optimum_ratio > 1.0);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tc");
     let s = write_run(&out, &r, &[&svc], &cfg, Objective::Worst, "test").unwrap();
     assert!(s.export_max_rel_diff <= 1e-4, "{}", s.export_max_rel_diff);
-    for f in ["thread.onnx", "thread.json", "call.onnx", "call.json", "curve.csv", "decisions.csv", "config.json", "result.json"] {
+    for f in [
+        "thread.onnx",
+        "thread.json",
+        "call.onnx",
+        "call.json",
+        "curve.csv",
+        "decisions.csv",
+        "config.json",
+        "result.json",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
     }
     let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
@@ -69,18 +90,27 @@ fn thread_call_learns_exports_and_agrees_across_runtimes() {
     let agent = sfr2l_runtime::Agent::from_bytes(&bytes).unwrap();
     assert_eq!(agent.state.last().map(String::as_str), Some("threads"));
     assert_eq!(agent.grid, (435..=450).collect::<Vec<u32>>());
-    let rows: Vec<Vec<f32>> = (0..300).map(|i| {
-        let mut s = svc.table.rules[i].to_vec();
-        s.push(svc.table.threads[i % 5] as f32);
-        s
-    }).collect();
+    let rows: Vec<Vec<f32>> = (0..300)
+        .map(|i| {
+            let mut s = svc.table.rules[i].to_vec();
+            s.push(svc.table.threads[i % 5] as f32);
+            s
+        })
+        .collect();
     let want = burn_q_values(&r.agents[1], 0, &rows);
     let got = agent.q_values(&rows).unwrap();
     let py = root().join(".venv/bin/python");
     assert!(py.exists(), "run `make setup` (onnxruntime)");
     let (inp, res) = (dir.path().join("in.json"), dir.path().join("out.json"));
     std::fs::write(&inp, serde_json::json!({ "rows": rows }).to_string()).unwrap();
-    assert!(Command::new(py).arg(root().join("scripts/onnx_predict.py")).arg(out.join("call.onnx")).arg(&inp).arg(&res).status().unwrap().success());
+    assert!(Command::new(py)
+        .arg(root().join("scripts/onnx_predict.py"))
+        .arg(out.join("call.onnx"))
+        .arg(&inp)
+        .arg(&res)
+        .status()
+        .unwrap()
+        .success());
     let ort: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
     let scale = r.agents[1].reward_scale[0] as f32;
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {

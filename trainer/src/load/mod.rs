@@ -96,10 +96,7 @@ impl LoadSpec {
     /// 5s duration (only used when `calls == 0`), connections opened before the clock starts,
     /// and the URL's authority (`host:port` as written) as the Host header.
     pub fn from_url(url: &str, threads: u32, calls: u32) -> Result<LoadSpec, LoadError> {
-        let bad = |reason: &str| LoadError::BadUrl {
-            url: url.to_string(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| LoadError::BadUrl { url: url.to_string(), reason: reason.to_string() };
         let trimmed = url.trim();
         let rest = match trimmed.get(..7) {
             Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &trimmed[7..],
@@ -116,11 +113,7 @@ impl LoadSpec {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let path = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_string()
-        };
+        let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
         if auth.is_empty() {
             return Err(bad("missing host"));
         }
@@ -154,16 +147,11 @@ impl LoadSpec {
                 Ok(n) => n,
             },
         };
-        if path
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
+        if path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
             return Err(bad("path contains whitespace or control characters"));
         }
         if threads == 0 {
-            return Err(LoadError::InvalidSpec(
-                "threads (-c) must be at least 1".to_string(),
-            ));
+            return Err(LoadError::InvalidSpec("threads (-c) must be at least 1".to_string()));
         }
         Ok(LoadSpec {
             host: host.to_string(),

@@ -56,7 +56,12 @@ pub struct RewardTable {
 impl RewardTable {
     /// Evaluates the simulator on every (row, action) pair. `rows`: raw feature rows of the
     /// dataset; the grids must lie inside the simulator's training ranges.
-    pub fn build(sim: &Simulator, profile: ProfileId, rows: &[[f64; N_FEATURES]], objective: Objective) -> Result<Self> {
+    pub fn build(
+        sim: &Simulator,
+        profile: ProfileId,
+        rows: &[[f64; N_FEATURES]],
+        objective: Objective,
+    ) -> Result<Self> {
         let prof = Profile::get(profile);
         let threads = AgentKind::Threads.grid(&prof);
         let calls = AgentKind::Calls.grid(&prof);
@@ -69,7 +74,10 @@ impl RewardTable {
             let lo = rows.iter().map(|r| r[col]).fold(f64::INFINITY, f64::min);
             let hi = rows.iter().map(|r| r[col]).fold(f64::NEG_INFINITY, f64::max);
             if let Some(v) = grid.iter().find(|v| f64::from(**v) < lo || f64::from(**v) > hi) {
-                bail!("{} grid value {v} lies outside the simulator's training range {lo}..={hi} (profile {profile})", kind.name());
+                bail!(
+                    "{} grid value {v} lies outside the simulator's training range {lo}..={hi} (profile {profile})",
+                    kind.name()
+                );
             }
         }
         if sim.profile != profile.to_string() {
@@ -78,7 +86,15 @@ impl RewardTable {
         let rules: Vec<[f32; 7]> = rows.iter().map(|r| std::array::from_fn(|j| r[j] as f32)).collect();
         let run_load: Vec<[f32; 2]> = rows.iter().map(|r| [r[7] as f32, r[8] as f32]).collect();
         let feat = |rule: &[f32; 7], t: f32, c: f32| -> [f32; N_FEATURES] {
-            std::array::from_fn(|j| if j < 7 { rule[j] } else if j == 7 { t } else { c })
+            std::array::from_fn(|j| {
+                if j < 7 {
+                    rule[j]
+                } else if j == 7 {
+                    t
+                } else {
+                    c
+                }
+            })
         };
         let mut queries: Vec<[f32; N_FEATURES]> = Vec::new();
         for (rule, load) in rules.iter().zip(&run_load) {

@@ -88,10 +88,19 @@ pub fn run(
             let grids: Vec<Vec<u32>> = tables.iter().map(|t| t.grid(spec.kind).to_vec()).collect();
             let head_hidden = if collab { cfg.collab_head_hidden } else { 0 };
             let seed = cfg.seed.wrapping_mul(7919).wrapping_add(a as u64 * 101);
-            let mut w = QWeights::init(spec.state_width(), cfg.hidden, cfg.trunk_layers, head_hidden, grids[0].len(), n_svc, seed);
+            let mut w = QWeights::init(
+                spec.state_width(),
+                cfg.hidden,
+                cfg.trunk_layers,
+                head_hidden,
+                grids[0].len(),
+                n_svc,
+                seed,
+            );
             for (n, g) in grids.iter().enumerate() {
                 if g.len() != grids[0].len() {
-                    let widths: Vec<usize> = if collab { vec![cfg.hidden, head_hidden, g.len()] } else { vec![cfg.hidden, g.len()] };
+                    let widths: Vec<usize> =
+                        if collab { vec![cfg.hidden, head_hidden, g.len()] } else { vec![cfg.hidden, g.len()] };
                     w.heads[n] = crate::sim::mlp::MlpWeights::init(&widths, seed.wrapping_add(1 + n as u64));
                 }
             }
@@ -107,7 +116,8 @@ pub fn run(
         })
         .collect();
 
-    let mut envs: Vec<Env> = tables.iter().enumerate().map(|(n, t)| Env::new(t, cfg.seed.wrapping_mul(31).wrapping_add(n as u64))).collect();
+    let mut envs: Vec<Env> =
+        tables.iter().enumerate().map(|(n, t)| Env::new(t, cfg.seed.wrapping_mul(31).wrapping_add(n as u64))).collect();
     let mut explore = SplitMix64::new(cfg.seed ^ 0xE9);
     let mut random = SplitMix64::new(cfg.seed ^ 0x5A);
     let inter = cfg.interactions;
@@ -149,7 +159,10 @@ pub fn run(
                         let sub_rows: Vec<usize> = differ.iter().map(|&j| rows[n][j]).collect();
                         let gv: Vec<u32> = differ.iter().map(|&j| learners[0].grids[n][greedy[0][n][j]]).collect();
                         let graw = raw_states(&l.spec, tables[n], &sub_rows, Some(&gv));
-                        let gq = q_rows(valid.forward(n, matrix(standardise(&graw, &l.norms[n]), differ.len(), l.spec.state_width(), &infer)));
+                        let gq = q_rows(valid.forward(
+                            n,
+                            matrix(standardise(&graw, &l.norms[n]), differ.len(), l.spec.state_width(), &infer),
+                        ));
                         for (k, &j) in differ.iter().enumerate() {
                             g[j] = argmax(&gq[k]).unwrap_or(0);
                         }
@@ -234,7 +247,9 @@ pub fn run(
         std::thread::scope(|scope| {
             for (a, l) in learners.iter_mut().enumerate() {
                 let device = device.clone();
-                scope.spawn(move || train_learner(l, a, cfg, lr, collab, n_svc, inter, inputs, acted, qmax_next, r_rl, mean_r, &device));
+                scope.spawn(move || {
+                    train_learner(l, a, cfg, lr, collab, n_svc, inter, inputs, acted, qmax_next, r_rl, mean_r, &device)
+                });
             }
         });
         if best.1 == epoch {
@@ -250,7 +265,8 @@ pub fn run(
     let roll = rolling_mean(&ratios, w);
     let peak = (w - 1..roll.len()).max_by(|&a, &b| roll[a].total_cmp(&roll[b])).unwrap_or(0);
     let window = peak + 1 - w.min(peak + 1)..peak + 1;
-    let mean_of = |f: &dyn Fn(&EpochStats) -> f64| epochs[window.clone()].iter().map(f).sum::<f64>() / window.len().max(1) as f64;
+    let mean_of =
+        |f: &dyn Fn(&EpochStats) -> f64| epochs[window.clone()].iter().map(f).sum::<f64>() / window.len().max(1) as f64;
     let rl_over_optimum = mean_of(&|e| e.rl / e.optimum);
     let greedy_over_optimum = mean_of(&|e| e.greedy / e.optimum);
     let optimum_ratio = epochs.iter().map(|e| e.optimum / e.random).sum::<f64>() / epochs.len().max(1) as f64;
@@ -278,7 +294,6 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
     }
 }
-
 
 /// Burn's Q-values for raw states of service `head` (reward units): the reference the exported
 /// agent graph is checked against. rows: `[batch][state]` -> `[batch][actions]`.

@@ -27,16 +27,27 @@ pub fn load_service(dir: &Path, data: Option<&Path>, objective: Objective) -> Re
     let card_path = dir.join("simulator.json");
     let text = std::fs::read_to_string(&card_path).with_context(|| format!("reading {}", card_path.display()))?;
     let card: SimulatorCard = serde_json::from_str(&text).with_context(|| format!("{}", card_path.display()))?;
-    let profile: ProfileId = card.profile.parse().map_err(|e: String| anyhow::anyhow!("{}: profile: {e}", card_path.display()))?;
+    let profile: ProfileId =
+        card.profile.parse().map_err(|e: String| anyhow::anyhow!("{}: profile: {e}", card_path.display()))?;
     let onnx_path = dir.join("simulator.onnx");
     let bytes = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     let sha = sha256_hex(&bytes);
     if sha != card.onnx_sha256 {
-        bail!("{}: its sha256 differs from the card {} (simulator card/model mismatch)", onnx_path.display(), card_path.display());
+        bail!(
+            "{}: its sha256 differs from the card {} (simulator card/model mismatch)",
+            onnx_path.display(),
+            card_path.display()
+        );
     }
-    let sim = sfr2l_runtime::Simulator::from_bytes(&bytes).with_context(|| format!("loading {}", onnx_path.display()))?;
+    let sim =
+        sfr2l_runtime::Simulator::from_bytes(&bytes).with_context(|| format!("loading {}", onnx_path.display()))?;
     if sim.profile != card.profile {
-        bail!("{}: graph profile {} but card profile {} (simulator card/profile mismatch)", dir.display(), sim.profile, card.profile);
+        bail!(
+            "{}: graph profile {} but card profile {} (simulator card/profile mismatch)",
+            dir.display(),
+            sim.profile,
+            card.profile
+        );
     }
     let data_path = data.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&card.dataset.path));
     let ds = read_dataset(&data_path, profile).with_context(|| format!("states for {}", dir.display()))?;
@@ -89,7 +100,14 @@ pub fn learn(
 
 /// Writes agents (ONNX + cards), curve, decisions, config and summary into `out` atomically;
 /// every exported agent is reloaded with tract and compared with burn first.
-pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfig, objective: Objective, commit: &str) -> Result<RunSummary> {
+pub fn write_run(
+    out: &Path,
+    r: &RunResult,
+    services: &[&Service],
+    cfg: &RlConfig,
+    objective: Objective,
+    commit: &str,
+) -> Result<RunSummary> {
     let stage = StagedDir::new(out, ".rl-")?;
     let mut worst = 0.0f32;
     let obj = match objective {
@@ -99,7 +117,14 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
     for agent in &r.agents {
         for (n, svc) in services.iter().enumerate() {
             let profile: ProfileId = svc.card.profile.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-            let bytes = agent_onnx(&AgentExport { agent, head: n, profile, configuration: r.configuration, services: r.services, objective: obj });
+            let bytes = agent_onnx(&AgentExport {
+                agent,
+                head: n,
+                profile,
+                configuration: r.configuration,
+                services: r.services,
+                objective: obj,
+            });
             // Check on states of this service.
             let rows: Vec<Vec<f32>> = (0..svc.table.rows().min(500))
                 .map(|i| {
@@ -119,7 +144,11 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
                     worst = worst.max(rel_diff(*a, *b, scale.max(1e-3)));
                 }
             }
-            let name = if r.services > 1 { format!("{}-svc{n}", agent.spec.kind.name()) } else { agent.spec.kind.name().to_string() };
+            let name = if r.services > 1 {
+                format!("{}-svc{n}", agent.spec.kind.name())
+            } else {
+                agent.spec.kind.name().to_string()
+            };
             std::fs::write(stage.path().join(format!("{name}.onnx")), &bytes)?;
             let card = serde_json::json!({
                 "schema": sfr2l_core::card::CARD_SCHEMA,
@@ -151,7 +180,16 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
     }
     let mut curve = String::from("epoch,rl,random,greedy,optimum,epsilon,ratio\n");
     for (i, e) in r.epochs.iter().enumerate() {
-        let _ = writeln!(curve, "{i},{:.3},{:.3},{:.3},{:.3},{:.4},{:.5}", e.rl, e.random, e.greedy, e.optimum, e.epsilon, e.rl / e.random);
+        let _ = writeln!(
+            curve,
+            "{i},{:.3},{:.3},{:.3},{:.3},{:.4},{:.5}",
+            e.rl,
+            e.random,
+            e.greedy,
+            e.optimum,
+            e.epsilon,
+            e.rl / e.random
+        );
     }
     std::fs::write(stage.path().join("curve.csv"), curve)?;
     let mut dec = String::from("service,profile,row,");
@@ -160,13 +198,21 @@ pub fn write_run(out: &Path, r: &RunResult, services: &[&Service], cfg: &RlConfi
     for d in &r.decisions {
         let t = &services[d.service].table;
         let rule = t.rules[d.row].iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",");
-        let _ = writeln!(dec, "{},{},{},{rule},{},{},{:.3},{:.3},{:.3}", d.service, t.profile, d.row, d.threads, d.calls, d.reward, d.optimum, d.random_reward);
+        let _ = writeln!(
+            dec,
+            "{},{},{},{rule},{},{},{:.3},{:.3},{:.3}",
+            d.service, t.profile, d.row, d.threads, d.calls, d.reward, d.optimum, d.random_reward
+        );
     }
     std::fs::write(stage.path().join("decisions.csv"), dec)?;
     std::fs::write(stage.path().join("config.json"), serde_json::to_string_pretty(cfg)? + "\n")?;
     let summary = RunSummary {
         configuration: r.configuration.slug().into(),
-        label: format!("{}{}", r.configuration.label(), if r.services > 1 { format!("*{}", r.services) } else { String::new() }),
+        label: format!(
+            "{}{}",
+            r.configuration.label(),
+            if r.services > 1 { format!("*{}", r.services) } else { String::new() }
+        ),
         services: r.services,
         profiles: services.iter().map(|s| s.card.profile.clone()).collect(),
         objective,

@@ -47,7 +47,11 @@ pub(super) fn state_norm(spec: &AgentSpec, t: &RewardTable) -> Standardizer {
         .zip(&mean)
         .map(|(c, m)| {
             let v = (c.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt();
-            if v > 1e-12 { v } else { 1.0 }
+            if v > 1e-12 {
+                v
+            } else {
+                1.0
+            }
         })
         .collect();
     Standardizer { mean, std }
@@ -65,4 +69,3 @@ pub(super) fn q_rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     let [_, a] = t.dims();
     t.into_data().try_to_vec::<f32>().unwrap_or_default().chunks(a.max(1)).map(<[f32]>::to_vec).collect()
 }
-

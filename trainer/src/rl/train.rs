@@ -39,42 +39,46 @@ pub(super) fn train_learner(
     device: &Device,
 ) {
     let device = device.clone();
-            let width = l.spec.state_width();
-            let targets: Vec<Vec<f32>> = (0..n_svc)
-                .map(|n| {
-                    (0..inter)
-                        .map(|j| {
-                            let r = if collab { r_rl[n][j] + cfg.beta * mean_r[j] } else { r_rl[n][j] };
-                            let next = if cfg.discount > 0.0 && j + 1 < inter { cfg.discount * f64::from(qmax_next[a][n][j + 1]) } else { 0.0 };
-                            (r / l.scales[n] + next) as f32
-                        })
-                        .collect()
+    let width = l.spec.state_width();
+    let targets: Vec<Vec<f32>> = (0..n_svc)
+        .map(|n| {
+            (0..inter)
+                .map(|j| {
+                    let r = if collab { r_rl[n][j] + cfg.beta * mean_r[j] } else { r_rl[n][j] };
+                    let next = if cfg.discount > 0.0 && j + 1 < inter {
+                        cfg.discount * f64::from(qmax_next[a][n][j + 1])
+                    } else {
+                        0.0
+                    };
+                    (r / l.scales[n] + next) as f32
                 })
-                .collect();
-            for j0 in (0..inter).step_by(cfg.batch_size) {
-                let j1 = (j0 + cfg.batch_size).min(inter);
-                let b = j1 - j0;
-                let mut loss: Option<Tensor<1>> = None;
-                for n in 0..n_svc {
-                    let na = l.grids[n].len();
-                    let x = matrix(inputs[a][n][j0 * width..j1 * width].to_vec(), b, width, &device);
-                    let mut oh = vec![0.0f32; b * na];
-                    for (k, j) in (j0..j1).enumerate() {
-                        oh[k * na + acted[a][n][j]] = 1.0;
-                    }
-                    let oh = matrix(oh, b, na, &device);
-                    let tg = matrix(targets[n][j0..j1].to_vec(), b, 1, &device);
-                    let (_, ln) = l.model.forward_step(n, x, oh, tg);
-                    loss = Some(match loss {
-                        Some(s) => s + ln,
-                        None => ln,
-                    });
-                }
-                let Some(loss) = loss else { continue };
-                let loss = loss.div_scalar(n_svc as f32);
-                let grads = GradientsParams::from_grads(loss.backward(), &l.model);
-                let model = std::mem::replace(&mut l.model, QModel { trunk: crate::sim::mlp::Mlp { layers: vec![] }, heads: vec![] });
-                l.model = l.optim.step(lr, model, grads);
+                .collect()
+        })
+        .collect();
+    for j0 in (0..inter).step_by(cfg.batch_size) {
+        let j1 = (j0 + cfg.batch_size).min(inter);
+        let b = j1 - j0;
+        let mut loss: Option<Tensor<1>> = None;
+        for n in 0..n_svc {
+            let na = l.grids[n].len();
+            let x = matrix(inputs[a][n][j0 * width..j1 * width].to_vec(), b, width, &device);
+            let mut oh = vec![0.0f32; b * na];
+            for (k, j) in (j0..j1).enumerate() {
+                oh[k * na + acted[a][n][j]] = 1.0;
             }
+            let oh = matrix(oh, b, na, &device);
+            let tg = matrix(targets[n][j0..j1].to_vec(), b, 1, &device);
+            let (_, ln) = l.model.forward_step(n, x, oh, tg);
+            loss = Some(match loss {
+                Some(s) => s + ln,
+                None => ln,
+            });
         }
-
+        let Some(loss) = loss else { continue };
+        let loss = loss.div_scalar(n_svc as f32);
+        let grads = GradientsParams::from_grads(loss.backward(), &l.model);
+        let model =
+            std::mem::replace(&mut l.model, QModel { trunk: crate::sim::mlp::Mlp { layers: vec![] }, heads: vec![] });
+        l.model = l.optim.step(lr, model, grads);
+    }
+}

@@ -76,9 +76,7 @@ fn err_empty() -> BaselineError {
 /// Test predictions `[rows][2]` and the chosen penalty per output.
 pub type Fitted = (Vec<[f64; 2]>, [f64; 2]);
 
-fn both(
-    per_output: impl Fn(usize) -> Result<(Vec<f64>, f64), BaselineError>,
-) -> Result<Fitted, BaselineError> {
+fn both(per_output: impl Fn(usize) -> Result<(Vec<f64>, f64), BaselineError>) -> Result<Fitted, BaselineError> {
     let (a, ca) = per_output(0)?;
     let (b, cb) = per_output(1)?;
     Ok((a.into_iter().zip(b).map(|(p, q)| [p, q]).collect(), [ca, cb]))
@@ -220,8 +218,7 @@ impl FractionalLogitValid {
             for a in 0..m {
                 h[a * m + a] += 1e-9;
             }
-            let step = solve(&mut h, &mut g, m)
-                .ok_or_else(|| BaselineError::Logistic("singular Hessian".into()))?;
+            let step = solve(&mut h, &mut g, m).ok_or_else(|| BaselineError::Logistic("singular Hessian".into()))?;
             let mut norm = 0.0;
             for (th, s) in theta.iter_mut().zip(&step) {
                 *th -= s;
@@ -306,7 +303,8 @@ mod tests {
 
     #[test]
     fn ridge_and_svr_fit_a_linear_target() {
-        let xs: Vec<[f64; 9]> = (0..120).map(|i| std::array::from_fn(|j| ((i * (j + 3)) % 17) as f64 / 8.0 - 1.0)).collect();
+        let xs: Vec<[f64; 9]> =
+            (0..120).map(|i| std::array::from_fn(|j| ((i * (j + 3)) % 17) as f64 / 8.0 - 1.0)).collect();
         let ys: Vec<[f64; 2]> = xs.iter().map(|x| [x[0] - 0.5 * x[1], 0.3 * x[2]]).collect();
         let (tr, va) = (Part { x: &xs[..80], y: &ys[..80] }, Part { x: &xs[80..100], y: &ys[80..100] });
         let test = &xs[100..];

@@ -32,7 +32,12 @@ fn to_f32<const N: usize>(rows: &[[f64; N]]) -> Vec<[f32; N]> {
 
 /// Burn's prediction for raw rows, with the same f32 standardisation as the graph:
 /// `[rows][9]` raw -> `[rows][2]` raw (QPS >= 0, rate in [0, 1]).
-pub fn burn_predict_raw(members: &[MlpWeights], xn: &Standardizer, yn: &Standardizer, rows: &[[f32; 9]]) -> Vec<[f32; 2]> {
+pub fn burn_predict_raw(
+    members: &[MlpWeights],
+    xn: &Standardizer,
+    yn: &Standardizer,
+    rows: &[[f32; 9]],
+) -> Vec<[f32; 2]> {
     let xs: Vec<[f32; 9]> = rows.iter().map(|r| xn.apply_f32(r)).collect();
     predict_ensemble(members, &xs)
         .into_iter()
@@ -105,7 +110,8 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
                 log(&format!("  member {m}: epoch {e:>3} valid mse {v:.4}"));
             }
         });
-        let pred: Vec<[f64; 2]> = predict_ensemble(std::slice::from_ref(&w), &fte).iter().map(|p| p.map(f64::from)).collect();
+        let pred: Vec<[f64; 2]> =
+            predict_ensemble(std::slice::from_ref(&w), &fte).iter().map(|p| p.map(f64::from)).collect();
         let s = score(&pred, &syte);
         log(&format!(
             "  member {m}: best epoch {} of {}, valid mse {:.4}, test mse {:.4} ({:.1} s)",
@@ -121,11 +127,12 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
 
     // Baselines on the same split and targets.
     let (tr, va) = (Part { x: &sxtr, y: &sytr }, Part { x: &sxva, y: &syva });
-    let timed = |f: &dyn Fn() -> Result<baselines::Fitted, baselines::BaselineError>| -> Result<(Scores, [f64; 2], f64)> {
-        let t = Instant::now();
-        let (pred, choice) = f()?;
-        Ok((score(&pred, &syte), choice, t.elapsed().as_secs_f64()))
-    };
+    let timed =
+        |f: &dyn Fn() -> Result<baselines::Fitted, baselines::BaselineError>| -> Result<(Scores, [f64; 2], f64)> {
+            let t = Instant::now();
+            let (pred, choice) = f()?;
+            Ok((score(&pred, &syte), choice, t.elapsed().as_secs_f64()))
+        };
     let (ridge, ridge_c, ridge_s) = timed(&|| baselines::ridge(&tr, &va, &sxte, &cfg.ridge_alphas))?;
     let (svr, svr_c, svr_s) =
         timed(&|| baselines::svr(&tr, &va, &sxte, &cfg.svr_cs, cfg.svr_epsilon, cfg.svr_kernel_width))?;
@@ -156,11 +163,8 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
     }
     // The exported graph on the raw test rows must score what the ensemble scored.
     let raw_test: Vec<[f32; 9]> = to_f32(&xte);
-    let exported: Vec<[f64; 2]> = rt
-        .predict(&raw_test)?
-        .iter()
-        .map(|p| y_norm.apply(&[f64::from(p.qps), f64::from(p.rate_503)]))
-        .collect();
+    let exported: Vec<[f64; 2]> =
+        rt.predict(&raw_test)?.iter().map(|p| y_norm.apply(&[f64::from(p.qps), f64::from(p.rate_503)])).collect();
     let exported_mse = score(&exported, &syte).mse;
     if (exported_mse - mlp_ensemble.mse).abs() > 0.01 * mlp_ensemble.mse.max(1e-6) {
         bail!(
@@ -186,9 +190,27 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
         })
         .collect();
     let outputs = vec![
-        Port { name: "qps".into(), unit: "queries/s".into(), shape: vec!["batch".into(), 1.into()], range: None, doc: "QPS of the run, >= 0".into() },
-        Port { name: "rate_503".into(), unit: "share".into(), shape: vec!["batch".into(), 1.into()], range: Some((0.0, 1.0)), doc: "share of 503 responses".into() },
-        Port { name: "uncertainty".into(), unit: "queries/s, share".into(), shape: vec!["batch".into(), 2.into()], range: None, doc: "ensemble standard deviation of (QPS, 503 rate)".into() },
+        Port {
+            name: "qps".into(),
+            unit: "queries/s".into(),
+            shape: vec!["batch".into(), 1.into()],
+            range: None,
+            doc: "QPS of the run, >= 0".into(),
+        },
+        Port {
+            name: "rate_503".into(),
+            unit: "share".into(),
+            shape: vec!["batch".into(), 1.into()],
+            range: Some((0.0, 1.0)),
+            doc: "share of 503 responses".into(),
+        },
+        Port {
+            name: "uncertainty".into(),
+            unit: "queries/s, share".into(),
+            shape: vec!["batch".into(), 2.into()],
+            range: None,
+            doc: "ensemble standard deviation of (QPS, 503 rate)".into(),
+        },
     ];
     let onnx_sha256 = sha256_hex(&onnx);
     let card = SimulatorCard {
@@ -238,7 +260,9 @@ pub fn write_artifacts(out: &Path, fitted: &FittedSimulator) -> Result<()> {
         for e in std::fs::read_dir(out)? {
             let e = e?;
             let name = e.file_name();
-            if e.file_type()?.is_file() && !["simulator.onnx", "simulator.json", "config.json"].contains(&name.to_string_lossy().as_ref()) {
+            if e.file_type()?.is_file()
+                && !["simulator.onnx", "simulator.json", "config.json"].contains(&name.to_string_lossy().as_ref())
+            {
                 std::fs::copy(e.path(), stage.path().join(&name))?;
             }
         }
