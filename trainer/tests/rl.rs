@@ -2,8 +2,8 @@
 //! tract, onnxruntime), determinism, and the errors that must come before any training.
 
 use sfr2l::rl::env::{Objective, RewardTable};
-use sfr2l::rl::learn::burn_q_values;
-use sfr2l::rl::run::{learn, load_service, write_run};
+use sfr2l::rl::protocol::burn_q_values;
+use sfr2l::rl::run::{load_service, train_agents, write_run};
 use sfr2l::rl::RlConfig;
 use sfr2l_core::agent::Configuration;
 use std::path::{Path, PathBuf};
@@ -57,7 +57,7 @@ fn reward_table_matches_direct_simulator_calls_and_bounds_the_baselines() {
 fn thread_call_learns_exports_and_agrees_across_runtimes() {
     let svc = s1();
     let cfg = tiny(3);
-    let r = learn(Configuration::ThreadCall, &[&svc], &cfg, |_, _| {}).unwrap();
+    let r = train_agents(Configuration::ThreadCall, &[&svc], &cfg, |_, _| {}).unwrap();
     assert_eq!(r.epochs.len(), 6);
     assert!(
         r.optimum_ratio >= r.sim_ratio * 0.999,
@@ -128,11 +128,11 @@ fn thread_call_learns_exports_and_agrees_across_runtimes() {
 #[test]
 fn same_seed_same_run_and_collaborative_heads_are_private() {
     let svc = s1();
-    let a = learn(Configuration::Call, &[&svc], &tiny(5), |_, _| {}).unwrap();
-    let b = learn(Configuration::Call, &[&svc], &tiny(5), |_, _| {}).unwrap();
+    let a = train_agents(Configuration::Call, &[&svc], &tiny(5), |_, _| {}).unwrap();
+    let b = train_agents(Configuration::Call, &[&svc], &tiny(5), |_, _| {}).unwrap();
     assert_eq!(a.epochs, b.epochs);
     assert_eq!(a.agents[0].weights, b.agents[0].weights);
-    let c = learn(Configuration::ThreadAndCall, &[&svc, &svc, &svc], &tiny(5), |_, _| {}).unwrap();
+    let c = train_agents(Configuration::ThreadAndCall, &[&svc, &svc, &svc], &tiny(5), |_, _| {}).unwrap();
     assert_eq!(c.services, 3);
     for ag in &c.agents {
         assert_eq!(ag.weights.heads.len(), 3);

@@ -1,8 +1,9 @@
 //! The simulator stage: export parity across burn, tract and onnxruntime, determinism, bad
 //! input through the CLI, and the committed artifacts under policies/.
 
+use sfr2l::artifact::rel_diff;
 use sfr2l::data::{read_dataset, Dataset};
-use sfr2l::sim::fit::{burn_predict_raw, fit, random_inputs, rel_diff, FittedSimulator};
+use sfr2l::sim::fit::{burn_predict_raw, fit, random_inputs, FittedSimulator};
 use sfr2l::sim::SimConfig;
 use sfr2l_core::{Profile, ProfileId};
 use std::path::{Path, PathBuf};
@@ -195,7 +196,7 @@ fn committed_simulators_match_their_cards_and_datasets() {
         let bytes = std::fs::read(dir.join("simulator.onnx")).unwrap_or_else(|e| panic!("{id}: {e}"));
         let card: sfr2l_core::card::SimulatorCard =
             serde_json::from_str(&std::fs::read_to_string(dir.join("simulator.json")).unwrap()).unwrap();
-        let sha = sfr2l::export::folder::sha256_hex;
+        let sha = sfr2l::artifact::sha256_hex;
         assert_eq!(card.onnx_sha256, sha(&bytes), "{id}: card and onnx differ");
         let data = root().join(format!("data/{id}.csv"));
         let ds = read_dataset(&data, id.parse().unwrap()).unwrap();

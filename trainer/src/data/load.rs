@@ -2,7 +2,6 @@
 
 use sfr2l_core::trace::DatasetRow;
 use sfr2l_core::{Feature, Profile, ProfileId, FEATURES, N_FEATURES};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Reading a dataset failed; each variant says where.
@@ -70,7 +69,7 @@ pub fn resolve_profile(csv: &Path, explicit: Option<ProfileId>) -> Result<Profil
 /// Reads `path` (the collector's CSV schema) and checks every feature against `profile`'s ranges.
 pub fn read_dataset(path: &Path, profile: ProfileId) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
-    let sha256 = hex(&Sha256::digest(&bytes));
+    let sha256 = crate::artifact::sha256_hex(&bytes);
     let text = String::from_utf8(bytes).map_err(|e| DataError::Row {
         path: path.into(),
         line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count(),
@@ -192,10 +191,6 @@ fn parse_dataset(path: &Path, text: &str, profile: ProfileId, sha256: String) ->
         return Err(DataError::Empty { path: path.into() });
     }
     Ok(ds)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Names of the features, in order (for cards and ONNX inputs).

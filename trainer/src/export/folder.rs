@@ -2,7 +2,6 @@
 //! the target, so a failure or a kill never leaves a half-written folder behind.
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// A folder being filled; `publish` moves it into place.
@@ -46,9 +45,4 @@ impl StagedDir {
         }
         Ok(())
     }
-}
-
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::data::hex(&Sha256::digest(bytes))
 }

@@ -5,7 +5,7 @@
 //! Output is deterministic: node and initializer names come from a counter, metadata is
 //! written in a fixed order, and nothing time- or host-dependent goes into the file.
 
-use crate::sim::mlp::MlpWeights;
+use crate::nn::MlpWeights;
 use prost::Message;
 use tract_onnx::pb;
 

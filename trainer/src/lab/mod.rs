@@ -5,6 +5,7 @@ pub mod admin;
 pub mod envoy;
 pub mod process;
 
+use crate::artifact::write_atomic;
 use anyhow::{bail, Context, Result};
 use process::{wait_ready, Proc};
 use serde::{Deserialize, Serialize};
@@ -128,16 +129,6 @@ pub struct Lab {
     generation: u64,
     rule: Option<TrafficRule>,
     stopped: bool,
-}
-
-/// Writes `value` to `path` atomically (temp file in the same directory, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("path has no parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {

@@ -3,7 +3,7 @@
 //! `q_values` `[batch, actions]` in reward units (QPS x rate), one per grid value; the
 //! decision is the grid value at the argmax. Normalisation and reward scale are in the graph.
 
-use super::learn::TrainedAgent;
+use super::protocol::TrainedAgent;
 use crate::export::onnx::{encode, GraphBuilder};
 use sfr2l_core::agent::Configuration;
 use sfr2l_core::ProfileId;

@@ -24,7 +24,7 @@
 pub mod config;
 pub mod env;
 pub mod export;
-pub mod learn;
+pub mod protocol;
 pub mod qnet;
 pub mod report;
 pub mod run;

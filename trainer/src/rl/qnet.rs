@@ -4,7 +4,7 @@
 //! layer of 512 (paper: "SNet = 2 layers of 512 at the end of the shared part, PNet = one
 //! hidden layer of 512").
 
-use crate::sim::mlp::{Mlp, MlpWeights};
+use crate::nn::{Mlp, MlpWeights};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 

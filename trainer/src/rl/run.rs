@@ -3,10 +3,10 @@
 use super::config::RlConfig;
 use super::env::{Objective, RewardTable};
 use super::export::{agent_onnx, AgentExport};
-use super::learn::{burn_q_values, run, RunResult};
+use super::protocol::{burn_q_values, run_protocol, EpochStats, RunResult};
+use crate::artifact::{rel_diff, sha256_hex};
 use crate::data::read_dataset;
-use crate::export::folder::{sha256_hex, StagedDir};
-use crate::sim::fit::rel_diff;
+use crate::export::folder::StagedDir;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
 use sfr2l_core::card::SimulatorCard;
@@ -83,11 +83,11 @@ pub struct RunSummary {
     pub git_commit: String,
 }
 
-pub fn learn(
+pub fn train_agents(
     configuration: Configuration,
     services: &[&Service],
     cfg: &RlConfig,
-    on_epoch: impl FnMut(usize, &super::learn::EpochStats),
+    on_epoch: impl FnMut(usize, &EpochStats),
 ) -> Result<RunResult> {
     cfg.check()?;
     if services.is_empty() {
@@ -95,7 +95,7 @@ pub fn learn(
     }
     let tables: Vec<&RewardTable> = services.iter().map(|s| &s.table).collect();
     let base = crate::device::compute_device()?;
-    Ok(run(configuration, &tables, cfg, &base, on_epoch))
+    Ok(run_protocol(configuration, &tables, cfg, &base, on_epoch))
 }
 
 /// Writes agents (ONNX + cards), curve, decisions, config and summary into `out` atomically;

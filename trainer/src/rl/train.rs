@@ -77,8 +77,7 @@ pub(super) fn train_learner(
         let Some(loss) = loss else { continue };
         let loss = loss.div_scalar(n_svc as f32);
         let grads = GradientsParams::from_grads(loss.backward(), &l.model);
-        let model =
-            std::mem::replace(&mut l.model, QModel { trunk: crate::sim::mlp::Mlp { layers: vec![] }, heads: vec![] });
+        let model = std::mem::replace(&mut l.model, QModel { trunk: crate::nn::Mlp { layers: vec![] }, heads: vec![] });
         l.model = l.optim.step(lr, model, grads);
     }
 }

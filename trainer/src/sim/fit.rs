@@ -3,12 +3,13 @@
 
 use super::baselines::{self, Part};
 use super::config::SimConfig;
+use super::export::{simulator_onnx, SimulatorSpec};
 use super::metrics::{score, Scores};
-use super::mlp::MlpWeights;
 use super::train::{predict_ensemble, train_member, MemberReport, Xy};
+use crate::artifact::{rel_diff, sha256_hex};
 use crate::data::{noise_floor, split, Dataset, Standardizer};
-use crate::export::folder::{sha256_hex, StagedDir};
-use crate::export::simulator::{simulator_onnx, SimulatorSpec};
+use crate::export::folder::StagedDir;
+use crate::nn::MlpWeights;
 use crate::rng::SplitMix64;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::card::{DatasetRef, Port, SimulatorCard, SimulatorMetrics, CARD_SCHEMA};
@@ -61,12 +62,6 @@ pub fn random_inputs(profile: &Profile, n: usize, seed: u64) -> Vec<[f32; 9]> {
             })
         })
         .collect()
-}
-
-/// Relative difference used by every parity check: `|a - b| / max(|b|, floor)`. The floor
-/// keeps rates near 0 from turning float rounding into large relative numbers.
-pub fn rel_diff(a: f32, b: f32, floor: f32) -> f32 {
-    (a - b).abs() / b.abs().max(floor)
 }
 
 pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(&str)) -> Result<FittedSimulator> {

@@ -1,7 +1,7 @@
 //! Training the simulator MLP with Adam and early stopping on the validation slice.
 
 use super::config::SimConfig;
-use super::mlp::{tensor_from_rows, Mlp, MlpWeights};
+use crate::nn::{tensor_from_rows, Mlp, MlpWeights};
 use crate::rng::SplitMix64;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;

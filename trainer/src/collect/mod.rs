@@ -1,14 +1,19 @@
 //! `sfr2l lab collect`: draw rules and loads from a profile, run each on the lab, keep a row only
 //! if calls sent = responses traced = Envoy's cluster stats, code by code.
 
+mod job;
+
+pub use job::{collect_dataset, CollectJob, Collected};
+
 use crate::lab::Lab;
 use crate::load::{self, LoadSpec};
 use crate::rng::SplitMix64;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use sfr2l_core::artifact::header;
 use sfr2l_core::profile::Profile;
 use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule};
+use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule, N_FEATURES};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,7 +39,7 @@ pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeat
     let singles = rows - repeat_configs * repeats;
     let mut out = Vec::with_capacity(rows as usize);
     let draw = |rng: &mut SplitMix64| {
-        let u: [f64; 9] = std::array::from_fn(|_| rng.unit());
+        let u: [f64; N_FEATURES] = std::array::from_fn(|_| rng.unit());
         profile.draw(&u)
     };
     for c in 0..repeat_configs {
@@ -55,12 +60,28 @@ pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeat
     out
 }
 
-/// Parses `CONFIGS:REPEATS`.
-pub fn parse_repeats(s: &str) -> Result<(u32, u32)> {
-    let (a, b) = s.split_once(':').with_context(|| format!("--repeats {s:?}: expected CONFIGS:REPEATS, e.g. 50:4"))?;
-    let a = a.trim().parse().with_context(|| format!("--repeats {s:?}: CONFIGS is not a number"))?;
-    let b = b.trim().parse().with_context(|| format!("--repeats {s:?}: REPEATS is not a number"))?;
-    Ok((a, b))
+/// The repeat block of a collection: `configs` configurations run `repeats` times each
+/// (`CONFIGS:REPEATS` on the command line, e.g. `50:4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeats {
+    pub configs: u32,
+    pub repeats: u32,
+}
+
+impl std::str::FromStr for Repeats {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (a, b) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected CONFIGS:REPEATS, e.g. 50:4"))?;
+        let configs = a.trim().parse().map_err(|_| format!("{s:?}: CONFIGS is not a number"))?;
+        let repeats = b.trim().parse().map_err(|_| format!("{s:?}: REPEATS is not a number"))?;
+        Ok(Self { configs, repeats })
+    }
+}
+
+impl std::fmt::Display for Repeats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.configs, self.repeats)
+    }
 }
 
 /// Conservation for one run: what the load generator got, what the filter traced and what
@@ -214,21 +235,6 @@ pub fn load_avg_1m() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-pub fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-pub fn now_rfc3339() -> String {
-    let out = std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
-}
-
 /// Result of one measured run.
 pub struct RunOutcome {
     pub record: TraceRecord,
@@ -258,9 +264,9 @@ pub fn run_once(
     let mut spec = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, entry.load.calls)?;
     spec.connect_first = true;
     spec.headers = vec![
-        ("x-sfr2l-run".into(), run_id.into()),
-        ("x-sfr2l-threads".into(), entry.load.threads.to_string()),
-        ("x-sfr2l-calls".into(), entry.load.calls.to_string()),
+        (header::RUN.into(), run_id.into()),
+        (header::THREADS.into(), entry.load.threads.to_string()),
+        (header::CALLS.into(), entry.load.calls.to_string()),
     ];
     let result = match load::run(&spec) {
         Ok(r) => r,

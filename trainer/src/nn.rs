@@ -1,4 +1,5 @@
-//! The paper's simulator network: 9 inputs, hidden ReLU layers of 512, 2 outputs, on burn.
+//! Dense networks shared by the simulator and the agents: the paper's MLP (ReLU hidden layers) on
+//! burn, and its plain-weights form that the ONNX writer reads.
 //!
 //! Weights live in two forms: the burn module while training, and [`MlpWeights`] (plain `f32`
 //! vectors) for keeping the best epoch, exporting to ONNX and reloading. Initialisation draws

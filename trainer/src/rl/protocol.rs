@@ -63,8 +63,8 @@ pub struct RunResult {
     pub seconds: f64,
 }
 
-/// Runs one configuration over `tables` (one per service; 1 = single-service).
-pub fn run(
+/// The learning protocol for one configuration over `tables` (one per service; 1 = single-service).
+pub fn run_protocol(
     configuration: Configuration,
     tables: &[&RewardTable],
     cfg: &RlConfig,
@@ -101,7 +101,7 @@ pub fn run(
                 if g.len() != grids[0].len() {
                     let widths: Vec<usize> =
                         if collab { vec![cfg.hidden, head_hidden, g.len()] } else { vec![cfg.hidden, g.len()] };
-                    w.heads[n] = crate::sim::mlp::MlpWeights::init(&widths, seed.wrapping_add(1 + n as u64));
+                    w.heads[n] = crate::nn::MlpWeights::init(&widths, seed.wrapping_add(1 + n as u64));
                 }
             }
             Learner {

@@ -1,24 +1,29 @@
-//! `sfr2l rl ...`: names, folders and settings are checked before any training starts.
+//! `sfr2l rl ...`: names, folders and settings are checked before any training starts; learning,
+//! export and the Table 5 report are library calls.
 
-use crate::cli::{RlCommand, RlLearnArgs, RlTableArgs, RlTuneArgs};
-use crate::collect::git_commit;
+use super::Exit;
+use crate::artifact::{git_commit, read_config, write_atomic};
+use crate::cli::{RlCommand, RlDecideArgs, RlLearnArgs, RlTableArgs, RlTuneArgs};
 use crate::rl::env::Objective;
 use crate::rl::report::{curves_svg, table5};
-use crate::rl::run::{learn, load_service, write_run, RunSummary, Service};
+use crate::rl::run::{load_service, train_agents, write_run, RunSummary, Service};
 use crate::rl::RlConfig;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
+use sfr2l_core::profile::PROFILE_IDS;
+use sfr2l_core::ProfileId;
 use std::path::{Path, PathBuf};
 
-pub fn rl(cmd: RlCommand) -> Result<()> {
+pub fn run(cmd: RlCommand) -> Result<Exit> {
     match cmd {
         RlCommand::Learn(a) => learn_cmd(a),
         RlCommand::Table(a) => table_cmd(a),
         RlCommand::Decide(a) => decide_cmd(a),
-    }
+    }?;
+    Ok(Exit::Ok)
 }
 
-fn decide_cmd(a: crate::cli::RlDecideArgs) -> Result<()> {
+fn decide_cmd(a: RlDecideArgs) -> Result<()> {
     let bytes = std::fs::read(&a.agent).with_context(|| format!("reading {}", a.agent.display()))?;
     let agent = sfr2l_runtime::Agent::from_bytes(&bytes).with_context(|| format!("loading {}", a.agent.display()))?;
     let state: Vec<f32> = a
@@ -51,7 +56,7 @@ fn decide_cmd(a: crate::cli::RlDecideArgs) -> Result<()> {
 
 pub fn rl_config(t: &RlTuneArgs, seed: u64) -> Result<RlConfig> {
     let mut cfg = match &t.rl_config {
-        Some(p) => crate::sim_cmd::read_config(p)?,
+        Some(p) => read_config(p)?,
         None => RlConfig::new(),
     };
     cfg.seed = seed;
@@ -91,7 +96,7 @@ fn slug_dir(c: Configuration, services: usize, heterogeneous: bool, objective: O
 }
 
 fn learn_cmd(a: RlLearnArgs) -> Result<()> {
-    let configuration: Configuration = a.config.parse().map_err(|e: String| anyhow::anyhow!("--config: {e}"))?;
+    let configuration = a.config;
     let cfg = rl_config(&a.tune, a.seed)?;
     if a.services == 0 {
         bail!("--services must be at least 1");
@@ -99,8 +104,8 @@ fn learn_cmd(a: RlLearnArgs) -> Result<()> {
     let objective = a.tune.objective;
     let owned: Vec<Service> = if a.heterogeneous {
         let mut v = Vec::new();
-        for id in ["s1", "s2", "s3", "s4", "s5"] {
-            v.push(load_service(&a.policies.join(id), None, objective)?);
+        for id in PROFILE_IDS {
+            v.push(load_service(&a.policies.join(id.to_string()), None, objective)?);
         }
         v
     } else {
@@ -113,7 +118,7 @@ fn learn_cmd(a: RlLearnArgs) -> Result<()> {
             .join(slug_dir(configuration, services.len(), a.heterogeneous, objective))
             .join(format!("seed-{}", a.seed))
     });
-    let r = learn(configuration, &services, &cfg, |e, st| {
+    let r = train_agents(configuration, &services, &cfg, |e, st| {
         if e % 25 == 0 || e + 1 == cfg.epochs {
             eprintln!(
                 "epoch {e:>4}: ratio {:.3}, optimum/random {:.3}, epsilon {:.2}",
@@ -128,24 +133,10 @@ fn learn_cmd(a: RlLearnArgs) -> Result<()> {
     Ok(())
 }
 
-/// Parses `call,thread-call*5,...`.
-fn parse_configs(list: &str, services: usize) -> Result<Vec<(Configuration, usize)>> {
-    list.split(',')
-        .map(|s| {
-            let s = s.trim();
-            let (name, n) = match s.strip_suffix("*5").or_else(|| s.strip_suffix("*N")) {
-                Some(n) => (n, services),
-                None => (s, 1),
-            };
-            Ok((name.parse().map_err(|e: String| anyhow::anyhow!("--configs: {e}"))?, n))
-        })
-        .collect()
-}
-
 fn table_cmd(a: RlTableArgs) -> Result<()> {
-    let datasets: Vec<String> = a.datasets.split(',').map(|s| s.trim().to_lowercase()).collect();
+    let datasets: Vec<String> = a.datasets.iter().map(ProfileId::to_string).collect();
     let configs: Vec<(Configuration, usize)> = match &a.configs {
-        Some(l) => parse_configs(l, a.services)?,
+        Some(l) => l.iter().map(|c| (c.configuration, if c.collaborative() { a.services } else { 1 })).collect(),
         None => {
             let mut v: Vec<(Configuration, usize)> =
                 sfr2l_core::agent::CONFIGURATIONS.iter().map(|c| (*c, 1)).collect();
@@ -174,7 +165,7 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
                 let mut cfg = base.clone();
                 cfg.seed = seed;
                 let svcs: Vec<&Service> = vec![svc; *n];
-                let r = learn(*c, &svcs, &cfg, |_, _| {})?;
+                let r = train_agents(*c, &svcs, &cfg, |_, _| {})?;
                 let out: PathBuf = if seed == 1 {
                     a.export_to
                         .as_ref()
@@ -210,10 +201,13 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
     }
     let mut command = format!(
         "sfr2l rl table --datasets {} --seeds {} --epochs {} --interactions {}",
-        a.datasets, a.seeds, base.epochs, base.interactions
+        datasets.join(","),
+        a.seeds,
+        base.epochs,
+        base.interactions
     );
     if let Some(c) = &a.configs {
-        command.push_str(&format!(" --configs {c}"));
+        command.push_str(&format!(" --configs {}", c.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")));
     }
     if let Some(c) = a.collab_seeds {
         command.push_str(&format!(" --collab-seeds {c}"));
@@ -240,7 +234,7 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
     let md = table5(&runs, &datasets, &command, &note);
     let dir = a.report.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir.join("curves"))?;
-    crate::lab::write_atomic(&a.report, md.as_bytes())?;
+    write_atomic(&a.report, md.as_bytes())?;
     for (d, panels) in datasets.iter().zip(&curves) {
         let svg = curves_svg(
             &format!(
@@ -251,10 +245,10 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
             panels,
             base.rolling_window,
         );
-        crate::lab::write_atomic(&dir.join("curves").join(format!("{d}.svg")), svg.as_bytes())?;
+        write_atomic(&dir.join("curves").join(format!("{d}.svg")), svg.as_bytes())?;
     }
     let json = serde_json::to_string_pretty(&runs)?;
-    crate::lab::write_atomic(&dir.join("table5-runs.json"), json.as_bytes())?;
+    write_atomic(&dir.join("table5-runs.json"), json.as_bytes())?;
     print!("{md}");
     Ok(())
 }

@@ -3,9 +3,9 @@
 //! `uncertainty` `[batch, 2]`, the ensemble members' standard deviation of (QPS, rate) in raw
 //! units (0 for a single network). Standardisation of inputs and outputs is inside the graph.
 
-use super::onnx::{encode, GraphBuilder};
 use crate::data::Standardizer;
-use crate::sim::mlp::MlpWeights;
+use crate::export::onnx::{encode, GraphBuilder};
+use crate::nn::MlpWeights;
 use sfr2l_core::{Profile, ProfileId, FEATURES};
 
 pub const OUTPUT_NAMES: [&str; 3] = ["qps", "rate_503", "uncertainty"];

@@ -1,0 +1,154 @@
+//! `sfr2l lab ...`: start, stop, inspect and re-rule the local mesh lab, and collect datasets on it.
+
+use super::Exit;
+use crate::cli::{CollectArgs, LabCommand, LabSetupArgs};
+use crate::collect::{collect_dataset, CollectJob};
+use crate::destination_rule;
+use crate::lab::{Lab, LabOptions, Toolchain};
+use anyhow::{bail, Result};
+use sfr2l_core::profile::Profile;
+use std::time::Instant;
+
+/// Lab options from the command line (profile topology plus overrides).
+pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOptions)> {
+    let profile = Profile::get(a.profile);
+    let mut topo = profile.lab;
+    if let Some(v) = a.hosts {
+        topo.hosts = v;
+    }
+    if let Some(v) = a.bad_hosts {
+        topo.bad_hosts = v;
+    }
+    if let Some(v) = a.bad_abort_percent {
+        topo.bad_abort_percent = v;
+    }
+    if let Some(v) = a.delay_ms {
+        topo.delay_ms = v;
+    }
+    if let Some(v) = a.bad_mode {
+        topo.bad_mode = v.into();
+    }
+    if let Some(v) = a.delay_percent {
+        topo.delay_percent = v;
+    }
+    if let Some(v) = a.client_workers {
+        topo.client_workers = v;
+    }
+    if topo.bad_hosts > topo.hosts {
+        bail!("--bad-hosts {} exceeds --hosts {}", topo.bad_hosts, topo.hosts);
+    }
+    if !(0.0..=100.0).contains(&topo.bad_abort_percent) || !(0.0..=100.0).contains(&topo.delay_percent) {
+        bail!("percentages must be within 0..=100");
+    }
+    if topo.client_workers == 0 || a.httpbin_workers == 0 || a.upstream_workers == 0 {
+        bail!("worker counts must be >= 1");
+    }
+    let tools = Toolchain::discover(&a.venv, &a.wasm)?;
+    let dir = std::path::absolute(&a.dir.dir)?;
+    Ok((
+        profile,
+        LabOptions {
+            dir,
+            base_port: a.base_port,
+            topology: topo,
+            tools,
+            httpbin_workers: a.httpbin_workers,
+            httpbin_threads: a.httpbin_threads,
+            upstream_workers: a.upstream_workers,
+            attached,
+            idle_timeout_ms: a.idle_timeout_ms,
+        },
+    ))
+}
+
+pub fn run(cmd: LabCommand) -> Result<Exit> {
+    match cmd {
+        LabCommand::Up(a) => {
+            let (_, opts) = lab_options(&a.setup, false)?;
+            if Lab::state_path(&opts.dir).exists() {
+                bail!(
+                    "a lab is already recorded in {} (run `sfr2l lab down --dir {}` first)",
+                    opts.dir.display(),
+                    opts.dir.display()
+                );
+            }
+            let lab = Lab::start(opts)?;
+            println!(
+                "lab up: client listener {}  admin http://127.0.0.1:{}  hosts {}  dir {}",
+                lab.client_url("/"),
+                lab.ports.client_admin,
+                lab.opts.topology.hosts,
+                lab.opts.dir.display()
+            );
+            lab.detach()?;
+            Ok(Exit::Ok)
+        }
+        LabCommand::Down(a) => {
+            let mut lab = match Lab::attach(&a.dir) {
+                Ok(l) => l,
+                Err(e) if Lab::state_path(&a.dir).exists() => {
+                    eprintln!("sfr2l: {e:#}; stopping what is left");
+                    Lab::attach_unchecked(&a.dir)?
+                }
+                Err(e) => return Err(e),
+            };
+            lab.stop();
+            println!("lab down");
+            Ok(Exit::Ok)
+        }
+        LabCommand::Status(a) => {
+            let mut lab = Lab::attach_unchecked(&a.dir)?;
+            for (name, pid, alive) in lab.status() {
+                println!("{name:<16} pid {pid:<8} {}", if alive { "running" } else { "EXITED" });
+            }
+            println!("generation {}  client listener {}", lab.generation(), lab.client_url("/"));
+            lab.check()?;
+            Ok(Exit::Ok)
+        }
+        LabCommand::Apply(a) => {
+            let rule = destination_rule::read(&a.file)?;
+            let mut lab = Lab::attach(&a.dir.dir)?;
+            let t0 = Instant::now();
+            lab.apply(&rule)?;
+            println!(
+                "applied {} as generation {} in {:.0} ms",
+                a.file.display(),
+                lab.generation(),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+            Ok(Exit::Ok)
+        }
+        LabCommand::Collect(a) => collect(a),
+    }
+}
+
+fn collect(a: CollectArgs) -> Result<Exit> {
+    if a.rows == 0 {
+        bail!("--rows must be >= 1");
+    }
+    let (profile, opts) = lab_options(&a.setup, true)?;
+    let job = CollectJob {
+        profile,
+        rows: a.rows,
+        seed: a.seed,
+        repeats: a.repeats,
+        out: a.out,
+        resume: a.resume,
+        path: a.path,
+        warmup_calls: a.warmup_calls,
+        tries: a.tries,
+        attach: a.attach,
+        quiet: a.quiet,
+    };
+    let done = collect_dataset(&job, opts)?;
+    println!(
+        "{} rows in {} ({} rejected tries, {} rows skipped) in {:.0} s{}",
+        done.rows,
+        job.out.display(),
+        done.rejected_tries,
+        done.skipped_rows,
+        done.seconds,
+        if done.interrupted { "; interrupted: continue with --resume" } else { "" }
+    );
+    Ok(if done.interrupted { Exit::Interrupted } else { Exit::Ok })
+}
