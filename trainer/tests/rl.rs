@@ -6,6 +6,7 @@ use sfr2l::rl::protocol::burn_q_values;
 use sfr2l::rl::run::{load_service, train_agents, write_run};
 use sfr2l::rl::RlConfig;
 use sfr2l_core::agent::Configuration;
+use sfr2l_core::{Feature, N_FEATURES, N_RULES};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -42,10 +43,10 @@ fn reward_table_matches_direct_simulator_calls_and_bounds_the_baselines() {
     let sim = sfr2l_runtime::Simulator::from_path(Path::new("policies/s1/simulator.onnx")).unwrap();
     for row in [0usize, 17, 1999] {
         let (ti, ci) = (2, 7);
-        let mut f = [0f32; 9];
-        f[..7].copy_from_slice(&t.rules[row]);
-        f[7] = t.threads[ti] as f32;
-        f[8] = t.calls[ci] as f32;
+        let mut f = [0f32; N_FEATURES];
+        f[..N_RULES].copy_from_slice(&t.rules[row]);
+        f[Feature::Threads.index()] = t.threads[ti] as f32;
+        f[Feature::Calls.index()] = t.calls[ci] as f32;
         let p = sim.predict(&[f]).unwrap()[0];
         assert_eq!(t.joint(row, ti, ci), Objective::Worst.reward(p.qps, p.rate_503));
         let opt = t.optimum(row, None);

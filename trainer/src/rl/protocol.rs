@@ -214,10 +214,7 @@ pub fn run_protocol(
                 let val = |k: AgentKind| -> u32 {
                     match specs.iter().position(|s| s.kind == k) {
                         Some(a) => learners[a].grids[n][acted[a][n][j]],
-                        None => match k {
-                            AgentKind::Threads => tables[n].run_load[row][0] as u32,
-                            AgentKind::Calls => tables[n].run_load[row][1] as u32,
-                        },
+                        None => tables[n].run_load[row].of(k) as u32,
                     }
                 };
                 decisions.push(Decision {

@@ -1,5 +1,6 @@
 //! From a simulator folder to trained, exported and checked agents.
 
+use super::card::{AgentCard, AgentMetrics, AgentPort, SimulatorRef};
 use super::config::RlConfig;
 use super::env::{Objective, RewardTable};
 use super::export::{agent_onnx, AgentExport};
@@ -8,9 +9,10 @@ use crate::artifact::{rel_diff, sha256_hex};
 use crate::data::read_dataset;
 use crate::export::folder::StagedDir;
 use anyhow::{bail, Context, Result};
-use sfr2l_core::agent::Configuration;
+use sfr2l_core::agent::{Configuration, Extra};
+use sfr2l_core::artifact::KIND_AGENT;
 use sfr2l_core::card::SimulatorCard;
-use sfr2l_core::ProfileId;
+use sfr2l_core::{ProfileId, RULE_FEATURES};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -129,9 +131,9 @@ pub fn write_run(
             let rows: Vec<Vec<f32>> = (0..svc.table.rows().min(500))
                 .map(|i| {
                     let mut s = svc.table.rules[i].to_vec();
-                    if agent.spec.state_width() == 8 {
-                        let k = agent.spec.state_names()[7];
-                        s.push(if k == "threads" { svc.table.run_load[i][0] } else { svc.table.run_load[i][1] });
+                    match agent.spec.extra {
+                        Extra::None => {}
+                        Extra::RunLoad(k) | Extra::FirstAction(k) => s.push(svc.table.run_load[i].of(k)),
                     }
                     s
                 })
@@ -150,28 +152,45 @@ pub fn write_run(
                 agent.spec.kind.name().to_string()
             };
             std::fs::write(stage.path().join(format!("{name}.onnx")), &bytes)?;
-            let card = serde_json::json!({
-                "schema": sfr2l_core::card::CARD_SCHEMA,
-                "kind": "agent",
-                "profile": svc.card.profile,
-                "configuration": r.configuration.slug(),
-                "label": r.configuration.label(),
-                "services": r.services,
-                "service": n,
-                "agent": agent.spec.kind.name(),
-                "action": agent.spec.kind.feature().name(),
-                "grid": agent.grid[n],
-                "state": agent.spec.state_names(),
-                "inputs": [{"name": "state", "shape": ["batch", agent.spec.state_width()]}],
-                "outputs": [{"name": "q_values", "shape": ["batch", agent.grid[n].len()], "unit": "reward (QPS x rate)"}],
-                "reward_scale": agent.reward_scale[n],
-                "objective": obj,
-                "simulator": {"dir": svc.dir.display().to_string(), "onnx_sha256": svc.card.onnx_sha256},
-                "seed": cfg.seed,
-                "metrics": {"sim_ratio": r.sim_ratio, "optimum_ratio": r.optimum_ratio, "rl_over_optimum": r.rl_over_optimum, "greedy_over_optimum": r.greedy_over_optimum, "best_epoch": r.best_epoch},
-                "git_commit": commit,
-                "onnx_sha256": sha256_hex(&bytes),
-            });
+            let card = AgentCard {
+                action: agent.spec.kind.feature().name().into(),
+                agent: agent.spec.kind.name().into(),
+                configuration: r.configuration.slug().into(),
+                git_commit: commit.into(),
+                grid: agent.grid[n].clone(),
+                inputs: vec![AgentPort {
+                    name: "state".into(),
+                    shape: vec!["batch".into(), agent.spec.state_width().into()],
+                    unit: None,
+                }],
+                kind: KIND_AGENT.into(),
+                label: r.configuration.label().into(),
+                metrics: AgentMetrics {
+                    best_epoch: r.best_epoch,
+                    greedy_over_optimum: r.greedy_over_optimum,
+                    optimum_ratio: r.optimum_ratio,
+                    rl_over_optimum: r.rl_over_optimum,
+                    sim_ratio: r.sim_ratio,
+                },
+                objective: obj.into(),
+                onnx_sha256: sha256_hex(&bytes),
+                outputs: vec![AgentPort {
+                    name: "q_values".into(),
+                    shape: vec!["batch".into(), agent.grid[n].len().into()],
+                    unit: Some("reward (QPS x rate)".into()),
+                }],
+                profile: svc.card.profile.clone(),
+                reward_scale: agent.reward_scale[n],
+                schema: sfr2l_core::card::CARD_SCHEMA,
+                seed: cfg.seed,
+                service: n,
+                services: r.services,
+                simulator: SimulatorRef {
+                    dir: svc.dir.display().to_string(),
+                    onnx_sha256: svc.card.onnx_sha256.clone(),
+                },
+                state: agent.spec.state_names().into_iter().map(String::from).collect(),
+            };
             std::fs::write(stage.path().join(format!("{name}.json")), serde_json::to_string_pretty(&card)? + "\n")?;
         }
     }
@@ -193,7 +212,7 @@ pub fn write_run(
     }
     std::fs::write(stage.path().join("curve.csv"), curve)?;
     let mut dec = String::from("service,profile,row,");
-    dec.push_str(&sfr2l_core::FEATURES[..7].iter().map(|f| f.name()).collect::<Vec<_>>().join(","));
+    dec.push_str(&RULE_FEATURES.iter().map(|f| f.name()).collect::<Vec<_>>().join(","));
     dec.push_str(",threads,calls,reward,optimum,random_reward\n");
     for d in &r.decisions {
         let t = &services[d.service].table;

@@ -210,7 +210,7 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
     let onnx_sha256 = sha256_hex(&onnx);
     let card = SimulatorCard {
         schema: CARD_SCHEMA,
-        kind: "simulator".into(),
+        kind: sfr2l_core::artifact::KIND_SIMULATOR.into(),
         profile: ds.profile.to_string(),
         inputs,
         outputs,
