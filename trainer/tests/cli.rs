@@ -1,5 +1,7 @@
 //! The built binary in a temp dir: help, bad input, and a live collection killed mid-run.
 
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

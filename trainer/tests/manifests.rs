@@ -2,6 +2,8 @@
 //! profile preset lies in its profile's ranges, and the WasmPlugin's pluginConfig is a valid
 //! filter configuration.
 
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
 use sfr2l::destination_rule;
 use sfr2l_core::config::ConfigV1;
 use sfr2l_core::profile::{Profile, PROFILE_IDS};

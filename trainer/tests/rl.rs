@@ -1,6 +1,8 @@
 //! The RL stage on the committed S1 simulator: a short run end to end, export parity (burn,
 //! tract, onnxruntime), determinism, and the errors that must come before any training.
 
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
 use sfr2l::rl::env::{Objective, RewardTable};
 use sfr2l::rl::protocol::burn_q_values;
 use sfr2l::rl::run::{load_service, train_agents, write_run};

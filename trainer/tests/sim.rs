@@ -1,6 +1,8 @@
 //! The simulator stage: export parity across burn, tract and onnxruntime, determinism, bad
 //! input through the CLI, and the committed artifacts under policies/.
 
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
 use sfr2l::artifact::rel_diff;
 use sfr2l::data::{read_dataset, Dataset};
 use sfr2l::sim::fit::{burn_predict_raw, fit, random_inputs, FittedSimulator};

@@ -35,7 +35,7 @@ pub struct PlanEntry {
 pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeats: u32) -> Vec<PlanEntry> {
     let mut rng = SplitMix64::new(seed);
     let block = (repeat_configs * repeats).min(rows);
-    let repeat_configs = if repeats == 0 { 0 } else { block / repeats };
+    let repeat_configs = block.checked_div(repeats).unwrap_or(0);
     let singles = rows - repeat_configs * repeats;
     let mut out = Vec::with_capacity(rows as usize);
     let draw = |rng: &mut SplitMix64| {

@@ -45,7 +45,7 @@ fn decide_cmd(a: RlDecideArgs) -> Result<()> {
             agent.state.join(",")
         );
     }
-    let q = agent.q_values(&[state.clone()])?;
+    let q = agent.q_values(std::slice::from_ref(&state))?;
     let choice = agent.decide(&state)?;
     println!(
         "{}",

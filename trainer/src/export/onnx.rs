@@ -46,7 +46,6 @@ fn value_info(name: &str, dims: &[Option<i64>], doc: &str) -> pb::ValueInfoProto
             ..Default::default()
         }),
         doc_string: doc.into(),
-        ..Default::default()
     }
 }
 

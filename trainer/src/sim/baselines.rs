@@ -66,7 +66,7 @@ fn pick<E>(
             best = Some((v, c, test_pred));
         }
     }
-    best.map(|b| (b.2, b.1)).ok_or_else(|| err_empty())
+    best.map(|b| (b.2, b.1)).ok_or_else(err_empty)
 }
 
 fn err_empty() -> BaselineError {
@@ -197,13 +197,13 @@ impl FractionalLogitValid {
         for _ in 0..p.max_iter {
             let mut g = vec![0.0; m];
             let mut h = vec![0.0; m * m];
-            for i in 0..n {
+            for (i, &ti) in t.iter().enumerate() {
                 let row: Vec<f64> = x.row(i).iter().copied().chain(std::iter::once(1.0)).collect();
                 let z: f64 = row.iter().zip(&theta).map(|(a, b)| a * b).sum();
                 let pi = sigmoid(z);
                 let wgt = (pi * (1.0 - pi)).max(1e-12);
                 for a in 0..m {
-                    g[a] += (pi - t[i]) * row[a] / n as f64;
+                    g[a] += (pi - ti) * row[a] / n as f64;
                     for b in 0..m {
                         h[a * m + b] += wgt * row[a] * row[b] / n as f64;
                     }
