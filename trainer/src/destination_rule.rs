@@ -96,7 +96,7 @@ fn limit(v: Option<i64>, field: &str, zero_ok: bool, unset: u32) -> Result<u32> 
 
 /// Parses a DestinationRule; `origin` names the file in errors.
 pub fn parse(text: &str, origin: &str) -> Result<TrafficRule> {
-    let de = serde_yaml::Deserializer::from_str(text);
+    let de = serde_norway::Deserializer::from_str(text);
     let doc: DestinationRuleDoc = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         anyhow::anyhow!("{origin}: field {path}: {}", e.into_inner())
@@ -190,7 +190,7 @@ pub fn render(rule: &TrafficRule, name: &str, host: &str) -> String {
             },
         },
     };
-    serde_yaml::to_string(&doc).unwrap_or_default()
+    serde_norway::to_string(&doc).unwrap_or_default()
 }
 
 #[cfg(test)]
