@@ -21,23 +21,46 @@ pub(super) struct Learner {
     pub(super) best: Option<QWeights>,
 }
 
+/// What one learner saw and did in an epoch, per service: `[service][interaction]`.
+pub(super) struct LearnerEpoch {
+    /// Standardised states, `[service][interaction * state width]`.
+    pub(super) inputs: Vec<Vec<f32>>,
+    /// Grid index the agent took (epsilon-greedy).
+    pub(super) acted: Vec<Vec<usize>>,
+    /// Grid index the greedy policy takes.
+    pub(super) greedy: Vec<Vec<usize>>,
+    /// `max_a Q(s, a)`: the next state's value when the discount is > 0.
+    pub(super) qmax: Vec<Vec<f32>>,
+}
+
+/// The epoch's rewards, shared by every learner.
+pub(super) struct EpochRewards<'a> {
+    /// `[service][interaction]` eq. 3 reward of the taken actions.
+    pub(super) per_service: &'a [Vec<f64>],
+    /// `[interaction]` mean over services (eq. 8's second term).
+    pub(super) mean: &'a [f64],
+}
+
+/// The run's training settings.
+pub(super) struct StepSettings<'a> {
+    pub(super) cfg: &'a RlConfig,
+    /// Adam learning rate (single-service or collaborative).
+    pub(super) lr: f64,
+    /// Collaborative: targets follow eq. 8.
+    pub(super) collab: bool,
+}
+
 /// One epoch of training for one learner: mini-batches over the epoch's interactions.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn train_learner(
     l: &mut Learner,
-    a: usize,
-    cfg: &RlConfig,
-    lr: f64,
-    collab: bool,
-    n_svc: usize,
-    inter: usize,
-    inputs: &[Vec<Vec<f32>>],
-    acted: &[Vec<Vec<usize>>],
-    qmax_next: &[Vec<Vec<f32>>],
-    r_rl: &[Vec<f64>],
-    mean_r: &[f64],
+    seen: &LearnerEpoch,
+    rewards: &EpochRewards,
+    step: &StepSettings,
     device: &Device,
 ) {
+    let StepSettings { cfg, lr, collab } = *step;
+    let (r_rl, mean_r) = (rewards.per_service, rewards.mean);
+    let (n_svc, inter) = (r_rl.len(), mean_r.len());
     let device = device.clone();
     let width = l.spec.state_width();
     let targets: Vec<Vec<f32>> = (0..n_svc)
@@ -46,7 +69,7 @@ pub(super) fn train_learner(
                 .map(|j| {
                     let r = if collab { r_rl[n][j] + cfg.beta * mean_r[j] } else { r_rl[n][j] };
                     let next = if cfg.discount > 0.0 && j + 1 < inter {
-                        cfg.discount * f64::from(qmax_next[a][n][j + 1])
+                        cfg.discount * f64::from(seen.qmax[n][j + 1])
                     } else {
                         0.0
                     };
@@ -61,10 +84,10 @@ pub(super) fn train_learner(
         let mut loss: Option<Tensor<1>> = None;
         for n in 0..n_svc {
             let na = l.grids[n].len();
-            let x = matrix(inputs[a][n][j0 * width..j1 * width].to_vec(), b, width, &device);
+            let x = matrix(seen.inputs[n][j0 * width..j1 * width].to_vec(), b, width, &device);
             let mut oh = vec![0.0f32; b * na];
             for (k, j) in (j0..j1).enumerate() {
-                oh[k * na + acted[a][n][j]] = 1.0;
+                oh[k * na + seen.acted[n][j]] = 1.0;
             }
             let oh = matrix(oh, b, na, &device);
             let tg = matrix(targets[n][j0..j1].to_vec(), b, 1, &device);
