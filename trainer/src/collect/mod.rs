@@ -371,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
         let mut f = DatasetFile::open(&p, false).unwrap();
-        let rule = Profile::get(ProfileId::S1).draw(&[0.1; 9]);
+        let rule = Profile::get(ProfileId::S1).draw(&[0.1; sfr2l_core::N_FEATURES]);
         let row = DatasetRow::new(&rule.0, &rule.1, &record(&[(200, 2)], 0), 0.1, "s1-c00001".into(), 0);
         f.append(&row).unwrap();
         drop(f);

@@ -1,4 +1,4 @@
-//! Our ONNX writer (burn has no exporter): builds `ModelProto`s from plain weights with the
+//! Our ONNX writer (burn has no exporter, and tract only reads ONNX): builds `ModelProto`s from plain weights with the
 //! protobuf types tract-onnx ships, for exactly the ops we use (Concat, Sub, Div, MatMul, Add,
 //! Relu, Sum, Mul, Sqrt, Slice, Clip; opset 13).
 //!

@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn cluster_follows_istiod() {
         let p = Profile::get(ProfileId::S3);
-        let (rule, _) = p.draw(&[0.5; 9]);
+        let (rule, _) = p.draw(&[0.5; sfr2l_core::N_FEATURES]);
         let c = client_cds(&Ports::from_base(20000), &p.lab, &rule, 4);
         let cl = &c["resources"][0];
         assert_eq!(c["version_info"], "cds-4");
