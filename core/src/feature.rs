@@ -38,16 +38,16 @@ pub const FEATURES: [Feature; N_FEATURES] = [
     Feature::Calls,
 ];
 
-/// The seven traffic-rule features, in order (the agents' base state).
-pub const RULE_FEATURES: [Feature; N_RULES] = [
-    Feature::MaxPendingRequests,
-    Feature::MaxConnections,
-    Feature::MaxRequestsPerConnection,
-    Feature::BaseEjectionTime,
-    Feature::MaxEjectionPercent,
-    Feature::Interval,
-    Feature::Consecutive5xxErrors,
-];
+/// The seven traffic-rule features, in order (the agents' base state): `FEATURES[..N_RULES]`.
+pub const RULE_FEATURES: [Feature; N_RULES] = {
+    let mut out = [FEATURES[0]; N_RULES];
+    let mut i = 0;
+    while i < N_RULES {
+        out[i] = FEATURES[i];
+        i += 1;
+    }
+    out
+};
 
 /// The two simulator outputs, in order.
 pub const OUTPUTS: [&str; 2] = ["qps", "rate_503"];
