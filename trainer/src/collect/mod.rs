@@ -5,6 +5,7 @@ mod job;
 
 pub use job::{collect_dataset, CollectJob, Collected};
 
+use crate::data::csv_rows;
 use crate::lab::Lab;
 use crate::load::{self, LoadSpec};
 use crate::rng::SplitMix64;
@@ -153,27 +154,25 @@ impl DatasetFile {
                 bail!("{} already exists: pass --resume to continue it, or choose another --out", path.display());
             }
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let mut keep = 0usize;
-            for (i, line) in text.split_inclusive('\n').enumerate() {
-                if !line.ends_with('\n') {
-                    break; // a partial last line from a hard kill: dropped, the run is redone
-                }
-                let l = line.trim_end();
+            // A partial last line from a hard kill is dropped (the run is redone).
+            let keep = text.rfind('\n').map_or(0, |i| i + 1);
+            for (i, row) in csv_rows(&text[..keep]).enumerate() {
+                let row = row.with_context(|| format!("reading {}", path.display()))?;
+                let fields = row.fields();
                 if i == 0 {
-                    if l != header {
+                    let l = fields.join(",");
+                    if row.line != 1 || l != header {
                         bail!(
                             "{}:1: header differs from this version's columns:\n  found    {l}\n  expected {header}",
                             path.display()
                         );
                     }
-                } else if !l.is_empty() {
-                    let fields: Vec<&str> = l.split(',').collect();
+                } else {
                     let row = DatasetRow::from_fields(&fields)
-                        .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+                        .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), row.line))?;
                     done.insert((row.config_id, row.repeat));
                     rows += 1;
                 }
-                keep += line.len();
             }
             let f = std::fs::OpenOptions::new().write(true).open(path)?;
             f.set_len(keep as u64)?;
