@@ -2,17 +2,15 @@
 //! export and the Table 5 report are library calls.
 
 use super::Exit;
-use crate::artifact::{git_commit, read_config, write_atomic};
+use crate::artifact::{git_commit, read_config};
 use crate::cli::{RlCommand, RlDecideArgs, RlLearnArgs, RlTableArgs, RlTuneArgs};
-use crate::rl::env::Objective;
-use crate::rl::report::{curves_svg, table5};
-use crate::rl::run::{load_service, train_agents, write_run, RunSummary, Service};
+use crate::rl::run::{agent_dir_name, load_service, train_agents, write_run, Service};
+use crate::rl::table::{run_table, write_table5, TableJob};
 use crate::rl::RlConfig;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
 use sfr2l_core::profile::PROFILE_IDS;
 use sfr2l_core::ProfileId;
-use std::path::{Path, PathBuf};
 
 pub fn run(cmd: RlCommand) -> Result<Exit> {
     match cmd {
@@ -81,20 +79,6 @@ pub fn rl_config(t: &RlTuneArgs, seed: u64) -> Result<RlConfig> {
     Ok(cfg)
 }
 
-fn slug_dir(c: Configuration, services: usize, heterogeneous: bool, objective: Objective) -> String {
-    let mut s = c.slug().to_string();
-    if services > 1 {
-        s.push_str(&format!("-x{services}"));
-    }
-    if heterogeneous {
-        s.push_str("-hetero");
-    }
-    if objective == Objective::Best {
-        s.push_str("-best");
-    }
-    s
-}
-
 fn learn_cmd(a: RlLearnArgs) -> Result<()> {
     let configuration = a.config;
     let cfg = rl_config(&a.tune, a.seed)?;
@@ -115,7 +99,7 @@ fn learn_cmd(a: RlLearnArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| {
         a.sim
             .join("agents")
-            .join(slug_dir(configuration, services.len(), a.heterogeneous, objective))
+            .join(agent_dir_name(configuration, services.len(), a.heterogeneous, objective))
             .join(format!("seed-{}", a.seed))
     });
     let r = train_agents(configuration, &services, &cfg, |e, st| {
@@ -134,7 +118,9 @@ fn learn_cmd(a: RlLearnArgs) -> Result<()> {
 }
 
 fn table_cmd(a: RlTableArgs) -> Result<()> {
-    let datasets: Vec<String> = a.datasets.iter().map(ProfileId::to_string).collect();
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
     let configs: Vec<(Configuration, usize)> = match &a.configs {
         Some(l) => l.iter().map(|c| (c.configuration, if c.collaborative() { a.services } else { 1 })).collect(),
         None => {
@@ -144,61 +130,19 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
             v
         }
     };
-    if a.seeds == 0 {
-        bail!("--seeds must be at least 1");
-    }
-    let objective = a.tune.objective;
-    let base = rl_config(&a.tune, 1)?;
-    // Load and check every simulator before the first run.
-    let mut services = Vec::new();
-    for d in &datasets {
-        services.push(load_service(&a.policies.join(d), None, objective)?);
-    }
-    let commit = git_commit();
-    let mut runs: Vec<RunSummary> = Vec::new();
-    let mut curves: Vec<Vec<(String, Vec<f64>)>> = vec![Vec::new(); datasets.len()];
-    let started = std::time::Instant::now();
-    for (di, svc) in services.iter().enumerate() {
-        for (c, n) in &configs {
-            let seeds = if *n > 1 { a.collab_seeds.unwrap_or(a.seeds) } else { a.seeds };
-            for seed in 1..=seeds {
-                let mut cfg = base.clone();
-                cfg.seed = seed;
-                let svcs: Vec<&Service> = vec![svc; *n];
-                let r = train_agents(*c, &svcs, &cfg, |_, _| {})?;
-                let out: PathBuf = if seed == 1 {
-                    a.export_to
-                        .as_ref()
-                        .unwrap_or(&a.policies)
-                        .join(&datasets[di])
-                        .join("agents")
-                        .join(slug_dir(*c, *n, false, objective))
-                        .join(format!("seed-{seed}"))
-                } else {
-                    std::env::temp_dir().join(format!("sfr2l-rl-{}-{}", std::process::id(), seed))
-                };
-                let s = write_run(&out, &r, &svcs, &cfg, objective, &commit)?;
-                if seed != 1 {
-                    std::fs::remove_dir_all(&out).ok();
-                }
-                eprintln!(
-                    "{} {:<14} seed {seed}: sim {:.3}, optimum/random {:.3}, rl/optimum {:.3}, greedy/optimum {:.3} ({:.0} s; {:.0} s so far)",
-                    datasets[di].to_uppercase(),
-                    s.label,
-                    s.sim_ratio,
-                    s.optimum_ratio,
-                    s.rl_over_optimum,
-                    s.greedy_over_optimum,
-                    s.seconds,
-                    started.elapsed().as_secs_f64()
-                );
-                if seed == 1 {
-                    curves[di].push((s.label.clone(), r.epochs.iter().map(|e| e.rl / e.random).collect()));
-                }
-                runs.push(s);
-            }
-        }
-    }
+    let job = TableJob {
+        datasets: a.datasets.clone(),
+        configs,
+        seeds: a.seeds,
+        collab_seeds: a.collab_seeds.unwrap_or(a.seeds),
+        policies: a.policies.clone(),
+        export_to: a.export_to.clone().unwrap_or_else(|| a.policies.clone()),
+        objective: a.tune.objective,
+        base: rl_config(&a.tune, 1)?,
+    };
+    let table = run_table(&job, &git_commit())?;
+    let base = &job.base;
+    let datasets: Vec<String> = job.datasets.iter().map(ProfileId::to_string).collect();
     let mut command = format!(
         "sfr2l rl table --datasets {} --seeds {} --epochs {} --interactions {}",
         datasets.join(","),
@@ -226,29 +170,12 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
         base.collab_learning_rate,
         base.discount,
         base.beta,
-        objective,
+        job.objective,
         a.services,
-        a.collab_seeds.unwrap_or(a.seeds),
-        started.elapsed().as_secs_f64() / 60.0
+        job.collab_seeds,
+        table.seconds / 60.0
     );
-    let md = table5(&runs, &datasets, &command, &note);
-    let dir = a.report.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir.join("curves"))?;
-    write_atomic(&a.report, md.as_bytes())?;
-    for (d, panels) in datasets.iter().zip(&curves) {
-        let svg = curves_svg(
-            &format!(
-                "{}: RL/random per epoch (light) and its {}-epoch rolling mean (dark), seed 1",
-                d.to_uppercase(),
-                base.rolling_window
-            ),
-            panels,
-            base.rolling_window,
-        );
-        write_atomic(&dir.join("curves").join(format!("{d}.svg")), svg.as_bytes())?;
-    }
-    let json = serde_json::to_string_pretty(&runs)?;
-    write_atomic(&dir.join("table5-runs.json"), json.as_bytes())?;
+    let md = write_table5(&a.report, &job, &table, &command, &note)?;
     print!("{md}");
     Ok(())
 }

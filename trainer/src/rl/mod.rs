@@ -30,6 +30,7 @@ pub mod qnet;
 pub mod report;
 pub mod run;
 mod state;
+pub mod table;
 mod train;
 
 pub use config::RlConfig;

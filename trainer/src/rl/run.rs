@@ -64,6 +64,21 @@ pub fn load_service(dir: &Path, data: Option<&Path>, objective: Objective) -> Re
     Ok(Service { dir: dir.to_path_buf(), card, table })
 }
 
+/// The folder name of a run's agents: `<config>[-x<services>][-hetero][-best]`.
+pub fn agent_dir_name(c: Configuration, services: usize, heterogeneous: bool, objective: Objective) -> String {
+    let mut s = c.slug().to_string();
+    if services > 1 {
+        s.push_str(&format!("-x{services}"));
+    }
+    if heterogeneous {
+        s.push_str("-hetero");
+    }
+    if objective == Objective::Best {
+        s.push_str("-best");
+    }
+    s
+}
+
 /// One learning run's summary (`result.json`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunSummary {
