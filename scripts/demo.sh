@@ -72,4 +72,17 @@ C=$($SFR2L rl decide --agent "$OUT/agents/thread-call/call.onnx" --state "$RULE,
 echo "   rule $RULE: the thread agent picks -c $T, the call agent then picks -n $C (the worst-case load test to run)"
 printf "   simulator on that load: "; $SFR2L sim predict --sim policies/s1 --features "$RULE,$T,$C"
 echo
-echo "Later stages (in-mesh decisions in the filter, validation on the real lab) are not built yet; see README."
+echo "== 5. In the mesh: the client sidecar loads the committed S1 Thread-Call agents and simulator from"
+echo "   the lab's artifact server (pinned by sha256, run by tract inside Envoy), decides the load test"
+echo "   for the DestinationRule in force and runs it itself"
+$SFR2L lab up --profile s1 --artifacts policies --dir "$OUT/mesh" --base-port 19500
+trap '$SFR2L lab down --dir "$OUT/mesh" >/dev/null 2>&1 || true' EXIT
+$SFR2L lab loadtest --dir "$OUT/mesh" --agents policies/s1/agents/thread-call/seed-1 --simulator --trigger demo manifests/destinationrule-s1.yaml \
+  | tee "$OUT/inline.txt" | grep -v '^SFR2L_TRACE' | sed 's/^/   /'
+echo "   its trace record (schema 2, with the decision) is in $OUT/inline.txt and in the sidecar log;"
+printf "   sidecar metrics: "
+python3 -c 'import urllib.request; print(" ".join(urllib.request.urlopen("http://127.0.0.1:19500/stats?filter=sfr2l_(inline_last|models_loaded)").read().decode().split("\n")))'
+$SFR2L lab down --dir "$OUT/mesh"
+trap - EXIT
+echo
+echo "Validation of these decisions on the real lab (the paper's Val. column) is not built yet; see README."

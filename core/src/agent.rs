@@ -2,7 +2,7 @@
 //! or collaborative over N services), what each agent sees and chooses, action mapping from
 //! Q-values to grid values, and the reward-ratio metric.
 
-use crate::feature::{Feature, FEATURES};
+use crate::feature::{Feature, RULE_FEATURES};
 use crate::profile::Profile;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -90,7 +90,7 @@ pub struct AgentSpec {
 impl AgentSpec {
     /// Names of the state columns: the 7 rules, then the extra one if any.
     pub fn state_names(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = FEATURES[..7].iter().map(|f| f.name()).collect();
+        let mut v: Vec<&'static str> = RULE_FEATURES.iter().map(|f| f.name()).collect();
         match self.extra {
             Extra::None => {}
             Extra::RunLoad(k) | Extra::FirstAction(k) => v.push(k.feature().name()),
@@ -153,16 +153,12 @@ impl FromStr for Configuration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let k = s.trim().to_ascii_lowercase();
-        CONFIGURATIONS
-            .iter()
-            .copied()
-            .find(|c| c.slug() == k || c.label().to_ascii_lowercase() == k)
-            .ok_or_else(|| {
-                format!(
-                    "unknown configuration `{s}`; expected one of {}",
-                    CONFIGURATIONS.iter().map(|c| c.slug()).collect::<Vec<_>>().join(", ")
-                )
-            })
+        CONFIGURATIONS.iter().copied().find(|c| c.slug() == k || c.label().to_ascii_lowercase() == k).ok_or_else(|| {
+            format!(
+                "unknown configuration `{s}`; expected one of {}",
+                CONFIGURATIONS.iter().map(|c| c.slug()).collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 }
 

@@ -19,6 +19,11 @@ pub enum Feature {
 }
 
 pub const N_FEATURES: usize = 9;
+/// The traffic-rule features (DestinationRule settings) come first: `FEATURES[..N_RULES]`.
+pub const N_RULES: usize = 7;
+/// The load features (threads, calls) follow the rules: `FEATURES[N_RULES..]`.
+pub const N_LOAD: usize = 2;
+const _: () = assert!(N_RULES + N_LOAD == N_FEATURES);
 
 /// The nine inputs, in order.
 pub const FEATURES: [Feature; N_FEATURES] = [
@@ -32,6 +37,17 @@ pub const FEATURES: [Feature; N_FEATURES] = [
     Feature::Threads,
     Feature::Calls,
 ];
+
+/// The seven traffic-rule features, in order (the agents' base state): `FEATURES[..N_RULES]`.
+pub const RULE_FEATURES: [Feature; N_RULES] = {
+    let mut out = [FEATURES[0]; N_RULES];
+    let mut i = 0;
+    while i < N_RULES {
+        out[i] = FEATURES[i];
+        i += 1;
+    }
+    out
+};
 
 /// The two simulator outputs, in order.
 pub const OUTPUTS: [&str; 2] = ["qps", "rate_503"];
@@ -100,5 +116,6 @@ mod tests {
             assert_eq!(f.index(), i);
             assert_eq!(Feature::from_name(f.name()), Some(*f));
         }
+        assert_eq!(RULE_FEATURES[..], FEATURES[..N_RULES]);
     }
 }

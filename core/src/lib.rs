@@ -4,6 +4,7 @@
 //! since the Unix epoch), so counting and windowing are testable to the nanosecond.
 
 pub mod agent;
+pub mod artifact;
 pub mod card;
 pub mod config;
 pub mod counters;
@@ -19,7 +20,7 @@ pub mod window;
 
 pub use counters::RunCounters;
 pub use duration::IstioDuration;
-pub use feature::{Feature, FEATURES, N_FEATURES};
+pub use feature::{Feature, FEATURES, N_FEATURES, N_LOAD, N_RULES, RULE_FEATURES};
 pub use profile::{Profile, ProfileId};
 pub use rule::{LoadSetting, TrafficRule};
 pub use trace::TraceRecord;

@@ -2,7 +2,7 @@
 //! paper holds fixed, and the lab topology each profile is collected on.
 
 use crate::duration::IstioDuration;
-use crate::feature::Feature;
+use crate::feature::{Feature, N_FEATURES};
 use crate::rule::{LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -18,8 +18,7 @@ pub enum ProfileId {
     S5,
 }
 
-pub const PROFILE_IDS: [ProfileId; 5] =
-    [ProfileId::S1, ProfileId::S2, ProfileId::S3, ProfileId::S4, ProfileId::S5];
+pub const PROFILE_IDS: [ProfileId; 5] = [ProfileId::S1, ProfileId::S2, ProfileId::S3, ProfileId::S4, ProfileId::S5];
 
 impl fmt::Display for ProfileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,11 +131,27 @@ pub struct Profile {
 }
 
 const fn lab(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u32, delay_percent: f64) -> LabTopology {
-    LabTopology { hosts, bad_hosts, bad_abort_percent, bad_mode: BadMode::FaultAbort, delay_ms, delay_percent, client_workers: 2 }
+    LabTopology {
+        hosts,
+        bad_hosts,
+        bad_abort_percent,
+        bad_mode: BadMode::FaultAbort,
+        delay_ms,
+        delay_percent,
+        client_workers: 2,
+    }
 }
 
 const fn app_lab(hosts: u32, bad_hosts: u32, bad_percent: f64, delay_ms: u32) -> LabTopology {
-    LabTopology { hosts, bad_hosts, bad_abort_percent: bad_percent, bad_mode: BadMode::App503, delay_ms, delay_percent: 100.0, client_workers: 2 }
+    LabTopology {
+        hosts,
+        bad_hosts,
+        bad_abort_percent: bad_percent,
+        bad_mode: BadMode::App503,
+        delay_ms,
+        delay_percent: 100.0,
+        client_workers: 2,
+    }
 }
 
 impl Profile {
@@ -159,31 +174,90 @@ impl Profile {
             lab,
         };
         match id {
-            ProfileId::S1 => base(id, s(1, 7), s(1, 7), s(1, 7), Span::fixed(100), Span::fixed(1),
-                s(1, 5), s(400, 450), g(1, 5, 1), g(435, 450, 1), lab(2, 2, 30.0, 2, 100.0)),
-            ProfileId::S2 => base(id, s(3, 7), s(3, 7), s(3, 7), Span::fixed(100), Span::fixed(1),
-                s(3, 7), s(100, 700), g(3, 7, 1), g(100, 400, 100), lab(2, 2, 30.0, 2, 100.0)),
-            ProfileId::S3 => base(id, s(12, 18), s(1, 5), s(10, 16), s(4, 8), s(4, 8),
-                s(10, 16), s(50, 500), g(10, 16, 1), g(50, 500, 50), app_lab(25, 12, 80.0, 2)),
-            ProfileId::S4 => base(id, s(12, 18), s(10, 20), s(12, 18), s(12, 18), s(12, 18),
-                s(12, 18), s(250, 600), g(12, 18, 1), g(250, 600, 50), app_lab(17, 9, 90.0, 2)),
-            ProfileId::S5 => base(id, s(15, 30), s(5, 15), s(15, 30), s(22, 30), s(22, 30),
-                s(16, 20), s(1000, 2000), g(16, 20, 1), g(1000, 2000, 100), app_lab(12, 7, 90.0, 2)),
+            ProfileId::S1 => base(
+                id,
+                s(1, 7),
+                s(1, 7),
+                s(1, 7),
+                Span::fixed(100),
+                Span::fixed(1),
+                s(1, 5),
+                s(400, 450),
+                g(1, 5, 1),
+                g(435, 450, 1),
+                lab(2, 2, 30.0, 2, 100.0),
+            ),
+            ProfileId::S2 => base(
+                id,
+                s(3, 7),
+                s(3, 7),
+                s(3, 7),
+                Span::fixed(100),
+                Span::fixed(1),
+                s(3, 7),
+                s(100, 700),
+                g(3, 7, 1),
+                g(100, 400, 100),
+                lab(2, 2, 30.0, 2, 100.0),
+            ),
+            ProfileId::S3 => base(
+                id,
+                s(12, 18),
+                s(1, 5),
+                s(10, 16),
+                s(4, 8),
+                s(4, 8),
+                s(10, 16),
+                s(50, 500),
+                g(10, 16, 1),
+                g(50, 500, 50),
+                app_lab(25, 12, 80.0, 2),
+            ),
+            ProfileId::S4 => base(
+                id,
+                s(12, 18),
+                s(10, 20),
+                s(12, 18),
+                s(12, 18),
+                s(12, 18),
+                s(12, 18),
+                s(250, 600),
+                g(12, 18, 1),
+                g(250, 600, 50),
+                app_lab(17, 9, 90.0, 2),
+            ),
+            ProfileId::S5 => base(
+                id,
+                s(15, 30),
+                s(5, 15),
+                s(15, 30),
+                s(22, 30),
+                s(22, 30),
+                s(16, 20),
+                s(1000, 2000),
+                g(16, 20, 1),
+                g(1000, 2000, 100),
+                app_lab(12, 7, 90.0, 2),
+            ),
         }
     }
 
-    /// Builds the rule and load for uniform draws `u[0..9]` in [0, 1), one per feature.
-    pub fn draw(&self, u: &[f64; 9]) -> (TrafficRule, LoadSetting) {
+    /// Builds the rule and load for uniform draws `u` in [0, 1), one per feature in feature order.
+    pub fn draw(&self, u: &[f64; N_FEATURES]) -> (TrafficRule, LoadSetting) {
+        let at = |f: Feature| u[f.index()];
         let rule = TrafficRule {
-            max_pending_requests: self.max_pending_requests.pick(u[0]),
-            max_connections: self.max_connections.pick(u[1]),
-            max_requests_per_connection: self.max_requests_per_connection.pick(u[2]),
+            max_pending_requests: self.max_pending_requests.pick(at(Feature::MaxPendingRequests)),
+            max_connections: self.max_connections.pick(at(Feature::MaxConnections)),
+            max_requests_per_connection: self.max_requests_per_connection.pick(at(Feature::MaxRequestsPerConnection)),
             base_ejection_time: IstioDuration::from_secs(self.base_ejection_time_s),
-            max_ejection_percent: self.max_ejection_percent.pick(u[4]),
+            max_ejection_percent: self.max_ejection_percent.pick(at(Feature::MaxEjectionPercent)),
             interval: IstioDuration::from_secs(self.interval_s),
-            consecutive_5xx_errors: self.consecutive_5xx_errors.pick(u[6]),
+            consecutive_5xx_errors: self.consecutive_5xx_errors.pick(at(Feature::Consecutive5xxErrors)),
         };
-        let load = LoadSetting { threads: self.threads.pick(u[7]), calls: self.calls.pick(u[8]) };
+        let load = LoadSetting {
+            threads: self.threads.pick(at(Feature::Threads)),
+            calls: self.calls.pick(at(Feature::Calls)),
+        };
         (rule, load)
     }
 

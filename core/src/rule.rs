@@ -1,7 +1,7 @@
 //! Traffic rules (the seven DestinationRule attributes) and load settings (fortio -c, -n).
 
 use crate::duration::IstioDuration;
-use crate::feature::{Feature, N_FEATURES};
+use crate::feature::{Feature, N_FEATURES, N_RULES};
 use serde::{Deserialize, Serialize};
 
 /// The seven DestinationRule attributes the paper varies, with typed units.
@@ -59,7 +59,7 @@ impl TrafficRule {
     }
 
     /// The seven rule values, in feature order, durations in seconds.
-    pub fn values(&self) -> [f64; 7] {
+    pub fn values(&self) -> [f64; N_RULES] {
         [
             self.max_pending_requests as f64,
             self.max_connections as f64,
@@ -72,7 +72,7 @@ impl TrafficRule {
     }
 
     /// Inverse of [`TrafficRule::values`].
-    pub fn from_values(v: &[f64; 7]) -> Self {
+    pub fn from_values(v: &[f64; N_RULES]) -> Self {
         Self {
             max_pending_requests: v[0].round() as u32,
             max_connections: v[1].round() as u32,
@@ -89,7 +89,7 @@ impl TrafficRule {
 pub fn feature_vector(rule: &TrafficRule, load: &LoadSetting) -> [f64; N_FEATURES] {
     let r = rule.values();
     let mut out = [0.0; N_FEATURES];
-    out[..7].copy_from_slice(&r);
+    out[..N_RULES].copy_from_slice(&r);
     out[Feature::Threads.index()] = load.threads as f64;
     out[Feature::Calls.index()] = load.calls as f64;
     out

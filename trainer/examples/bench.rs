@@ -62,7 +62,11 @@ struct Target {
 fn measure(t: &Target, announce: bool, run: &str) -> Result<(f64, f64)> {
     let mut spec = LoadSpec::from_url(&format!("http://127.0.0.1:{}/status/200", t.port), 8, t.calls)?;
     if announce {
-        spec.headers = vec![("x-sfr2l-run".into(), run.into()), ("x-sfr2l-threads".into(), "8".into()), ("x-sfr2l-calls".into(), t.calls.to_string())];
+        spec.headers = vec![
+            ("x-sfr2l-run".into(), run.into()),
+            ("x-sfr2l-threads".into(), "8".into()),
+            ("x-sfr2l-calls".into(), t.calls.to_string()),
+        ];
     }
     let r = load::run(&spec)?;
     let ok = r.ret_codes().get(&200).copied().unwrap_or(0);
@@ -79,17 +83,38 @@ fn main() -> Result<()> {
     let rounds: usize = arg("--rounds").map(|s| s.parse()).transpose()?.unwrap_or(5);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let sfr2l_wasm = root.join("target/wasm32-wasip1/release/sfr2l_filter.wasm");
-    let minimal = arg("--minimal").map(PathBuf::from).unwrap_or(root.join("target/wasm32-wasip1/release/sfr2l_minimal_filter.wasm"));
+    let minimal = arg("--minimal")
+        .map(PathBuf::from)
+        .unwrap_or(root.join("target/wasm32-wasip1/release/sfr2l_minimal_filter.wasm"));
     let tools = Toolchain::discover(&root.join(".venv"), &sfr2l_wasm)?;
     let dir = tempfile::tempdir()?;
     let logs = dir.path();
-    println!("# sfr2l benchmarks\n\nEnvoy {}; {} cores; {} rounds, interleaved.\n", tools.envoy_version(), std::thread::available_parallelism()?.get(), rounds);
+    println!(
+        "# sfr2l benchmarks\n\nEnvoy {}; {} cores; {} rounds, interleaved.\n",
+        tools.envoy_version(),
+        std::thread::available_parallelism()?.get(),
+        rounds
+    );
 
     // httpbin + one Envoy (1 worker) with five listeners.
     let mut cmd = Command::new(&tools.gunicorn);
-    cmd.args(["--bind", &format!("127.0.0.1:{}", BASE + 3), "--workers", "2", "--worker-class", "gthread", "--threads", "16", "--log-level", "warning", "httpbin:app"]);
+    cmd.args([
+        "--bind",
+        &format!("127.0.0.1:{}", BASE + 3),
+        "--workers",
+        "2",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "16",
+        "--log-level",
+        "warning",
+        "httpbin:app",
+    ]);
     let mut httpbin = Proc::spawn("httpbin", cmd, &logs.join("httpbin.log"), true, libc::SIGTERM)?;
-    wait_ready(&mut httpbin, Duration::from_secs(30), || matches!(admin::request(BASE + 3, "GET", "/status/200"), Ok((200, _))))?;
+    wait_ready(&mut httpbin, Duration::from_secs(30), || {
+        matches!(admin::request(BASE + 3, "GET", "/status/200"), Ok((200, _)))
+    })?;
     let cfg = ConfigV1::default().to_json();
     let sf = || wasm_filter("sfr2l", "sfr2l", &tools.wasm, &cfg);
     let mf = || wasm_filter("minimal", "minimal", &minimal, "");
@@ -110,8 +135,15 @@ fn main() -> Result<()> {
     let mut envoy = Proc::spawn("bench-envoy", cmd, &logs.join("envoy.log"), true, libc::SIGKILL)?;
     wait_ready(&mut envoy, Duration::from_secs(30), || admin::is_live(BASE))?;
 
-    let direct = [Target { name: "direct_none", port: BASE + 20, calls: 20000 }, Target { name: "direct_minimal", port: BASE + 22, calls: 20000 }, Target { name: "direct_sfr2l", port: BASE + 21, calls: 20000 }];
-    let httpbin_t = [Target { name: "httpbin_none", port: BASE + 23, calls: 3000 }, Target { name: "httpbin_sfr2l", port: BASE + 24, calls: 3000 }];
+    let direct = [
+        Target { name: "direct_none", port: BASE + 20, calls: 20000 },
+        Target { name: "direct_minimal", port: BASE + 22, calls: 20000 },
+        Target { name: "direct_sfr2l", port: BASE + 21, calls: 20000 },
+    ];
+    let httpbin_t = [
+        Target { name: "httpbin_none", port: BASE + 23, calls: 3000 },
+        Target { name: "httpbin_sfr2l", port: BASE + 24, calls: 3000 },
+    ];
     let mut results: std::collections::BTreeMap<String, (Vec<f64>, Vec<f64>)> = Default::default();
     for t in direct.iter().chain(httpbin_t.iter()) {
         measure(t, false, "warm")?; // warm-up, not recorded
@@ -135,8 +167,17 @@ fn main() -> Result<()> {
     println!("| listener | QPS | p99 ms | QPS vs no filter | QPS vs minimal filter |\n|---|---|---|---|---|");
     for (k, (q, p)) in &results {
         let base = if k.starts_with("direct") { med("direct_none") } else { med("httpbin_none") };
-        let vs_min = if k.starts_with("direct") { format!("{:.3}", median(q.clone()) / med("direct_minimal")) } else { "-".into() };
-        println!("| {k} | {:.0} | {:.2} | {:.3} | {vs_min} |", median(q.clone()), median(p.clone()), median(q.clone()) / base);
+        let vs_min = if k.starts_with("direct") {
+            format!("{:.3}", median(q.clone()) / med("direct_minimal"))
+        } else {
+            "-".into()
+        };
+        println!(
+            "| {k} | {:.0} | {:.2} | {:.3} | {vs_min} |",
+            median(q.clone()),
+            median(p.clone()),
+            median(q.clone()) / base
+        );
     }
 
     // Load generator vs oha on the same target.
@@ -147,7 +188,8 @@ fn main() -> Result<()> {
     for _ in 0..rounds {
         let spec = LoadSpec::from_url(&url, 8, 20000)?;
         ours.push(load::run(&spec)?.actual_qps());
-        match Command::new(&oha).args(["-c", "8", "-n", "20000", "--no-tui", "--output-format", "json", &url]).output() {
+        match Command::new(&oha).args(["-c", "8", "-n", "20000", "--no-tui", "--output-format", "json", &url]).output()
+        {
             Ok(o) if o.status.success() => {
                 let v: serde_json::Value = serde_json::from_slice(&o.stdout).context("oha JSON")?;
                 theirs.push(v["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN));
@@ -159,7 +201,12 @@ fn main() -> Result<()> {
     if theirs.is_empty() {
         println!("oha not found (`cargo install oha`); sfr2l-load: {:.0} QPS", median(ours));
     } else {
-        println!("| tool | QPS |\n|---|---|\n| sfr2l-load | {:.0} |\n| oha | {:.0} |\n| ratio | {:.3} |", median(ours.clone()), median(theirs.clone()), median(ours) / median(theirs));
+        println!(
+            "| tool | QPS |\n|---|---|\n| sfr2l-load | {:.0} |\n| oha | {:.0} |\n| ratio | {:.3} |",
+            median(ours.clone()),
+            median(theirs.clone()),
+            median(ours) / median(theirs)
+        );
     }
     drop(envoy);
     drop(httpbin);
@@ -167,8 +214,18 @@ fn main() -> Result<()> {
     // Lab overhead per row: rule switch + ingest + stats around the load itself.
     let profile = Profile::get(ProfileId::S3);
     let lab_dir = tempfile::tempdir()?;
-    let mut lab = Lab::start(LabOptions { dir: lab_dir.path().to_path_buf(), base_port: BASE + 100, topology: profile.lab, tools: tools.clone(),
-        httpbin_workers: 2, httpbin_threads: 16, upstream_workers: 1, attached: true, idle_timeout_ms: 1500, artifacts: None })?;
+    let mut lab = Lab::start(LabOptions {
+        dir: lab_dir.path().to_path_buf(),
+        base_port: BASE + 100,
+        topology: profile.lab,
+        tools: tools.clone(),
+        httpbin_workers: 2,
+        httpbin_threads: 16,
+        upstream_workers: 1,
+        attached: true,
+        idle_timeout_ms: 1500,
+        artifacts: None,
+    })?;
     let plan: Vec<PlanEntry> = collect::plan(&profile, 40, 11, 0, 0);
     let mut over = Vec::new();
     for (i, e) in plan.iter().enumerate() {
@@ -176,12 +233,21 @@ fn main() -> Result<()> {
             over.push(out.overhead.as_secs_f64() * 1e3);
         }
     }
-    println!("\n## Lab overhead per row (S3 plan, {} rows): median {:.1} ms, max {:.1} ms (target <= 300 ms)", over.len(), median(over.clone()), over.iter().cloned().fold(0.0, f64::max));
+    println!(
+        "\n## Lab overhead per row (S3 plan, {} rows): median {:.1} ms, max {:.1} ms (target <= 300 ms)",
+        over.len(),
+        median(over.clone()),
+        over.iter().cloned().fold(0.0, f64::max)
+    );
     drop(lab);
 
     println!("\n## Filter module sizes\n\n| module | bytes |\n|---|---|");
     for p in [&tools.wasm, &minimal] {
-        println!("| {} | {} |", p.file_name().and_then(|n| n.to_str()).unwrap_or(""), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+        println!(
+            "| {} | {} |",
+            p.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+        );
     }
     Ok(())
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 fn rss_kb(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -80,7 +82,11 @@ fn main() -> Result<()> {
     println!("## Load-test mode in Envoy (`cargo run --profile fast -p sfr2l --example inline_bench -- {decisions} {rounds}`)\n");
     println!("| module | bytes |\n|---|---|");
     for p in [&observe, &full] {
-        println!("| {} | {} |", p.file_name().and_then(|n| n.to_str()).unwrap_or("?"), std::fs::metadata(p).with_context(|| format!("{} (make filter)", p.display()))?.len());
+        println!(
+            "| {} | {} |",
+            p.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+            std::fs::metadata(p).with_context(|| format!("{} (make filter)", p.display()))?.len()
+        );
     }
 
     // Client sidecar start (to LIVE, the filter's VMs compiled and configured) with each module;
@@ -102,7 +108,8 @@ fn main() -> Result<()> {
     lab.apply_filter_config(&rule(), ConfigV1 { models: Some(models.clone()), ..ConfigV1::default() })?;
     let loaded = loop {
         let text = std::fs::read_to_string(lab.client_log())?;
-        let lines: Vec<String> = text[offset as usize..].lines().filter(|l| l.contains("models loaded")).map(String::from).collect();
+        let lines: Vec<String> =
+            text[offset as usize..].lines().filter(|l| l.contains("models loaded")).map(String::from).collect();
         if lines.len() >= 3 {
             break lines;
         }
@@ -134,10 +141,16 @@ fn main() -> Result<()> {
         let mut lt = lab_loadtest(&format!("lat{i}"));
         lt.max_calls = 1;
         let offset = log_offset(&lab);
-        lab.apply_filter_config(&rule(), ConfigV1 { mode: Mode::LoadTest, models: Some(models.clone()), loadtest: Some(lt), ..ConfigV1::default() })?;
+        lab.apply_filter_config(
+            &rule(),
+            ConfigV1 { mode: Mode::LoadTest, models: Some(models.clone()), loadtest: Some(lt), ..ConfigV1::default() },
+        )?;
         let t0 = Instant::now();
         let rec = loop {
-            if let Some(r) = records_since(&lab, offset)?.into_iter().find(|r| r.inline.as_ref().is_some_and(|x| x.slot == format!("lat{i}"))) {
+            if let Some(r) = records_since(&lab, offset)?
+                .into_iter()
+                .find(|r| r.inline.as_ref().is_some_and(|x| x.slot == format!("lat{i}")))
+            {
                 break r;
             }
             if t0.elapsed() > Duration::from_secs(20) {

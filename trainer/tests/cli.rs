@@ -1,5 +1,7 @@
 //! The built binary in a temp dir: help, bad input, and a live collection killed mid-run.
 
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -126,12 +128,17 @@ fn killed_collection_leaves_no_processes_and_resumes() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(rows(&csv), 12);
     let text = std::fs::read_to_string(&csv).unwrap();
-    let ids: std::collections::HashSet<_> = text.lines().skip(1).map(|l| {
-        let f: Vec<&str> = l.split(',').collect();
-        (f[f.len() - 2].to_string(), f[f.len() - 1].to_string())
-    }).collect();
+    let ids: std::collections::HashSet<_> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[f.len() - 2].to_string(), f[f.len() - 1].to_string())
+        })
+        .collect();
     assert_eq!(ids.len(), 12, "no row twice");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("s3.meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("s3.meta.json")).unwrap()).unwrap();
     assert_eq!(meta["rows"], 12);
     assert!(meta["envoy_version"].as_str().unwrap().contains("1.40.0"));
 }

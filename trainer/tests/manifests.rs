@@ -2,6 +2,8 @@
 //! profile preset lies in its profile's ranges, and the WasmPlugin's pluginConfig is a valid
 //! filter configuration.
 
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
 use sfr2l::destination_rule;
 use sfr2l_core::config::ConfigV1;
 use sfr2l_core::profile::{Profile, PROFILE_IDS};
@@ -26,7 +28,7 @@ fn profile_presets_parse_and_lie_in_their_ranges() {
 #[test]
 fn wasmplugin_config_is_a_valid_filter_config() {
     let text = std::fs::read_to_string(manifests().join("wasmplugin.yaml")).unwrap();
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     let cfg = serde_json::to_vec(&doc["spec"]["pluginConfig"]).unwrap();
     let c = ConfigV1::parse(&cfg).unwrap();
     let task = destination_rule::read(&manifests().join("destinationrule-istio-task.yaml")).unwrap();

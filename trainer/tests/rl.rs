@@ -1,11 +1,14 @@
 //! The RL stage on the committed S1 simulator: a short run end to end, export parity (burn,
 //! tract, onnxruntime), determinism, and the errors that must come before any training.
 
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
 use sfr2l::rl::env::{Objective, RewardTable};
-use sfr2l::rl::learn::burn_q_values;
-use sfr2l::rl::run::{learn, load_service, write_run};
+use sfr2l::rl::protocol::burn_q_values;
+use sfr2l::rl::run::{load_service, train_agents, write_run};
 use sfr2l::rl::RlConfig;
 use sfr2l_core::agent::Configuration;
+use sfr2l_core::{Feature, N_FEATURES, N_RULES};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,7 +23,14 @@ fn bin() -> Command {
 }
 
 fn tiny(seed: u64) -> RlConfig {
-    RlConfig::new().with_seed(seed).with_epochs(6).with_interactions(200).with_hidden(32).with_collab_head_hidden(32).with_learning_rate(1e-3).with_collab_learning_rate(1e-3)
+    RlConfig::new()
+        .with_seed(seed)
+        .with_epochs(6)
+        .with_interactions(200)
+        .with_hidden(32)
+        .with_collab_head_hidden(32)
+        .with_learning_rate(1e-3)
+        .with_collab_learning_rate(1e-3)
 }
 
 fn s1() -> sfr2l::rl::run::Service {
@@ -35,10 +45,10 @@ fn reward_table_matches_direct_simulator_calls_and_bounds_the_baselines() {
     let sim = sfr2l_runtime::Simulator::from_path(Path::new("policies/s1/simulator.onnx")).unwrap();
     for row in [0usize, 17, 1999] {
         let (ti, ci) = (2, 7);
-        let mut f = [0f32; 9];
-        f[..7].copy_from_slice(&t.rules[row]);
-        f[7] = t.threads[ti] as f32;
-        f[8] = t.calls[ci] as f32;
+        let mut f = [0f32; N_FEATURES];
+        f[..N_RULES].copy_from_slice(&t.rules[row]);
+        f[Feature::Threads.index()] = t.threads[ti] as f32;
+        f[Feature::Calls.index()] = t.calls[ci] as f32;
         let p = sim.predict(&[f]).unwrap()[0];
         assert_eq!(t.joint(row, ti, ci), Objective::Worst.reward(p.qps, p.rate_503));
         let opt = t.optimum(row, None);
@@ -50,15 +60,29 @@ fn reward_table_matches_direct_simulator_calls_and_bounds_the_baselines() {
 fn thread_call_learns_exports_and_agrees_across_runtimes() {
     let svc = s1();
     let cfg = tiny(3);
-    let r = learn(Configuration::ThreadCall, &[&svc], &cfg, |_, _| {}).unwrap();
+    let r = train_agents(Configuration::ThreadCall, &[&svc], &cfg, |_, _| {}).unwrap();
     assert_eq!(r.epochs.len(), 6);
-    assert!(r.optimum_ratio >= r.sim_ratio * 0.999, "nothing beats the optimum: {} vs {}", r.optimum_ratio, r.sim_ratio);
+    assert!(
+        r.optimum_ratio >= r.sim_ratio * 0.999,
+        "nothing beats the optimum: {} vs {}",
+        r.optimum_ratio,
+        r.sim_ratio
+    );
     assert!(r.optimum_ratio > 1.0);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tc");
     let s = write_run(&out, &r, &[&svc], &cfg, Objective::Worst, "test").unwrap();
     assert!(s.export_max_rel_diff <= 1e-4, "{}", s.export_max_rel_diff);
-    for f in ["thread.onnx", "thread.json", "call.onnx", "call.json", "curve.csv", "decisions.csv", "config.json", "result.json"] {
+    for f in [
+        "thread.onnx",
+        "thread.json",
+        "call.onnx",
+        "call.json",
+        "curve.csv",
+        "decisions.csv",
+        "config.json",
+        "result.json",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
     }
     let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
@@ -69,18 +93,27 @@ fn thread_call_learns_exports_and_agrees_across_runtimes() {
     let agent = sfr2l_runtime::Agent::from_bytes(&bytes).unwrap();
     assert_eq!(agent.state.last().map(String::as_str), Some("threads"));
     assert_eq!(agent.grid, (435..=450).collect::<Vec<u32>>());
-    let rows: Vec<Vec<f32>> = (0..300).map(|i| {
-        let mut s = svc.table.rules[i].to_vec();
-        s.push(svc.table.threads[i % 5] as f32);
-        s
-    }).collect();
+    let rows: Vec<Vec<f32>> = (0..300)
+        .map(|i| {
+            let mut s = svc.table.rules[i].to_vec();
+            s.push(svc.table.threads[i % 5] as f32);
+            s
+        })
+        .collect();
     let want = burn_q_values(&r.agents[1], 0, &rows);
     let got = agent.q_values(&rows).unwrap();
     let py = root().join(".venv/bin/python");
     assert!(py.exists(), "run `make setup` (onnxruntime)");
     let (inp, res) = (dir.path().join("in.json"), dir.path().join("out.json"));
     std::fs::write(&inp, serde_json::json!({ "rows": rows }).to_string()).unwrap();
-    assert!(Command::new(py).arg(root().join("scripts/onnx_predict.py")).arg(out.join("call.onnx")).arg(&inp).arg(&res).status().unwrap().success());
+    assert!(Command::new(py)
+        .arg(root().join("scripts/onnx_predict.py"))
+        .arg(out.join("call.onnx"))
+        .arg(&inp)
+        .arg(&res)
+        .status()
+        .unwrap()
+        .success());
     let ort: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
     let scale = r.agents[1].reward_scale[0] as f32;
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -98,11 +131,11 @@ fn thread_call_learns_exports_and_agrees_across_runtimes() {
 #[test]
 fn same_seed_same_run_and_collaborative_heads_are_private() {
     let svc = s1();
-    let a = learn(Configuration::Call, &[&svc], &tiny(5), |_, _| {}).unwrap();
-    let b = learn(Configuration::Call, &[&svc], &tiny(5), |_, _| {}).unwrap();
+    let a = train_agents(Configuration::Call, &[&svc], &tiny(5), |_, _| {}).unwrap();
+    let b = train_agents(Configuration::Call, &[&svc], &tiny(5), |_, _| {}).unwrap();
     assert_eq!(a.epochs, b.epochs);
     assert_eq!(a.agents[0].weights, b.agents[0].weights);
-    let c = learn(Configuration::ThreadAndCall, &[&svc, &svc, &svc], &tiny(5), |_, _| {}).unwrap();
+    let c = train_agents(Configuration::ThreadAndCall, &[&svc, &svc, &svc], &tiny(5), |_, _| {}).unwrap();
     assert_eq!(c.services, 3);
     for ag in &c.agents {
         assert_eq!(ag.weights.heads.len(), 3);

@@ -1,8 +1,11 @@
 //! The simulator stage: export parity across burn, tract and onnxruntime, determinism, bad
 //! input through the CLI, and the committed artifacts under policies/.
 
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
+use sfr2l::artifact::rel_diff;
 use sfr2l::data::{read_dataset, Dataset};
-use sfr2l::sim::fit::{burn_predict_raw, fit, random_inputs, rel_diff, FittedSimulator};
+use sfr2l::sim::fit::{burn_predict_raw, fit, random_inputs, FittedSimulator};
 use sfr2l::sim::SimConfig;
 use sfr2l_core::{Profile, ProfileId};
 use std::path::{Path, PathBuf};
@@ -35,7 +38,8 @@ fn onnxruntime(model: &Path, rows: &[[f32; 9]]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let (inp, out) = (dir.path().join("in.json"), dir.path().join("out.json"));
     std::fs::write(&inp, serde_json::json!({ "rows": rows }).to_string()).unwrap();
-    let st = Command::new(py).arg(root().join("scripts/onnx_predict.py")).arg(model).arg(&inp).arg(&out).status().unwrap();
+    let st =
+        Command::new(py).arg(root().join("scripts/onnx_predict.py")).arg(model).arg(&inp).arg(&out).status().unwrap();
     assert!(st.success(), "onnx_predict.py failed");
     serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
 }
@@ -67,7 +71,11 @@ fn exported_simulator_agrees_with_burn_in_tract_and_onnxruntime() {
         }
         for k in 0..2 {
             let ou = col("uncertainty", i, k);
-            assert!((ou - g.uncertainty[k]).abs() <= 1e-4 * g.uncertainty[k].abs().max(1e-2), "uncertainty {ou} vs {}", g.uncertainty[k]);
+            assert!(
+                (ou - g.uncertainty[k]).abs() <= 1e-4 * g.uncertainty[k].abs().max(1e-2),
+                "uncertainty {ou} vs {}",
+                g.uncertainty[k]
+            );
         }
         assert!((0.0..=1.0).contains(&g.rate_503) && g.qps >= 0.0);
         spread += g.uncertainty[0];
@@ -125,17 +133,28 @@ fn bad_datasets_are_named_by_file_line_and_column_and_nothing_is_written() {
 
     for (name, text, want) in &cases {
         let p = write(dir.path(), name, text);
-        let o = bin().args(["sim", "fit", "--profile", "s1", "--data"]).arg(&p).arg("--out").arg(&out).output().unwrap();
+        let o =
+            bin().args(["sim", "fit", "--profile", "s1", "--data"]).arg(&p).arg("--out").arg(&out).output().unwrap();
         assert!(!o.status.success(), "{name} was accepted");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(want), "{name}: expected `{want}` in: {err}");
     }
     let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("keep.txt")]);
-    let siblings: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(".sim")).collect();
+    let siblings: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".sim"))
+        .collect();
     assert!(siblings.is_empty(), "temp folders left: {siblings:?}");
 
-    let o = bin().args(["sim", "fit", "--epochs", "0", "--profile", "s1", "--data"]).arg(root().join("data/s1.csv")).arg("--out").arg(&out).output().unwrap();
+    let o = bin()
+        .args(["sim", "fit", "--epochs", "0", "--profile", "s1", "--data"])
+        .arg(root().join("data/s1.csv"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("max_epochs"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -158,7 +177,12 @@ fn sim_fit_writes_the_artifacts_and_keeps_other_files() {
     }
     let cfg: SimConfig = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!((cfg.hidden, cfg.max_epochs, cfg.ensemble), (16, 2, 1));
-    let o = bin().args(["sim", "predict", "--sim"]).arg(&out).args(["--features", "4,4,4,180,100,1,1,3,440"]).output().unwrap();
+    let o = bin()
+        .args(["sim", "predict", "--sim"])
+        .arg(&out)
+        .args(["--features", "4,4,4,180,100,1,1,3,440"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["profile"], "s1");
@@ -174,7 +198,7 @@ fn committed_simulators_match_their_cards_and_datasets() {
         let bytes = std::fs::read(dir.join("simulator.onnx")).unwrap_or_else(|e| panic!("{id}: {e}"));
         let card: sfr2l_core::card::SimulatorCard =
             serde_json::from_str(&std::fs::read_to_string(dir.join("simulator.json")).unwrap()).unwrap();
-        let sha = sfr2l::export::folder::sha256_hex;
+        let sha = sfr2l::artifact::sha256_hex;
         assert_eq!(card.onnx_sha256, sha(&bytes), "{id}: card and onnx differ");
         let data = root().join(format!("data/{id}.csv"));
         let ds = read_dataset(&data, id.parse().unwrap()).unwrap();

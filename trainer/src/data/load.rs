@@ -1,8 +1,8 @@
 //! Strict dataset reading: every error names `file:line:column`, nothing is guessed.
 
+use super::rows::csv_rows;
 use sfr2l_core::trace::DatasetRow;
 use sfr2l_core::{Feature, Profile, ProfileId, FEATURES, N_FEATURES};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Reading a dataset failed; each variant says where.
@@ -70,7 +70,7 @@ pub fn resolve_profile(csv: &Path, explicit: Option<ProfileId>) -> Result<Profil
 /// Reads `path` (the collector's CSV schema) and checks every feature against `profile`'s ranges.
 pub fn read_dataset(path: &Path, profile: ProfileId) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
-    let sha256 = hex(&Sha256::digest(&bytes));
+    let sha256 = crate::artifact::sha256_hex(&bytes);
     let text = String::from_utf8(bytes).map_err(|e| DataError::Row {
         path: path.into(),
         line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count(),
@@ -81,16 +81,15 @@ pub fn read_dataset(path: &Path, profile: ProfileId) -> Result<Dataset, DataErro
 
 fn parse_dataset(path: &Path, text: &str, profile: ProfileId, sha256: String) -> Result<Dataset, DataError> {
     let prof = Profile::get(profile);
-    let mut lines = text.lines().enumerate();
-    let header = loop {
-        match lines.next() {
-            None => return Err(DataError::Empty { path: path.into() }),
-            Some((_, l)) if l.trim().is_empty() => continue,
-            Some((_, l)) => break l,
-        }
+    let bad_csv = |e: csv::Error| DataError::Row {
+        path: path.into(),
+        line: e.position().map_or(0, |p| p.line() as usize),
+        msg: e.to_string(),
     };
+    let mut rows = csv_rows(text);
+    let header = rows.next().ok_or_else(|| DataError::Empty { path: path.into() })?.map_err(bad_csv)?;
     let expected = DatasetRow::header();
-    let found: Vec<&str> = header.split(',').map(str::trim).collect();
+    let found: Vec<&str> = header.record.iter().map(str::trim).collect();
     for (i, want) in expected.iter().enumerate() {
         match found.get(i) {
             Some(got) if got == want => {}
@@ -122,12 +121,10 @@ fn parse_dataset(path: &Path, text: &str, profile: ProfileId, sha256: String) ->
     let (qps_col, r503_col, group_col) = (col("qps"), col("rate_503"), col("config_id"));
 
     let mut ds = Dataset { path: path.into(), profile, x: vec![], y: vec![], group: vec![], sha256 };
-    for (i, line) in lines {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cells: Vec<&str> = line.split(',').collect();
+    for row in rows {
+        let row = row.map_err(bad_csv)?;
+        let line_no = row.line;
+        let cells = row.fields();
         if cells.len() != expected.len() {
             return Err(DataError::Row {
                 path: path.into(),
@@ -192,10 +189,6 @@ fn parse_dataset(path: &Path, text: &str, profile: ProfileId, sha256: String) ->
         return Err(DataError::Empty { path: path.into() });
     }
     Ok(ds)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Names of the features, in order (for cards and ONNX inputs).

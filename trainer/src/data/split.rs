@@ -156,7 +156,7 @@ mod tests {
         Dataset {
             path: "t.csv".into(),
             profile: ProfileId::S1,
-            x: vec![[0.0; 9]; groups.len()],
+            x: vec![[0.0; sfr2l_core::N_FEATURES]; groups.len()],
             y: y.iter().map(|v| [*v, *v / 10.0]).collect(),
             group: groups.iter().map(|s| s.to_string()).collect(),
             sha256: String::new(),

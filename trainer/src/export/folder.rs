@@ -2,7 +2,6 @@
 //! the target, so a failure or a kill never leaves a half-written folder behind.
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// A folder being filled; `publish` moves it into place.
@@ -17,7 +16,10 @@ impl StagedDir {
     pub fn new(out: &Path, prefix: &str) -> Result<Self> {
         let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
         std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-        let tmp = tempfile::Builder::new().prefix(prefix).tempdir_in(&parent).with_context(|| format!("temp dir in {}", parent.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&parent)
+            .with_context(|| format!("temp dir in {}", parent.display()))?;
         Ok(Self { tmp, out: out.to_path_buf(), parent })
     }
 
@@ -30,7 +32,11 @@ impl StagedDir {
         let staged = self.tmp.keep();
         let out = &self.out;
         if out.exists() {
-            let old = self.parent.join(format!(".old-{}-{}", std::process::id(), out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+            let old = self.parent.join(format!(
+                ".old-{}-{}",
+                std::process::id(),
+                out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            ));
             std::fs::rename(out, &old).with_context(|| format!("moving the old {} aside", out.display()))?;
             std::fs::rename(&staged, out).with_context(|| format!("renaming into {}", out.display()))?;
             std::fs::remove_dir_all(&old).ok();
@@ -39,9 +45,4 @@ impl StagedDir {
         }
         Ok(())
     }
-}
-
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::data::hex(&Sha256::digest(bytes))
 }

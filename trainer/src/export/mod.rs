@@ -1,5 +1,5 @@
-//! ONNX export (our own writer over tract-onnx's protobuf types) and model cards.
+//! Publishing artifacts: our ONNX writer (over tract-onnx's protobuf types) and the staged-folder
+//! publisher. Each stage owns its graph builder (`sim::export`, `rl::export`).
 
 pub mod folder;
 pub mod onnx;
-pub mod simulator;

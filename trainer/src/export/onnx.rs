@@ -1,11 +1,11 @@
-//! Our ONNX writer (burn has no exporter): builds `ModelProto`s from plain weights with the
+//! Our ONNX writer (burn has no exporter, and tract only reads ONNX): builds `ModelProto`s from plain weights with the
 //! protobuf types tract-onnx ships, for exactly the ops we use (Concat, Sub, Div, MatMul, Add,
 //! Relu, Sum, Mul, Sqrt, Slice, Clip; opset 13).
 //!
 //! Output is deterministic: node and initializer names come from a counter, metadata is
 //! written in a fixed order, and nothing time- or host-dependent goes into the file.
 
-use crate::sim::mlp::MlpWeights;
+use crate::nn::MlpWeights;
 use prost::Message;
 use tract_onnx::pb;
 
@@ -46,7 +46,6 @@ fn value_info(name: &str, dims: &[Option<i64>], doc: &str) -> pb::ValueInfoProto
             ..Default::default()
         }),
         doc_string: doc.into(),
-        ..Default::default()
     }
 }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 /// One request with `Connection: close`; returns (status, body).
 pub fn request(port: u16, method: &str, path: &str) -> Result<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?;
     let mut buf = Vec::new();

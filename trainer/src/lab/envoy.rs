@@ -8,14 +8,15 @@
 //! - the *server sidecars*: one listener per host of cluster `httpbin`, each with its own fault
 //!   filter (bad hosts abort with 503, every host may add a delay), routing to the real httpbin.
 
+use serde_json::{json, Value};
 use sfr2l_core::profile::{BadMode, LabTopology};
 use sfr2l_core::TrafficRule;
-use serde_json::{json, Value};
 use std::path::Path;
 
 use super::Ports;
 
-const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const FAULT: &str = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
 const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const WASM: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -98,9 +99,8 @@ pub fn client_lds(ports: &Ports, wasm: &Path, filter_json: &str, generation: u64
 
 /// Cluster `httpbin` as istiod renders a DestinationRule (reference section 1).
 pub fn client_cds(ports: &Ports, topo: &LabTopology, rule: &TrafficRule, generation: u64) -> Value {
-    let endpoints: Vec<Value> = (0..topo.hosts)
-        .map(|i| json!({ "endpoint": { "address": addr(ports.host(i)) } }))
-        .collect();
+    let endpoints: Vec<Value> =
+        (0..topo.hosts).map(|i| json!({ "endpoint": { "address": addr(ports.host(i)) } })).collect();
     let mut cluster = json!({
         "@type": CLUSTER,
         "name": CLUSTER_NAME,
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn cluster_follows_istiod() {
         let p = Profile::get(ProfileId::S3);
-        let (rule, _) = p.draw(&[0.5; 9]);
+        let (rule, _) = p.draw(&[0.5; sfr2l_core::N_FEATURES]);
         let c = client_cds(&Ports::from_base(20000), &p.lab, &rule, 4);
         let cl = &c["resources"][0];
         assert_eq!(c["version_info"], "cds-4");
@@ -232,9 +232,13 @@ mod tests {
         assert_eq!(cl["outlier_detection"]["consecutive_5xx"], rule.consecutive_5xx_errors);
         assert_eq!(cl["lb_policy"], "LEAST_REQUEST");
         assert_eq!(cl["common_lb_config"]["healthy_panic_threshold"]["value"], 0);
-        assert_eq!(cl["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array().unwrap().len(), p.lab.hosts as usize);
         assert_eq!(
-            cl["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["common_http_protocol_options"]["max_requests_per_connection"],
+            cl["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array().unwrap().len(),
+            p.lab.hosts as usize
+        );
+        assert_eq!(
+            cl["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+                ["common_http_protocol_options"]["max_requests_per_connection"],
             rule.max_requests_per_connection
         );
     }
@@ -254,7 +258,11 @@ mod tests {
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
         let rewrites: Vec<String> = ls
             .iter()
-            .filter_map(|l| hcm(l)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["regex_rewrite"]["substitution"].as_str().map(String::from))
+            .filter_map(|l| {
+                hcm(l)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["regex_rewrite"]["substitution"]
+                    .as_str()
+                    .map(String::from)
+            })
             .collect();
         assert_eq!(rewrites.len() as u32, p.lab.bad_hosts);
         assert_eq!(rewrites[0], "/status/200:20,503:80");

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod envoy;
 pub mod process;
 
+use crate::artifact::write_atomic;
 use anyhow::{bail, Context, Result};
 use process::{wait_ready, Proc};
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,14 @@ pub const MAX_HOSTS: u32 = 64;
 
 impl Ports {
     pub fn from_base(base: u16) -> Ports {
-        Ports { base, client_admin: base, client_listener: base + 1, upstream_admin: base + 2, httpbin: base + 3, artifacts: base + 4 }
+        Ports {
+            base,
+            client_admin: base,
+            client_listener: base + 1,
+            upstream_admin: base + 2,
+            httpbin: base + 3,
+            artifacts: base + 4,
+        }
     }
     /// Server-side listener of host `i`.
     pub fn host(&self, i: u32) -> u16 {
@@ -72,7 +80,12 @@ impl Toolchain {
             .flatten()
             .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
             .find(|p| p.exists())
-            .with_context(|| format!("Envoy binary not found under {}/python*/site-packages/envoy/_bin (run `make setup`)", lib.display()))?;
+            .with_context(|| {
+                format!(
+                    "Envoy binary not found under {}/python*/site-packages/envoy/_bin (run `make setup`)",
+                    lib.display()
+                )
+            })?;
         if !gunicorn.exists() {
             bail!("{} not found (run `make setup`)", gunicorn.display());
         }
@@ -130,16 +143,6 @@ pub struct Lab {
     generation: u64,
     rule: Option<TrafficRule>,
     stopped: bool,
-}
-
-/// Writes `value` to `path` atomically (temp file in the same directory, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("path has no parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
@@ -211,7 +214,9 @@ impl Lab {
             .arg("httpbin:app");
         let mut p = Proc::spawn("httpbin", cmd, &dir.join("logs/httpbin.log"), attached, libc::SIGTERM)?;
         let port = ports.httpbin;
-        let r = wait_ready(&mut p, Duration::from_secs(30), || matches!(admin::request(port, "GET", "/status/200"), Ok((200, _))));
+        let r = wait_ready(&mut p, Duration::from_secs(30), || {
+            matches!(admin::request(port, "GET", "/status/200"), Ok((200, _)))
+        });
         lab.procs.push(p);
         r?;
 
@@ -228,7 +233,8 @@ impl Lab {
         if let Some(root) = &opts.artifacts {
             let python = opts.tools.gunicorn.with_file_name("python");
             let mut cmd = Command::new(&python);
-            cmd.args(["-m", "http.server", "--bind", "127.0.0.1", &ports.artifacts.to_string(), "--directory"]).arg(root);
+            cmd.args(["-m", "http.server", "--bind", "127.0.0.1", &ports.artifacts.to_string(), "--directory"])
+                .arg(root);
             let mut p = Proc::spawn("artifacts", cmd, &dir.join("logs/artifacts.log"), attached, libc::SIGTERM)?;
             let port = ports.artifacts;
             let r = wait_ready(&mut p, Duration::from_secs(30), || admin::request(port, "GET", "/").is_ok());
@@ -241,7 +247,10 @@ impl Lab {
         write_json(&boot, &envoy::client_bootstrap(dir, &ports))?;
         let rule = open_rule();
         write_json(&dir.join("cds/cds.json"), &lab.cds(&rule))?;
-        write_json(&dir.join("lds/lds.json"), &envoy::client_lds(&ports, &opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation))?;
+        write_json(
+            &dir.join("lds/lds.json"),
+            &envoy::client_lds(&ports, &opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation),
+        )?;
         let p = lab.spawn_envoy("client-envoy", &boot, opts.topology.client_workers, "client-envoy.log")?;
         lab.procs.push(p);
         let port = ports.client_admin;
@@ -253,7 +262,8 @@ impl Lab {
 
     fn spawn_envoy(&self, name: &str, config: &Path, workers: u32, log: &str) -> Result<Proc> {
         let mut cmd = Command::new(&self.opts.tools.envoy);
-        cmd.arg("-c").arg(config)
+        cmd.arg("-c")
+            .arg(config)
             .args(["--concurrency", &workers.to_string()])
             .args(["--disable-hot-restart", "--drain-time-s", "1", "--parent-shutdown-time-s", "2"])
             .args(["-l", "warning", "--component-log-level", "wasm:info,config:warning"])
@@ -271,11 +281,20 @@ impl Lab {
     /// Like [`Lab::attach`] but accepts dead processes (for `status` and `down`).
     pub fn attach_unchecked(dir: &Path) -> Result<Lab> {
         let path = Self::state_path(dir);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("no lab recorded: {} not found", path.display()))?;
-        let st: LabState = serde_json::from_str(&text).with_context(|| format!("{}: corrupt lab state", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("no lab recorded: {} not found", path.display()))?;
+        let st: LabState =
+            serde_json::from_str(&text).with_context(|| format!("{}: corrupt lab state", path.display()))?;
         let logs = dir.join("logs");
         let procs = st.pids.iter().map(|(n, pid)| Proc::adopt(n, *pid, logs.join(format!("{n}.log")))).collect();
-        Ok(Lab { ports: Ports::from_base(st.options.base_port), opts: st.options, procs, generation: st.generation, rule: None, stopped: false })
+        Ok(Lab {
+            ports: Ports::from_base(st.options.base_port),
+            opts: st.options,
+            procs,
+            generation: st.generation,
+            rule: None,
+            stopped: false,
+        })
     }
 
     /// Leaves the processes running and records them for `attach` / `lab down`.
@@ -323,7 +342,8 @@ impl Lab {
             let cds = texts.get("cluster_manager.cds.version_text").map(String::as_str);
             let lds = texts.get("listener_manager.lds.version_text").map(String::as_str);
             let gen = nums.get("wasmcustom.sfr2l_config_generation").copied();
-            if cds == Some(&want_cds) && lds == Some(&want_lds) && (!filter_generation || gen == Some(self.generation)) {
+            if cds == Some(&want_cds) && lds == Some(&want_lds) && (!filter_generation || gen == Some(self.generation))
+            {
                 return Ok(());
             }
             if t0.elapsed() > timeout {
@@ -384,7 +404,10 @@ impl Lab {
     fn write_and_confirm(&mut self, rule: &TrafficRule, filter_json: &str, filter_generation: bool) -> Result<()> {
         let dir = self.opts.dir.clone();
         write_json(&dir.join("cds/cds.json"), &self.cds(rule))?;
-        write_json(&dir.join("lds/lds.json"), &envoy::client_lds(&self.ports, &self.opts.tools.wasm, filter_json, self.generation))?;
+        write_json(
+            &dir.join("lds/lds.json"),
+            &envoy::client_lds(&self.ports, &self.opts.tools.wasm, filter_json, self.generation),
+        )?;
         self.wait_versions(Duration::from_secs(10), filter_generation)?;
         self.save_generation()
     }

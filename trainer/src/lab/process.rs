@@ -122,7 +122,13 @@ pub fn wait_ready(p: &mut Proc, timeout: Duration, mut ready: impl FnMut() -> bo
             return Ok(());
         }
         if t0.elapsed() > timeout {
-            bail!("{} did not become ready within {:?}; last lines of {}:\n{}", p.name, timeout, p.log.display(), p.tail(20));
+            bail!(
+                "{} did not become ready within {:?}; last lines of {}:\n{}",
+                p.name,
+                timeout,
+                p.log.display(),
+                p.tail(20)
+            );
         }
         std::thread::sleep(Duration::from_millis(25));
     }

@@ -98,11 +98,7 @@ impl Client {
     pub fn new(addr: SocketAddr, timeout: Duration, request: Vec<u8>) -> Self {
         Client {
             addr,
-            timeout: if timeout.is_zero() {
-                None
-            } else {
-                Some(timeout)
-            },
+            timeout: if timeout.is_zero() { None } else { Some(timeout) },
             request: request.into_boxed_slice(),
             stream: None,
             buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
@@ -151,11 +147,7 @@ impl Client {
         loop {
             let opened_now = if self.stream.is_none() {
                 if self.connect().is_err() {
-                    return CallResult {
-                        code: SOCKET_ERROR,
-                        header_size: 0,
-                        total_size: 0,
-                    };
+                    return CallResult { code: SOCKET_ERROR, header_size: 0, total_size: 0 };
                 }
                 true
             } else {
@@ -173,22 +165,14 @@ impl Client {
                     retried = true;
                     continue;
                 }
-                return CallResult {
-                    code: SOCKET_ERROR,
-                    header_size: 0,
-                    total_size: 0,
-                };
+                return CallResult { code: SOCKET_ERROR, header_size: 0, total_size: 0 };
             }
             match self.read_response() {
                 Ok((head, header_size)) => {
                     if head.close {
                         self.close();
                     }
-                    return CallResult {
-                        code: head.code,
-                        header_size,
-                        total_size: self.consumed,
-                    };
+                    return CallResult { code: head.code, header_size, total_size: self.consumed };
                 }
                 Err(f) => {
                     let total = self.consumed + (self.end - self.start);
@@ -197,11 +181,7 @@ impl Client {
                         retried = true;
                         continue;
                     }
-                    return CallResult {
-                        code: SOCKET_ERROR,
-                        header_size: 0,
-                        total_size: total,
-                    };
+                    return CallResult { code: SOCKET_ERROR, header_size: 0, total_size: total };
                 }
             }
         }
@@ -212,8 +192,7 @@ impl Client {
     fn read_response(&mut self) -> Result<(Head, usize), Fail> {
         loop {
             let head_len = self.read_head()?;
-            let head =
-                parse_head(&self.buf[self.start..self.start + head_len]).ok_or_else(Fail::fatal)?;
+            let head = parse_head(&self.buf[self.start..self.start + head_len]).ok_or_else(Fail::fatal)?;
             self.consume(head_len);
             if (100..200).contains(&head.code) && head.code != 101 {
                 continue; // interim response, the real one follows
@@ -243,10 +222,7 @@ impl Client {
     fn fill(&mut self) -> io::Result<usize> {
         if self.end == self.buf.len() {
             if self.start == 0 {
-                return Err(io::Error::new(
-                    ErrorKind::InvalidData,
-                    "response line/header too large",
-                ));
+                return Err(io::Error::new(ErrorKind::InvalidData, "response line/header too large"));
             }
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -282,11 +258,7 @@ impl Client {
             scanned = avail.len().saturating_sub(3);
             let nothing_yet = self.consumed == 0 && avail.is_empty();
             match self.fill() {
-                Ok(0) => {
-                    return Err(Fail {
-                        retryable: nothing_yet,
-                    })
-                }
+                Ok(0) => return Err(Fail { retryable: nothing_yet }),
                 Ok(_) => {}
                 Err(e) => {
                     let dead = matches!(
@@ -296,9 +268,7 @@ impl Client {
                             | ErrorKind::BrokenPipe
                             | ErrorKind::UnexpectedEof
                     );
-                    return Err(Fail {
-                        retryable: nothing_yet && dead,
-                    });
+                    return Err(Fail { retryable: nothing_yet && dead });
                 }
             }
         }
@@ -343,8 +313,7 @@ impl Client {
     fn read_chunked(&mut self) -> Result<(), Fail> {
         loop {
             let len = self.read_line()?;
-            let size = parse_chunk_size(&self.buf[self.start..self.start + len])
-                .ok_or_else(Fail::fatal)?;
+            let size = parse_chunk_size(&self.buf[self.start..self.start + len]).ok_or_else(Fail::fatal)?;
             self.consume(len);
             if size == 0 {
                 // Trailer section, ended by an empty line.
@@ -394,4 +363,3 @@ fn write_all(s: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
-

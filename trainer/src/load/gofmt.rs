@@ -9,18 +9,10 @@ pub(crate) fn fmt_g(v: f64, prec: Option<usize>) -> String {
         return "NaN".to_string();
     }
     if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".to_string()
-        } else {
-            "-Inf".to_string()
-        };
+        return if v > 0.0 { "+Inf".to_string() } else { "-Inf".to_string() };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".to_string()
-        } else {
-            "0".to_string()
-        };
+        return if v.is_sign_negative() { "-0".to_string() } else { "0".to_string() };
     }
     let neg = v < 0.0;
     let a = v.abs();
@@ -138,12 +130,7 @@ pub(crate) fn rfc3339_nano(t: SystemTime) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, mo, da) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    );
+    let mut s = format!("{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}", sod / 3600, (sod % 3600) / 60, sod % 60);
     if nanos != 0 {
         let f = format!("{nanos:09}");
         s.push('.');
@@ -172,11 +159,7 @@ pub(crate) fn canonical_header_key(k: &str) -> String {
     let mut upper = true;
     k.chars()
         .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
+            let out = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
             upper = c == '-';
             out
         })

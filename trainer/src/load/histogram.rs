@@ -122,12 +122,7 @@ pub(crate) struct Histogram {
 
 impl Histogram {
     pub fn new(offset: f64, divider: f64) -> Self {
-        Histogram {
-            counter: Counter::default(),
-            offset,
-            divider,
-            hdata: [0; NUM_BUCKETS],
-        }
+        Histogram { counter: Counter::default(), offset, divider, hdata: [0; NUM_BUCKETS] }
     }
 
     #[inline]
@@ -177,11 +172,7 @@ impl Histogram {
                 continue;
             }
             total += i64::from(n);
-            let mut start = if res.data.is_empty() {
-                c.min
-            } else {
-                self.divider * f64::from(prev) + self.offset
-            };
+            let mut start = if res.data.is_empty() { c.min } else { self.divider * f64::from(prev) + self.offset };
             let percent = 100.0 * total as f64 / ctr_total;
             let end = if i < NUM_VALUES {
                 let cur = BUCKET_VALUES[i];
@@ -191,12 +182,7 @@ impl Histogram {
                 start = self.divider * f64::from(prev) + self.offset;
                 c.max
             };
-            res.data.push(Bucket {
-                start,
-                end,
-                percent,
-                count: i64::from(n),
-            });
+            res.data.push(Bucket { start, end, percent, count: i64::from(n) });
         }
         if let Some(b) = res.data.last_mut() {
             b.end = c.max;
@@ -279,10 +265,7 @@ impl HistogramData {
 
     /// The value computed for percentile `p` by `with_percentiles`, if any.
     pub fn percentile(&self, p: f64) -> Option<f64> {
-        self.percentiles
-            .iter()
-            .find(|(q, _)| *q == p)
-            .map(|(_, v)| *v)
+        self.percentiles.iter().find(|(q, _)| *q == p).map(|(_, v)| *v)
     }
 
     /// fortio's `HistogramData.Print(out, msg)`.
@@ -312,11 +295,7 @@ impl HistogramData {
             ));
         }
         for (p, v) in &self.percentiles {
-            out.push_str(&format!(
-                "# target {}% {}\n",
-                fmt_g(*p, None),
-                fmt_g(*v, Some(6))
-            ));
+            out.push_str(&format!("# target {}% {}\n", fmt_g(*p, None), fmt_g(*v, Some(6))));
         }
         out
     }
@@ -348,10 +327,7 @@ impl HistogramData {
                 obj.insert(
                     "Percentiles".to_string(),
                     Value::Array(
-                        self.percentiles
-                            .iter()
-                            .map(|(p, val)| json!({"Percentile": p, "Value": val}))
-                            .collect(),
+                        self.percentiles.iter().map(|(p, val)| json!({"Percentile": p, "Value": val})).collect(),
                     ),
                 );
             }

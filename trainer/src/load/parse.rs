@@ -71,9 +71,7 @@ pub(super) fn parse_decimal(s: &[u8]) -> Option<u64> {
 }
 
 pub(super) fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| trim(t).eq_ignore_ascii_case(token))
+    value.split(|&b| b == b',').any(|t| trim(t).eq_ignore_ascii_case(token))
 }
 
 /// Parses a response head (status line + headers, up to and including the blank line).
@@ -117,10 +115,8 @@ pub(crate) fn parse_head(h: &[u8]) -> Option<Head> {
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 // Only "chunked" as the final coding delimits the body.
-                chunked = value
-                    .split(|&b| b == b',')
-                    .next_back()
-                    .is_some_and(|t| trim(t).eq_ignore_ascii_case(b"chunked"));
+                chunked =
+                    value.split(|&b| b == b',').next_back().is_some_and(|t| trim(t).eq_ignore_ascii_case(b"chunked"));
             }
             10 if name.eq_ignore_ascii_case(b"connection") => {
                 if has_token(value, b"close") {
@@ -159,54 +155,23 @@ mod tests {
     #[test]
     fn load_client_parse_head_variants() {
         let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n").unwrap();
-        assert_eq!(
-            h,
-            Head {
-                code: 200,
-                body: Body::Length(12),
-                close: false
-            }
-        );
-        let h = parse_head(b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: gzip, Chunked\r\nConnection: Close\r\n\r\n")
-            .unwrap();
-        assert_eq!(
-            h,
-            Head {
-                code: 503,
-                body: Body::Chunked,
-                close: true
-            }
-        );
+        assert_eq!(h, Head { code: 200, body: Body::Length(12), close: false });
+        let h = parse_head(
+            b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: gzip, Chunked\r\nConnection: Close\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(h, Head { code: 503, body: Body::Chunked, close: true });
         let h = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
-        assert_eq!(
-            h,
-            Head {
-                code: 204,
-                body: Body::None,
-                close: false
-            }
-        );
+        assert_eq!(h, Head { code: 204, body: Body::None, close: false });
         let h = parse_head(b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
         assert!(h.close);
-        let h =
-            parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\ncontent-length: 0\r\n\r\n")
-                .unwrap();
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\ncontent-length: 0\r\n\r\n").unwrap();
         assert!(!h.close);
         let h = parse_head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
-        assert_eq!(
-            h,
-            Head {
-                code: 200,
-                body: Body::UntilClose,
-                close: true
-            }
-        );
+        assert_eq!(h, Head { code: 200, body: Body::UntilClose, close: true });
         assert!(parse_head(b"HTTX/1.1 200 OK\r\n\r\n").is_none());
         assert!(parse_head(b"HTTP/1.1 2x0 OK\r\n\r\n").is_none());
-        assert!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
-                .is_none()
-        );
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_none());
     }
 
     #[test]

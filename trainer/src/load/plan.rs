@@ -44,26 +44,14 @@ pub(super) fn validate(spec: &LoadSpec) -> Result<(), LoadError> {
         return invalid(format!("path must start with '/', got {:?}", spec.path));
     }
     let bad_text = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
-    if spec
-        .path
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return invalid(format!(
-            "path contains whitespace or control characters: {:?}",
-            spec.path
-        ));
+    if spec.path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return invalid(format!("path contains whitespace or control characters: {:?}", spec.path));
     }
     if spec.authority.is_empty() || bad_text(&spec.authority) {
-        return invalid(format!(
-            "invalid authority (Host header) {:?}",
-            spec.authority
-        ));
+        return invalid(format!("invalid authority (Host header) {:?}", spec.authority));
     }
     for (k, v) in &spec.headers {
-        let token = !k.is_empty()
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let token = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token || bad_text(v) {
             return invalid(format!("invalid request header {k:?}: {v:?}"));
         }
@@ -78,18 +66,13 @@ impl Plan {
         let addr_text = spec.host_port();
         let addr = (host, spec.port)
             .to_socket_addrs()
-            .map_err(|source| LoadError::Resolve {
-                addr: addr_text.clone(),
-                source,
-            })?
+            .map_err(|source| LoadError::Resolve { addr: addr_text.clone(), source })?
             .next()
             .ok_or_else(|| LoadError::Resolve {
                 addr: addr_text.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
             })?;
-        let gomax = std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(1);
+        let gomax = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
         let qps = if spec.qps > 0.0 { spec.qps } else { 0.0 };
         let mut threads = spec.threads as usize;
         let exactly = u64::from(spec.calls);

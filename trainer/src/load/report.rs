@@ -11,11 +11,7 @@ use super::LoadResult;
 /// What fortio prints (at its default log level) for `fortio load ...`.
 pub(crate) fn text(r: &LoadResult) -> String {
     let mut out = String::with_capacity(4096);
-    let what = if r.exactly > 0 {
-        format!("{} calls", r.exactly)
-    } else {
-        go_duration(r.duration)
-    };
+    let what = if r.exactly > 0 { format!("{} calls", r.exactly) } else { go_duration(r.duration) };
     let _ = writeln!(
         out,
         "Fortio {} running at {} queries per second, {}->{} procs, for {}: {}",
@@ -38,18 +34,9 @@ pub(crate) fn text(r: &LoadResult) -> String {
     );
     if let Some(sleep) = &r.sleep {
         let c = &sleep.counter;
-        let negative = if c.count > 0 {
-            100.0 * f64::from(sleep.first_bucket_count()) / c.count as f64
-        } else {
-            0.0
-        };
+        let negative = if c.count > 0 { 100.0 * f64::from(sleep.first_bucket_count()) / c.count as f64 } else { 0.0 };
         if negative > 5.0 {
-            out.push_str(
-                &sleep
-                    .export()
-                    .with_percentiles(&[50.0])
-                    .print("Aggregated Sleep Time"),
-            );
+            out.push_str(&sleep.export().with_percentiles(&[50.0]).print("Aggregated Sleep Time"));
             let _ = writeln!(out, "WARNING {negative:.2}% of sleep were falling behind");
         } else {
             out.push_str(&c.print("Sleep times"));
@@ -67,22 +54,13 @@ pub(crate) fn text(r: &LoadResult) -> String {
         );
     }
     out.push_str(&r.conn_hist.counter.print("Connection time (s)"));
-    let _ = writeln!(
-        out,
-        "Sockets used: {} (for perfect keepalive, would be {})",
-        r.sockets(),
-        r.num_threads
-    );
+    let _ = writeln!(out, "Sockets used: {} (for perfect keepalive, would be {})", r.sockets(), r.num_threads);
     out.push_str("Uniform: false, Jitter: false, Catchup allowed: true\n");
     out.push_str("IP addresses distribution:\n");
     let _ = writeln!(out, "{}: {}", r.resolved, r.sockets());
     let total = count as f64;
     for (code, n) in &r.ret_codes {
-        let _ = writeln!(
-            out,
-            "Code {code:>3} : {n} ({:.1} %)",
-            100.0 * *n as f64 / total
-        );
+        let _ = writeln!(out, "Code {code:>3} : {n} ({:.1} %)", 100.0 * *n as f64 / total);
     }
     out.push_str(&r.header_sizes.counter.print("Response Header Sizes"));
     out.push_str(&r.sizes.counter.print("Response Body/Total Sizes"));
@@ -98,11 +76,7 @@ pub(crate) fn text(r: &LoadResult) -> String {
 
 /// fortio's `HTTPRunnerResults` JSON (the fields a fortio consumer reads).
 pub(crate) fn json(r: &LoadResult) -> Value {
-    let ret_codes: Map<String, Value> = r
-        .ret_codes
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::from(*v)))
-        .collect();
+    let ret_codes: Map<String, Value> = r.ret_codes.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
     let mut headers = Map::new();
     let mut add_header = |k: &str, v: &str| {
         let key = canonical_header_key(k);
@@ -165,11 +139,7 @@ pub(crate) fn json(r: &LoadResult) -> Value {
 
 /// fortio's result ID: `YYYY-MM-DD-HHmmSS` of the start time (UTC here).
 fn run_id(r: &LoadResult) -> String {
-    let secs = r
-        .start_time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = r.start_time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let ts = rfc3339_nano(UNIX_EPOCH + std::time::Duration::from_secs(secs));
     // "YYYY-MM-DDTHH:MM:SSZ" -> "YYYY-MM-DD-HHMMSS"
     let (date, time) = ts.split_once('T').unwrap_or((ts.as_str(), ""));

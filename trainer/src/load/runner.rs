@@ -19,11 +19,7 @@ struct Gate {
 
 impl Gate {
     fn new(n: usize) -> Self {
-        Gate {
-            n,
-            state: Mutex::new((0, false)),
-            cv: Condvar::new(),
-        }
+        Gate { n, state: Mutex::new((0, false)), cv: Condvar::new() }
     }
 
     /// Waits for all `n` participants; false if the gate was aborted.
@@ -55,9 +51,7 @@ struct Shared<'a> {
 
 impl Shared<'_> {
     fn start(&self) -> (Instant, SystemTime) {
-        *self
-            .start
-            .get_or_init(|| (Instant::now(), SystemTime::now()))
+        *self.start.get_or_init(|| (Instant::now(), SystemTime::now()))
     }
 
     fn fail(&self, e: LoadError) {
@@ -123,10 +117,7 @@ fn thread_main(shared: &Shared<'_>, id: usize) -> ThreadStats {
     let mut client = Client::new(plan.addr, plan.timeout, plan.request.clone());
     if plan.connect_first {
         if let Err(source) = client.connect() {
-            shared.fail(LoadError::Connect {
-                addr: plan.addr.to_string(),
-                source,
-            });
+            shared.fail(LoadError::Connect { addr: plan.addr.to_string(), source });
             return stats;
         }
         if !shared.gate.wait() {
@@ -143,13 +134,7 @@ fn thread_main(shared: &Shared<'_>, id: usize) -> ThreadStats {
 }
 
 /// The call loop of one thread (fortio's `runOne` main loop).
-fn call_loop(
-    plan: &Plan,
-    client: &mut Client,
-    stats: &mut ThreadStats,
-    start: Instant,
-    num_calls: u64,
-) {
+fn call_loop(plan: &Plan, client: &mut Client, stats: &mut ThreadStats, start: Instant, num_calls: u64) {
     let use_exactly = plan.exactly > 0;
     let use_qps = plan.per_thread_qps > 0.0;
     // None: so far in the future that it cannot be represented (never reached).
@@ -195,12 +180,7 @@ fn call_loop(
 /// Runs the load described by `spec` and returns fortio's statistics.
 pub fn run(spec: &LoadSpec) -> Result<LoadResult, LoadError> {
     let plan = Plan::new(spec)?;
-    let shared = Shared {
-        plan: &plan,
-        gate: Gate::new(plan.threads),
-        start: OnceLock::new(),
-        error: Mutex::new(None),
-    };
+    let shared = Shared { plan: &plan, gate: Gate::new(plan.threads), start: OnceLock::new(), error: Mutex::new(None) };
     if !plan.connect_first {
         shared.start();
     }
@@ -229,12 +209,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult, LoadError> {
             }
         }
     });
-    if let Some(e) = shared
-        .error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-    {
+    if let Some(e) = shared.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(e);
     }
     if panicked {
@@ -298,11 +273,7 @@ fn aggregate(
         ret_codes,
         duration_hist: dur.export().with_percentiles(&DEFAULT_PERCENTILES),
         errors_hist: err.export().with_percentiles(&DEFAULT_PERCENTILES),
-        sleep: if plan.per_thread_qps > 0.0 {
-            Some(sleep)
-        } else {
-            None
-        },
+        sleep: if plan.per_thread_qps > 0.0 { Some(sleep) } else { None },
         conn_per_thread: per_thread.iter().map(|t| t.conn.counter.clone()).collect(),
         conn_hist: conn,
         header_sizes,
@@ -311,4 +282,3 @@ fn aggregate(
         thread_calls: per_thread.iter().map(|t| t.calls).collect(),
     }
 }
-

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::AgentKind;
-use sfr2l_core::{Profile, ProfileId, N_FEATURES};
+use sfr2l_core::{Feature, Profile, ProfileId, N_FEATURES, N_RULES};
 use sfr2l_runtime::Simulator;
 
 /// What the agents maximise.
@@ -33,14 +33,31 @@ impl Objective {
     }
 }
 
+/// A dataset row's own load setting (raw units).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunLoad {
+    pub threads: f32,
+    pub calls: f32,
+}
+
+impl RunLoad {
+    /// The value of the load feature an agent of `kind` chooses.
+    pub fn of(&self, kind: AgentKind) -> f32 {
+        match kind {
+            AgentKind::Threads => self.threads,
+            AgentKind::Calls => self.calls,
+        }
+    }
+}
+
 /// All rewards of one service (one dataset on its simulator).
 #[derive(Debug, Clone)]
 pub struct RewardTable {
     pub profile: ProfileId,
-    /// `[rows][7]` traffic rules, raw units.
-    pub rules: Vec<[f32; 7]>,
+    /// `[rows][N_RULES]` traffic rules, raw units.
+    pub rules: Vec<[f32; N_RULES]>,
     /// The row's own threads and calls.
-    pub run_load: Vec<[f32; 2]>,
+    pub run_load: Vec<RunLoad>,
     pub threads: Vec<u32>,
     pub calls: Vec<u32>,
     /// `[row][t][c]`.
@@ -56,7 +73,12 @@ pub struct RewardTable {
 impl RewardTable {
     /// Evaluates the simulator on every (row, action) pair. `rows`: raw feature rows of the
     /// dataset; the grids must lie inside the simulator's training ranges.
-    pub fn build(sim: &Simulator, profile: ProfileId, rows: &[[f64; N_FEATURES]], objective: Objective) -> Result<Self> {
+    pub fn build(
+        sim: &Simulator,
+        profile: ProfileId,
+        rows: &[[f64; N_FEATURES]],
+        objective: Objective,
+    ) -> Result<Self> {
         let prof = Profile::get(profile);
         let threads = AgentKind::Threads.grid(&prof);
         let calls = AgentKind::Calls.grid(&prof);
@@ -69,16 +91,26 @@ impl RewardTable {
             let lo = rows.iter().map(|r| r[col]).fold(f64::INFINITY, f64::min);
             let hi = rows.iter().map(|r| r[col]).fold(f64::NEG_INFINITY, f64::max);
             if let Some(v) = grid.iter().find(|v| f64::from(**v) < lo || f64::from(**v) > hi) {
-                bail!("{} grid value {v} lies outside the simulator's training range {lo}..={hi} (profile {profile})", kind.name());
+                bail!(
+                    "{} grid value {v} lies outside the simulator's training range {lo}..={hi} (profile {profile})",
+                    kind.name()
+                );
             }
         }
         if sim.profile != profile.to_string() {
             bail!("simulator was fitted on profile {} but the states come from profile {profile}", sim.profile);
         }
-        let rules: Vec<[f32; 7]> = rows.iter().map(|r| std::array::from_fn(|j| r[j] as f32)).collect();
-        let run_load: Vec<[f32; 2]> = rows.iter().map(|r| [r[7] as f32, r[8] as f32]).collect();
-        let feat = |rule: &[f32; 7], t: f32, c: f32| -> [f32; N_FEATURES] {
-            std::array::from_fn(|j| if j < 7 { rule[j] } else if j == 7 { t } else { c })
+        let rules: Vec<[f32; N_RULES]> = rows.iter().map(|r| std::array::from_fn(|j| r[j] as f32)).collect();
+        let run_load: Vec<RunLoad> = rows
+            .iter()
+            .map(|r| RunLoad { threads: r[Feature::Threads.index()] as f32, calls: r[Feature::Calls.index()] as f32 })
+            .collect();
+        let feat = |rule: &[f32; N_RULES], t: f32, c: f32| -> [f32; N_FEATURES] {
+            let mut x = [0.0; N_FEATURES];
+            x[..N_RULES].copy_from_slice(rule);
+            x[Feature::Threads.index()] = t;
+            x[Feature::Calls.index()] = c;
+            x
         };
         let mut queries: Vec<[f32; N_FEATURES]> = Vec::new();
         for (rule, load) in rules.iter().zip(&run_load) {
@@ -88,10 +120,10 @@ impl RewardTable {
                 }
             }
             for &t in &threads {
-                queries.push(feat(rule, t as f32, load[1]));
+                queries.push(feat(rule, t as f32, load.calls));
             }
             for &c in &calls {
-                queries.push(feat(rule, load[0], c as f32));
+                queries.push(feat(rule, load.threads, c as f32));
             }
         }
         let mut rewards = Vec::with_capacity(queries.len());

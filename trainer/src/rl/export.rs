@@ -1,11 +1,12 @@
 //! Agent export: one ONNX graph per agent and service. Input `state` `[batch, width]` raw
-//! (7 rules, then the extra column if any, names in the card and metadata); output
+//! (the rules, then the extra column if any, names in the card and metadata); output
 //! `q_values` `[batch, actions]` in reward units (QPS x rate), one per grid value; the
 //! decision is the grid value at the argmax. Normalisation and reward scale are in the graph.
 
-use super::learn::TrainedAgent;
+use super::protocol::TrainedAgent;
 use crate::export::onnx::{encode, GraphBuilder};
 use sfr2l_core::agent::Configuration;
+use sfr2l_core::artifact::{meta, KIND_AGENT};
 use sfr2l_core::ProfileId;
 
 pub struct AgentExport<'a> {
@@ -38,16 +39,16 @@ pub fn agent_onnx(e: &AgentExport) -> Vec<u8> {
     g.output(&q, "q_values", grid.len() as i64, "expected reward per grid value (QPS x rate)");
     let grid_s = grid.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     let metadata = vec![
-        ("sfr2l.schema".to_string(), sfr2l_core::card::CARD_SCHEMA.to_string()),
-        ("sfr2l.kind".to_string(), "agent".to_string()),
-        ("sfr2l.profile".to_string(), e.profile.to_string()),
-        ("sfr2l.configuration".to_string(), e.configuration.slug().to_string()),
-        ("sfr2l.services".to_string(), e.services.to_string()),
-        ("sfr2l.service".to_string(), e.head.to_string()),
-        ("sfr2l.action".to_string(), a.spec.kind.feature().name().to_string()),
-        ("sfr2l.grid".to_string(), grid_s),
-        ("sfr2l.state".to_string(), names.join(",")),
-        ("sfr2l.objective".to_string(), e.objective.to_string()),
+        (meta::SCHEMA.to_string(), sfr2l_core::card::CARD_SCHEMA.to_string()),
+        (meta::KIND.to_string(), KIND_AGENT.to_string()),
+        (meta::PROFILE.to_string(), e.profile.to_string()),
+        (meta::CONFIGURATION.to_string(), e.configuration.slug().to_string()),
+        (meta::SERVICES.to_string(), e.services.to_string()),
+        (meta::SERVICE.to_string(), e.head.to_string()),
+        (meta::ACTION.to_string(), a.spec.kind.feature().name().to_string()),
+        (meta::GRID.to_string(), grid_s),
+        (meta::STATE.to_string(), names.join(",")),
+        (meta::OBJECTIVE.to_string(), e.objective.to_string()),
     ];
     let doc = format!(
         "sfr2l {} agent ({}), profile {}: raw state in, Q-value per {} grid value out",

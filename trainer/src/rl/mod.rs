@@ -21,14 +21,16 @@
 //! - Rewards are divided by the service's reward scale (the standard deviation over its joint
 //!   reward table) so the targets are O(1); exported graphs multiply it back.
 
+pub mod card;
 pub mod config;
 pub mod env;
 pub mod export;
-pub mod learn;
+pub mod protocol;
 pub mod qnet;
 pub mod report;
 pub mod run;
 mod state;
+pub mod table;
 mod train;
 
 pub use config::RlConfig;

@@ -29,11 +29,17 @@ fn stats(xs: &[f64]) -> (f64, f64) {
 /// `runs`: all summaries (any seeds); `datasets`: e.g. ["s1", ..]; `command`: what made it.
 pub fn table5(runs: &[RunSummary], datasets: &[String], command: &str, note: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Table 5 (Sim.): reward ratio of the learned agents against random, and against the optimum\n");
-    let _ = writeln!(s, "Made by `{command}` at commit `{}`.", runs.first().map(|r| r.git_commit.as_str()).unwrap_or("?"));
+    let _ =
+        writeln!(s, "# Table 5 (Sim.): reward ratio of the learned agents against random, and against the optimum\n");
+    let _ =
+        writeln!(s, "Made by `{command}` at commit `{}`.", runs.first().map(|r| r.git_commit.as_str()).unwrap_or("?"));
     let _ = writeln!(s, "{note}\n");
     let cell = |label: &str, ds: &str, f: &dyn Fn(&RunSummary) -> f64| -> Option<(f64, f64, usize)> {
-        let v: Vec<f64> = runs.iter().filter(|r| r.label == label && r.profiles.first().map(String::as_str) == Some(ds)).map(f).collect();
+        let v: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.label == label && r.profiles.first().map(String::as_str) == Some(ds))
+            .map(f)
+            .collect();
         (!v.is_empty()).then(|| {
             let (m, sd) = stats(&v);
             (m, sd, v.len())
@@ -51,7 +57,10 @@ pub fn table5(runs: &[RunSummary], datasets: &[String], command: &str, note: &st
         }
         let _ = writeln!(s);
     };
-    header(&mut s, "Sim.: max of the 25-epoch rolling mean of RL/random, mean ± sd over seeds (paper's Sim. in brackets)");
+    header(
+        &mut s,
+        "Sim.: max of the 25-epoch rolling mean of RL/random, mean ± sd over seeds (paper's Sim. in brackets)",
+    );
     for (label, paper) in PAPER_SIM {
         let _ = write!(s, "| {label} |");
         for d in datasets {
@@ -69,8 +78,13 @@ pub fn table5(runs: &[RunSummary], datasets: &[String], command: &str, note: &st
         let _ = writeln!(s);
     }
     for (title, f) in [
-        ("Optimum/random: exhaustive best action per state on the simulator (policy-independent)", &(|r: &RunSummary| r.optimum_ratio) as &dyn Fn(&RunSummary) -> f64),
-        ("RL/optimum: rolling mean at the Sim. window, exploration included (goal >= 0.95)", &|r: &RunSummary| r.rl_over_optimum),
+        (
+            "Optimum/random: exhaustive best action per state on the simulator (policy-independent)",
+            &(|r: &RunSummary| r.optimum_ratio) as &dyn Fn(&RunSummary) -> f64,
+        ),
+        ("RL/optimum: rolling mean at the Sim. window, exploration included (goal >= 0.95)", &|r: &RunSummary| {
+            r.rl_over_optimum
+        }),
         ("Greedy/optimum: the same agents without exploration, same window", &|r: &RunSummary| r.greedy_over_optimum),
     ] {
         header(&mut s, title);
@@ -118,16 +132,38 @@ pub fn curves_svg(title: &str, panels: &[(String, Vec<f64>)], window: usize) -> 
         let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max).max(lo + 1e-6);
         let n = ratios.len().max(2) as f64 - 1.0;
         let pt = |k: usize, v: f64| (x0 + k as f64 / n * iw, y0 + ih - (v - lo) / (hi - lo) * ih);
-        let path = |v: &[f64]| v.iter().enumerate().map(|(k, y)| { let (a, b) = pt(k, *y); format!("{a:.1},{b:.1}") }).collect::<Vec<_>>().join(" ");
+        let path = |v: &[f64]| {
+            v.iter()
+                .enumerate()
+                .map(|(k, y)| {
+                    let (a, b) = pt(k, *y);
+                    format!("{a:.1},{b:.1}")
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         let (_, one) = pt(0, 1.0);
         let _ = writeln!(s, "<text x=\"{x0}\" y=\"{:.1}\">{}</text>", y0 - 4.0, xml_escape(label));
-        let _ = writeln!(s, "<rect x=\"{x0}\" y=\"{y0}\" width=\"{iw}\" height=\"{ih}\" fill=\"none\" stroke=\"#999\"/>");
-        let _ = writeln!(s, "<line x1=\"{x0}\" y1=\"{one:.1}\" x2=\"{:.1}\" y2=\"{one:.1}\" stroke=\"#c33\" stroke-dasharray=\"3,3\"/>", x0 + iw);
-        let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"#9ecae1\" stroke-width=\"1\" points=\"{}\"/>", path(ratios));
-        let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"#08519c\" stroke-width=\"1.6\" points=\"{}\"/>", path(&roll));
+        let _ =
+            writeln!(s, "<rect x=\"{x0}\" y=\"{y0}\" width=\"{iw}\" height=\"{ih}\" fill=\"none\" stroke=\"#999\"/>");
+        let _ = writeln!(
+            s,
+            "<line x1=\"{x0}\" y1=\"{one:.1}\" x2=\"{:.1}\" y2=\"{one:.1}\" stroke=\"#c33\" stroke-dasharray=\"3,3\"/>",
+            x0 + iw
+        );
+        let _ =
+            writeln!(s, "<polyline fill=\"none\" stroke=\"#9ecae1\" stroke-width=\"1\" points=\"{}\"/>", path(ratios));
+        let _ =
+            writeln!(s, "<polyline fill=\"none\" stroke=\"#08519c\" stroke-width=\"1.6\" points=\"{}\"/>", path(&roll));
         let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{hi:.2}</text>", x0 - 2.0, y0 + 9.0);
         let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{lo:.2}</text>", x0 - 2.0, y0 + ih);
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">epoch {}</text>", x0 + iw, y0 + ih + 12.0, ratios.len());
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">epoch {}</text>",
+            x0 + iw,
+            y0 + ih + 12.0,
+            ratios.len()
+        );
     }
     s.push_str("</svg>\n");
     s
@@ -137,7 +173,8 @@ pub fn curves_svg(title: &str, panels: &[(String, Vec<f64>)], window: usize) -> 
 mod tests {
     #[test]
     fn svg_has_a_panel_per_configuration() {
-        let svg = super::curves_svg("S1", &[("Call".into(), vec![1.0, 1.5, 2.0]), ("Thread".into(), vec![1.0, 1.1, 1.2])], 2);
+        let svg =
+            super::curves_svg("S1", &[("Call".into(), vec![1.0, 1.5, 2.0]), ("Thread".into(), vec![1.0, 1.1, 1.2])], 2);
         assert_eq!(svg.matches("<polyline").count(), 4);
         assert!(svg.contains(">Thread</text>") && svg.starts_with("<svg"));
         let svg = super::curves_svg("a & b", &[("Thread&Call".into(), vec![1.0, 2.0])], 2);

@@ -4,7 +4,7 @@
 use super::env::RewardTable;
 use crate::data::Standardizer;
 use burn::prelude::*;
-use sfr2l_core::agent::{AgentKind, AgentSpec, Extra};
+use sfr2l_core::agent::{AgentSpec, Extra};
 
 /// The state columns of an agent for service rows; `first` is the first agent's chosen value
 /// per interaction (dependent agents).
@@ -15,8 +15,7 @@ pub(super) fn raw_states(spec: &AgentSpec, t: &RewardTable, rows: &[usize], firs
             let mut s: Vec<f32> = t.rules[r].to_vec();
             match spec.extra {
                 Extra::None => {}
-                Extra::RunLoad(AgentKind::Threads) => s.push(t.run_load[r][0]),
-                Extra::RunLoad(AgentKind::Calls) => s.push(t.run_load[r][1]),
+                Extra::RunLoad(k) => s.push(t.run_load[r].of(k)),
                 Extra::FirstAction(_) => s.push(first.map(|f| f[j] as f32).unwrap_or(0.0)),
             }
             s
@@ -47,7 +46,11 @@ pub(super) fn state_norm(spec: &AgentSpec, t: &RewardTable) -> Standardizer {
         .zip(&mean)
         .map(|(c, m)| {
             let v = (c.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt();
-            if v > 1e-12 { v } else { 1.0 }
+            if v > 1e-12 {
+                v
+            } else {
+                1.0
+            }
         })
         .collect();
     Standardizer { mean, std }
@@ -65,4 +68,3 @@ pub(super) fn q_rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     let [_, a] = t.dims();
     t.into_data().try_to_vec::<f32>().unwrap_or_default().chunks(a.max(1)).map(<[f32]>::to_vec).collect()
 }
-

@@ -14,6 +14,7 @@ use linfa::prelude::*;
 use linfa_elasticnet::ElasticNet;
 use linfa_svm::Svm;
 use ndarray::{Array1, Array2};
+use sfr2l_core::N_FEATURES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
@@ -27,12 +28,12 @@ pub enum BaselineError {
 
 /// Standardised rows for the baselines (f64).
 pub struct Part<'a> {
-    pub x: &'a [[f64; 9]],
+    pub x: &'a [[f64; N_FEATURES]],
     pub y: &'a [[f64; 2]],
 }
 
-fn records(x: &[[f64; 9]]) -> Array2<f64> {
-    Array2::from_shape_fn((x.len(), 9), |(i, j)| x[i][j])
+fn records(x: &[[f64; N_FEATURES]]) -> Array2<f64> {
+    Array2::from_shape_fn((x.len(), N_FEATURES), |(i, j)| x[i][j])
 }
 
 fn target(y: &[[f64; 2]], k: usize) -> Array1<f64> {
@@ -48,7 +49,7 @@ fn mse(a: &[f64], b: &Array1<f64>) -> f64 {
 fn pick<E>(
     train: &Part,
     valid: &Part,
-    test: &[[f64; 9]],
+    test: &[[f64; N_FEATURES]],
     k: usize,
     grid: &[f64],
     fit_predict: impl Fn(f64, &Array2<f64>, &Array1<f64>, &[&Array2<f64>]) -> Result<Vec<Vec<f64>>, E>,
@@ -66,7 +67,7 @@ fn pick<E>(
             best = Some((v, c, test_pred));
         }
     }
-    best.map(|b| (b.2, b.1)).ok_or_else(|| err_empty())
+    best.map(|b| (b.2, b.1)).ok_or_else(err_empty)
 }
 
 fn err_empty() -> BaselineError {
@@ -76,16 +77,14 @@ fn err_empty() -> BaselineError {
 /// Test predictions `[rows][2]` and the chosen penalty per output.
 pub type Fitted = (Vec<[f64; 2]>, [f64; 2]);
 
-fn both(
-    per_output: impl Fn(usize) -> Result<(Vec<f64>, f64), BaselineError>,
-) -> Result<Fitted, BaselineError> {
+fn both(per_output: impl Fn(usize) -> Result<(Vec<f64>, f64), BaselineError>) -> Result<Fitted, BaselineError> {
     let (a, ca) = per_output(0)?;
     let (b, cb) = per_output(1)?;
     Ok((a.into_iter().zip(b).map(|(p, q)| [p, q]).collect(), [ca, cb]))
 }
 
 /// Ridge regression (linfa-elasticnet with l1_ratio 0), alpha from `alphas`.
-pub fn ridge(train: &Part, valid: &Part, test: &[[f64; 9]], alphas: &[f64]) -> Result<Fitted, BaselineError> {
+pub fn ridge(train: &Part, valid: &Part, test: &[[f64; N_FEATURES]], alphas: &[f64]) -> Result<Fitted, BaselineError> {
     both(|k| {
         pick(
             train,
@@ -106,7 +105,7 @@ pub fn ridge(train: &Part, valid: &Part, test: &[[f64; 9]], alphas: &[f64]) -> R
 pub fn svr(
     train: &Part,
     valid: &Part,
-    test: &[[f64; 9]],
+    test: &[[f64; N_FEATURES]],
     cs: &[f64],
     epsilon: f64,
     kernel_width: f64,
@@ -133,7 +132,7 @@ pub fn svr(
 }
 
 /// Fractional logistic regression, L2 penalty from `l2s`.
-pub fn logistic(train: &Part, valid: &Part, test: &[[f64; 9]], l2s: &[f64]) -> Result<Fitted, BaselineError> {
+pub fn logistic(train: &Part, valid: &Part, test: &[[f64; N_FEATURES]], l2s: &[f64]) -> Result<Fitted, BaselineError> {
     both(|k| {
         pick(
             train,
@@ -199,13 +198,13 @@ impl FractionalLogitValid {
         for _ in 0..p.max_iter {
             let mut g = vec![0.0; m];
             let mut h = vec![0.0; m * m];
-            for i in 0..n {
+            for (i, &ti) in t.iter().enumerate() {
                 let row: Vec<f64> = x.row(i).iter().copied().chain(std::iter::once(1.0)).collect();
                 let z: f64 = row.iter().zip(&theta).map(|(a, b)| a * b).sum();
                 let pi = sigmoid(z);
                 let wgt = (pi * (1.0 - pi)).max(1e-12);
                 for a in 0..m {
-                    g[a] += (pi - t[i]) * row[a] / n as f64;
+                    g[a] += (pi - ti) * row[a] / n as f64;
                     for b in 0..m {
                         h[a * m + b] += wgt * row[a] * row[b] / n as f64;
                     }
@@ -220,8 +219,7 @@ impl FractionalLogitValid {
             for a in 0..m {
                 h[a * m + a] += 1e-9;
             }
-            let step = solve(&mut h, &mut g, m)
-                .ok_or_else(|| BaselineError::Logistic("singular Hessian".into()))?;
+            let step = solve(&mut h, &mut g, m).ok_or_else(|| BaselineError::Logistic("singular Hessian".into()))?;
             let mut norm = 0.0;
             for (th, s) in theta.iter_mut().zip(&step) {
                 *th -= s;
@@ -248,6 +246,8 @@ impl FractionalLogit {
 }
 
 /// Solves `A s = g` (A is `m x m`, row-major) by Gaussian elimination with partial pivoting.
+/// Kept by hand: the crate solvers need a LAPACK backend (ndarray-linalg), which this build
+/// does not link, and a different summation order would change the committed numbers.
 fn solve(a: &mut [f64], g: &mut [f64], m: usize) -> Option<Vec<f64>> {
     for c in 0..m {
         let piv = (c..m).max_by(|&i, &j| a[i * m + c].abs().total_cmp(&a[j * m + c].abs()))?;
@@ -306,7 +306,8 @@ mod tests {
 
     #[test]
     fn ridge_and_svr_fit_a_linear_target() {
-        let xs: Vec<[f64; 9]> = (0..120).map(|i| std::array::from_fn(|j| ((i * (j + 3)) % 17) as f64 / 8.0 - 1.0)).collect();
+        let xs: Vec<[f64; N_FEATURES]> =
+            (0..120).map(|i| std::array::from_fn(|j| ((i * (j + 3)) % 17) as f64 / 8.0 - 1.0)).collect();
         let ys: Vec<[f64; 2]> = xs.iter().map(|x| [x[0] - 0.5 * x[1], 0.3 * x[2]]).collect();
         let (tr, va) = (Part { x: &xs[..80], y: &ys[..80] }, Part { x: &xs[80..100], y: &ys[80..100] });
         let test = &xs[100..];

@@ -3,9 +3,9 @@
 
 pub mod baselines;
 pub mod config;
+pub mod export;
 pub mod fit;
 pub mod metrics;
-pub mod mlp;
 pub mod table;
 pub mod train;
 

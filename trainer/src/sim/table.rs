@@ -27,7 +27,8 @@ pub fn goals(card: &SimulatorCard) -> (bool, Option<bool>) {
 pub fn render(cards: &[SimulatorCard], command: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Table 4: simulator test MSE, ours beside the paper\n");
-    let _ = writeln!(s, "Made by `{command}` at commit `{}`.", cards.first().map(|c| c.git_commit.as_str()).unwrap_or("?"));
+    let _ =
+        writeln!(s, "Made by `{command}` at commit `{}`.", cards.first().map(|c| c.git_commit.as_str()).unwrap_or("?"));
     let _ = writeln!(
         s,
         "MSE on standardised targets (train mean/sd), mean over QPS and 503 rate, on a held-out 20% of \
@@ -51,7 +52,8 @@ pub fn render(cards: &[SimulatorCard], command: &str) -> String {
             (Some(f), Some([lo, hi])) => format!("{f:.2} [{lo:.2}, {hi:.2}]"),
             _ => "-".into(),
         };
-        let over_floor = m.noise_floor_mean.map(|f| format!("{:.2}", m.mlp_ensemble.mse / f)).unwrap_or_else(|| "-".into());
+        let over_floor =
+            m.noise_floor_mean.map(|f| format!("{:.2}", m.mlp_ensemble.mse / f)).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
             "| {id} | {} / {} | {:.2} ({}) | {:.2} ({}) | {:.2} ({}) | {:.2} ({}) | {:.2} | {floor} | {:.2} | {over_floor} |",
@@ -80,7 +82,9 @@ pub fn render(cards: &[SimulatorCard], command: &str) -> String {
             (Some(f), Some(ci)) => format!("{:.2} [{:.2}, {:.2}]", f[k], ci[k][0], ci[k][1]),
             _ => "-".into(),
         };
-        for (name, sc) in [("MLP ensemble", &m.mlp_ensemble), ("SVR", &m.svr), ("logistic", &m.logistic), ("ridge", &m.ridge)] {
+        for (name, sc) in
+            [("MLP ensemble", &m.mlp_ensemble), ("SVR", &m.svr), ("logistic", &m.logistic), ("ridge", &m.ridge)]
+        {
             let _ = writeln!(
                 s,
                 "| {} | {name} | {:.3} | {:.3} | {:.2} | {:.2} | {} | {} |",

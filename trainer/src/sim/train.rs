@@ -1,14 +1,15 @@
 //! Training the simulator MLP with Adam and early stopping on the validation slice.
 
 use super::config::SimConfig;
-use super::mlp::{tensor_from_rows, Mlp, MlpWeights};
+use crate::nn::{tensor_from_rows, Mlp, MlpWeights};
 use crate::rng::SplitMix64;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
+use sfr2l_core::N_FEATURES;
 
 /// Standardised training material: features `[rows][9]`, targets `[rows][2]`.
 pub struct Xy<'a> {
-    pub x: &'a [[f32; 9]],
+    pub x: &'a [[f32; N_FEATURES]],
     pub y: &'a [[f32; 2]],
 }
 
@@ -50,7 +51,7 @@ pub fn train_member(
     for epoch in 0..cfg.max_epochs {
         rng.shuffle(&mut order);
         for batch in order.chunks(cfg.batch_size) {
-            let bx: Vec<[f32; 9]> = batch.iter().map(|&i| train.x[i]).collect();
+            let bx: Vec<[f32; N_FEATURES]> = batch.iter().map(|&i| train.x[i]).collect();
             let by: Vec<[f32; 2]> = batch.iter().map(|&i| train.y[i]).collect();
             let (_, loss) = model.forward_step(tensor_from_rows(&bx, &device), tensor_from_rows(&by, &device));
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -78,7 +79,7 @@ pub fn train_member(
 
 /// Predictions of an ensemble (mean over members), standardised in and out, on burn's CPU
 /// backend without autodiff. input: `[rows][9]` -> `[rows][2]`.
-pub fn predict_ensemble(members: &[MlpWeights], x: &[[f32; 9]]) -> Vec<[f32; 2]> {
+pub fn predict_ensemble(members: &[MlpWeights], x: &[[f32; N_FEATURES]]) -> Vec<[f32; 2]> {
     let device = Device::flex();
     let input = tensor_from_rows(x, &device);
     let mut sum: Option<Tensor<2>> = None;

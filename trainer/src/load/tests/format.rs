@@ -9,10 +9,7 @@ use super::super::*;
 #[test]
 fn load_from_url_parsing_and_errors() {
     let s = LoadSpec::from_url("http://127.0.0.1:10000/status/200", 3, 30).unwrap();
-    assert_eq!(
-        (s.host.as_str(), s.port, s.path.as_str()),
-        ("127.0.0.1", 10000, "/status/200")
-    );
+    assert_eq!((s.host.as_str(), s.port, s.path.as_str()), ("127.0.0.1", 10000, "/status/200"));
     assert_eq!(s.authority, "127.0.0.1:10000");
     assert_eq!((s.threads, s.calls, s.qps), (3, 30, 0.0));
     assert_eq!(s.timeout, Duration::from_secs(3));
@@ -22,23 +19,13 @@ fn load_from_url_parsing_and_errors() {
     assert_eq!(s.url(), "http://127.0.0.1:10000/status/200");
 
     let s = LoadSpec::from_url("HTTP://localhost", 1, 1).unwrap();
-    assert_eq!(
-        (s.host.as_str(), s.port, s.path.as_str()),
-        ("localhost", 80, "/")
-    );
+    assert_eq!((s.host.as_str(), s.port, s.path.as_str()), ("localhost", 80, "/"));
     let s = LoadSpec::from_url("http://[::1]:8080?q=1#frag", 1, 1).unwrap();
-    assert_eq!(
-        (s.host.as_str(), s.port, s.path.as_str()),
-        ("::1", 8080, "/?q=1")
-    );
+    assert_eq!((s.host.as_str(), s.port, s.path.as_str()), ("::1", 8080, "/?q=1"));
     assert_eq!(s.url(), "http://[::1]:8080/?q=1");
 
     let err = |u: &str| LoadSpec::from_url(u, 1, 1).unwrap_err().to_string();
-    assert!(
-        err("ftp://host/").contains("expected http://host[:port]/path"),
-        "{}",
-        err("ftp://host/")
-    );
+    assert!(err("ftp://host/").contains("expected http://host[:port]/path"), "{}", err("ftp://host/"));
     assert!(err("127.0.0.1:8080/x").contains("expected http://"));
     assert!(err("https://host/").contains("https is not supported"));
     assert!(err("http:///path").contains("missing host"));
@@ -80,10 +67,7 @@ fn load_go_formatting_matches_fortio() {
     assert_eq!(fmt_g(207.0, Some(8)), "207");
     assert_eq!(fmt_g(1.5e-7, Some(6)), "1.5e-07");
     assert_eq!(go_duration(Duration::from_nanos(34_963_125)), "34.963125ms");
-    assert_eq!(
-        go_duration(Duration::from_nanos(1_502_407_900)),
-        "1.5024079s"
-    );
+    assert_eq!(go_duration(Duration::from_nanos(1_502_407_900)), "1.5024079s");
     assert_eq!(go_duration(Duration::from_secs(5)), "5s");
     assert_eq!(go_duration(Duration::from_millis(150)), "150ms");
     assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
@@ -92,10 +76,7 @@ fn load_go_formatting_matches_fortio() {
     assert_eq!(go_duration(Duration::from_nanos(999)), "999ns");
     assert_eq!(go_duration(Duration::ZERO), "0s");
     assert_eq!(rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-    assert_eq!(
-        rfc3339_nano(UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)),
-        "2023-11-14T22:13:20.5Z"
-    );
+    assert_eq!(rfc3339_nano(UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)), "2023-11-14T22:13:20.5Z");
 }
 
 #[test]
@@ -111,10 +92,7 @@ fn load_histogram_matches_fortio_output() {
     for v in values {
         h.record(v);
     }
-    let text = h
-        .export()
-        .with_percentiles(&DEFAULT_PERCENTILES)
-        .print("Aggregated Function Time");
+    let text = h.export().with_percentiles(&DEFAULT_PERCENTILES).print("Aggregated Function Time");
     let expected = "\
 # range, mid point, percentile, count
 >= 0.000474314 <= 0.001 , 0.000737157 , 35.00, 7
@@ -131,10 +109,7 @@ fn load_histogram_matches_fortio_output() {
 # target 99% 0.0487509
 # target 99.9% 0.0495949
 ";
-    assert!(
-        text.starts_with("Aggregated Function Time : count 20 avg "),
-        "{text}"
-    );
+    assert!(text.starts_with("Aggregated Function Time : count 20 avg "), "{text}");
     assert!(text.ends_with(expected), "{text}");
     // Values exactly on a boundary belong to the lower bucket; the extremes use min/max.
     let mut h = Histogram::new(0.0, 1.0);
@@ -146,9 +121,6 @@ fn load_histogram_matches_fortio_output() {
     assert_eq!((d.data[1].start, d.data[1].end), (18.0, 20.0));
     assert_eq!(d.percentile(50.0), Some(19.0));
     assert_eq!(d.percentile(100.0), Some(30.0));
-    assert_eq!(
-        Histogram::new(0.0, 0.001).export().print("Error cases"),
-        "Error cases : no data\n"
-    );
+    assert_eq!(Histogram::new(0.0, 0.001).export().print("Error cases"), "Error cases : no data\n");
     assert!(Histogram::new(0.0, 0.001).export().to_json()["Data"].is_null());
 }

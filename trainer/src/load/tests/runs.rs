@@ -11,8 +11,7 @@ use super::server::*;
 fn load_exact_calls_codes_sockets_and_headers() {
     let server = TestServer::start(mixed_script);
     let mut spec = spec_for(&server, "/status/200?x=1", 3, 31);
-    spec.headers
-        .push(("x-sfr2l-run".to_string(), "abc123".to_string()));
+    spec.headers.push(("x-sfr2l-run".to_string(), "abc123".to_string()));
     spec.authority = "example.test:8080".to_string();
     let r = run(&spec).unwrap();
 
@@ -36,22 +35,14 @@ fn load_exact_calls_codes_sockets_and_headers() {
     let seen = server.seen();
     assert_eq!(seen.len(), 31);
     for head in &seen {
-        assert!(
-            head.starts_with("GET /status/200?x=1 HTTP/1.1\r\n"),
-            "{head:?}"
-        );
+        assert!(head.starts_with("GET /status/200?x=1 HTTP/1.1\r\n"), "{head:?}");
         assert!(head.contains("\r\nHost: example.test:8080\r\n"), "{head:?}");
-        assert!(
-            head.contains("\r\nUser-Agent: sfr2l-load/0.1\r\n"),
-            "{head:?}"
-        );
+        assert!(head.contains("\r\nUser-Agent: sfr2l-load/0.1\r\n"), "{head:?}");
         assert!(head.contains("\r\nx-sfr2l-run: abc123\r\n"), "{head:?}");
     }
 
     let text = r.fortio_text();
-    let gomax = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1);
+    let gomax = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     for line in [
         format!("Starting at max qps with 3 thread(s) [gomax {gomax}] for exactly 31 calls (10 per thread + 1)"),
         "Sockets used: 4 (for perfect keepalive, would be 3)".to_string(),
@@ -71,10 +62,7 @@ fn load_exact_calls_codes_sockets_and_headers() {
         "# target 99.9% ",
         "All done 31 calls (plus 0 warmup) ",
     ] {
-        assert!(
-            text.lines().any(|l| l.starts_with(prefix)),
-            "missing {prefix:?} in\n{text}"
-        );
+        assert!(text.lines().any(|l| l.starts_with(prefix)), "missing {prefix:?} in\n{text}");
     }
 
     let j = r.fortio_json();
@@ -113,21 +101,9 @@ fn load_exact_calls_codes_sockets_and_headers() {
     assert_eq!(j["DisableKeepAlive"], false);
     assert_eq!(j["RetCodes"]["200"], 25);
     assert_eq!(j["RetCodes"]["503"], 6);
-    assert!(j["RetCodes"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .all(|k| k.parse::<i32>().is_ok()));
+    assert!(j["RetCodes"].as_object().unwrap().keys().all(|k| k.parse::<i32>().is_ok()));
     assert_eq!(j["SocketCount"], 4);
-    assert_eq!(
-        j["Sockets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .sum::<u64>(),
-        4
-    );
+    assert_eq!(j["Sockets"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>(), 4);
     assert_eq!(j["HTTPReqTimeOut"], 3_000_000_000u64);
     assert!(j["ActualDuration"].is_u64());
     assert!(j["ActualQPS"].is_f64());
@@ -135,16 +111,7 @@ fn load_exact_calls_codes_sockets_and_headers() {
     assert_eq!(j["Headers"]["X-Sfr2l-Run"][0], "abc123");
     assert!(j["StartTime"].as_str().unwrap().ends_with('Z'));
     let h = &j["DurationHistogram"];
-    for key in [
-        "Count",
-        "Min",
-        "Max",
-        "Sum",
-        "Avg",
-        "StdDev",
-        "Data",
-        "Percentiles",
-    ] {
+    for key in ["Count", "Min", "Max", "Sum", "Avg", "StdDev", "Data", "Percentiles"] {
         assert!(h.get(key).is_some(), "missing DurationHistogram.{key}");
     }
     assert_eq!(h["Count"], 31);
@@ -153,18 +120,8 @@ fn load_exact_calls_codes_sockets_and_headers() {
     for key in ["Start", "End", "Percent", "Count"] {
         assert!(data[0].get(key).is_some());
     }
-    assert_eq!(
-        data.iter()
-            .map(|b| b["Count"].as_i64().unwrap())
-            .sum::<i64>(),
-        31
-    );
-    let ps: Vec<f64> = h["Percentiles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["Percentile"].as_f64().unwrap())
-        .collect();
+    assert_eq!(data.iter().map(|b| b["Count"].as_i64().unwrap()).sum::<i64>(), 31);
+    let ps: Vec<f64> = h["Percentiles"].as_array().unwrap().iter().map(|p| p["Percentile"].as_f64().unwrap()).collect();
     assert_eq!(ps, DEFAULT_PERCENTILES.to_vec());
     assert_eq!(j["ErrorsDurationHistogram"]["Count"], 6);
 }
@@ -179,13 +136,7 @@ fn load_socket_error_mid_response_counts_minus_one() {
     assert_eq!(server.served(), 4);
     assert_eq!(r.sockets(), 2);
     assert_eq!(r.error_calls(), 1);
-    assert!(
-        r.fortio_text()
-            .lines()
-            .any(|l| l == "Code  -1 : 1 (25.0 %)"),
-        "{}",
-        r.fortio_text()
-    );
+    assert!(r.fortio_text().lines().any(|l| l == "Code  -1 : 1 (25.0 %)"), "{}", r.fortio_text());
     assert_eq!(r.fortio_json()["RetCodes"]["-1"], 1);
 }
 
@@ -202,15 +153,7 @@ fn load_stale_keepalive_connection_is_retried_once() {
 #[test]
 fn load_body_framings_are_parsed() {
     fn script(k: usize) -> Resp {
-        [
-            Resp::Big,
-            Resp::BigChunked,
-            Resp::Interim,
-            Resp::NoContent,
-            Resp::Chunked,
-            Resp::UntilClose,
-            Resp::Ok,
-        ][k % 7]
+        [Resp::Big, Resp::BigChunked, Resp::Interim, Resp::NoContent, Resp::Chunked, Resp::UntilClose, Resp::Ok][k % 7]
     }
     let server = TestServer::start(script);
     let r = run(&spec_for(&server, "/", 1, 7)).unwrap();
@@ -221,9 +164,7 @@ fn load_body_framings_are_parsed() {
     assert_eq!(r.sockets(), 2);
     // Total bytes: every body was consumed to its end.
     let sizes = &r.fortio_json()["Sizes"];
-    let expected_total: usize = (0..7)
-        .map(|k| response(script(k)).0.iter().map(Vec::len).sum::<usize>())
-        .sum();
+    let expected_total: usize = (0..7).map(|k| response(script(k)).0.iter().map(Vec::len).sum::<usize>()).sum();
     assert_eq!(sizes["Sum"].as_f64().unwrap() as usize, expected_total);
 }
 
@@ -235,29 +176,15 @@ fn load_qps_pacing() {
     let t0 = Instant::now();
     let r = run(&spec).unwrap();
     // 25 qps per thread, 5 calls each: fortio schedules the last one at 5/25 = 200ms.
-    assert!(
-        r.elapsed() >= Duration::from_millis(180),
-        "{:?}",
-        r.elapsed()
-    );
+    assert!(r.elapsed() >= Duration::from_millis(180), "{:?}", r.elapsed());
     assert!(t0.elapsed() < Duration::from_secs(3));
     assert_eq!(r.calls(), 10);
     assert_eq!(r.thread_calls(), &[5, 5]);
     assert_eq!(r.fortio_json()["RequestedQPS"], "50");
     let text = r.fortio_text();
-    assert!(
-        text.contains("Starting at 50 qps with 2 thread(s)"),
-        "{text}"
-    );
-    assert!(
-        text.contains(": exactly 10, 5 calls each (total 10 + 0)"),
-        "{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("Sleep times : count 8 ")),
-        "{text}"
-    );
+    assert!(text.contains("Starting at 50 qps with 2 thread(s)"), "{text}");
+    assert!(text.contains(": exactly 10, 5 calls each (total 10 + 0)"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("Sleep times : count 8 ")), "{text}");
 }
 
 #[test]

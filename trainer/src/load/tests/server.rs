@@ -71,9 +71,7 @@ impl TestServer {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         let (s3, seen3) = (s2.clone(), seen2.clone());
-                        handlers.push(std::thread::spawn(move || {
-                            serve_conn(conn, script, &s3, &seen3)
-                        }));
+                        handlers.push(std::thread::spawn(move || serve_conn(conn, script, &s3, &seen3)));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
@@ -82,13 +80,7 @@ impl TestServer {
                 let _ = h.join();
             }
         });
-        TestServer {
-            port,
-            served,
-            seen,
-            stop,
-            accept: Some(accept),
-        }
+        TestServer { port, served, seen, stop, accept: Some(accept) }
     }
 
     pub(super) fn url(&self, path: &str) -> String {
@@ -111,8 +103,7 @@ pub(super) fn serve_conn(
     seen: &Mutex<Vec<String>>,
 ) {
     conn.set_nonblocking(false).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     conn.set_nodelay(true).unwrap();
     let mut buf: Vec<u8> = Vec::new();
     let mut tmp = [0u8; 4096];
@@ -160,14 +151,10 @@ pub(super) fn response(r: Resp) -> (Vec<Vec<u8>>, bool) {
             ],
             true,
         ),
-        Resp::Unavailable => one(
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 19\r\n\r\nno healthy upstream",
-            true,
-        ),
-        Resp::Close => one(
-            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
-            false,
-        ),
+        Resp::Unavailable => {
+            one(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 19\r\n\r\nno healthy upstream", true)
+        }
+        Resp::Close => one(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", false),
         Resp::MidClose => one(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", false),
         Resp::SilentClose => one(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false),
         Resp::Big => {
@@ -181,10 +168,7 @@ pub(super) fn response(r: Resp) -> (Vec<Vec<u8>>, bool) {
             r.extend_from_slice(b"\r\n3\r\nend\r\n0\r\n\r\n");
             (vec![r], true)
         }
-        Resp::Interim => one(
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            true,
-        ),
+        Resp::Interim => one(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true),
         Resp::NoContent => one(b"HTTP/1.1 204 No Content\r\n\r\n", true),
         Resp::UntilClose => one(b"HTTP/1.1 200 OK\r\n\r\nuntil the end", false),
     }

@@ -1,4 +1,5 @@
-//! The paper's simulator network: 9 inputs, hidden ReLU layers of 512, 2 outputs, on burn.
+//! Dense networks shared by the simulator and the agents: the paper's MLP (ReLU hidden layers) on
+//! burn, and its plain-weights form that the ONNX writer reads.
 //!
 //! Weights live in two forms: the burn module while training, and [`MlpWeights`] (plain `f32`
 //! vectors) for keeping the best epoch, exporting to ONNX and reloading. Initialisation draws
@@ -35,7 +36,8 @@ impl MlpWeights {
             .map(|w| {
                 let (d_in, d_out) = (w[0], w[1]);
                 let k = 1.0 / (d_in as f64).sqrt();
-                let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| ((rng.unit() * 2.0 - 1.0) * k) as f32).collect() };
+                let mut draw =
+                    |n: usize| -> Vec<f32> { (0..n).map(|_| ((rng.unit() * 2.0 - 1.0) * k) as f32).collect() };
                 let weight = draw(d_in * d_out);
                 let bias = draw(d_out);
                 Dense { d_in, d_out, weight, bias }
@@ -82,8 +84,14 @@ impl Mlp {
             .layers
             .iter()
             .map(|d| Linear {
-                weight: Param::from_tensor(Tensor::<2>::from_data(TensorData::new(d.weight.clone(), [d.d_in, d.d_out]), device)),
-                bias: Some(Param::from_tensor(Tensor::<1>::from_data(TensorData::new(d.bias.clone(), [d.d_out]), device))),
+                weight: Param::from_tensor(Tensor::<2>::from_data(
+                    TensorData::new(d.weight.clone(), [d.d_in, d.d_out]),
+                    device,
+                )),
+                bias: Some(Param::from_tensor(Tensor::<1>::from_data(
+                    TensorData::new(d.bias.clone(), [d.d_out]),
+                    device,
+                ))),
             })
             .collect();
         Self { layers }
@@ -96,7 +104,11 @@ impl Mlp {
             .map(|l| {
                 let [d_in, d_out] = l.weight.val().dims();
                 let weight = l.weight.val().into_data().try_to_vec::<f32>().unwrap_or_default();
-                let bias = l.bias.as_ref().map(|b| b.val().into_data().try_to_vec::<f32>().unwrap_or_default()).unwrap_or_else(|| vec![0.0; d_out]);
+                let bias = l
+                    .bias
+                    .as_ref()
+                    .map(|b| b.val().into_data().try_to_vec::<f32>().unwrap_or_default())
+                    .unwrap_or_else(|| vec![0.0; d_out]);
                 Dense { d_in, d_out, weight, bias }
             })
             .collect();

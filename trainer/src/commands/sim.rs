@@ -1,7 +1,9 @@
-//! `sfr2l sim ...`: raw arguments become a checked `SimConfig` before any work starts.
+//! `sfr2l sim ...`: arguments become a checked `SimConfig` before any work starts; the fit,
+//! the table and the prediction are library calls.
 
+use super::Exit;
+use crate::artifact::{git_commit, read_config, write_atomic};
 use crate::cli::{SimCommand, SimFitArgs, SimPredictArgs, SimTableArgs, SimTuneArgs};
-use crate::collect::git_commit;
 use crate::data::{read_dataset, resolve_profile};
 use crate::sim::fit::{fit, write_artifacts};
 use crate::sim::{table, SimConfig};
@@ -9,12 +11,13 @@ use anyhow::{bail, Context, Result};
 use sfr2l_core::{ProfileId, FEATURES, N_FEATURES};
 use std::path::Path;
 
-pub fn sim(cmd: SimCommand) -> Result<()> {
+pub fn run(cmd: SimCommand) -> Result<Exit> {
     match cmd {
         SimCommand::Fit(a) => fit_cmd(a),
         SimCommand::Table(a) => table_cmd(a),
         SimCommand::Predict(a) => predict_cmd(a),
-    }
+    }?;
+    Ok(Exit::Ok)
 }
 
 /// The config: file (if given), then flags on top; checked.
@@ -43,24 +46,13 @@ pub fn sim_config(t: &SimTuneArgs) -> Result<SimConfig> {
     Ok(cfg)
 }
 
-/// A JSON config file; errors name the file and the field path.
-pub fn read_config<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", p.display(), e.path(), e.inner()))
-}
-
-fn parse_profile(p: &Option<String>) -> Result<Option<ProfileId>> {
-    p.as_deref().map(|s| s.parse::<ProfileId>().map_err(|e| anyhow::anyhow!("--profile: {e}"))).transpose()
-}
-
 fn log(line: &str) {
     eprintln!("{line}");
 }
 
 fn fit_cmd(a: SimFitArgs) -> Result<()> {
     let cfg = sim_config(&a.tune)?;
-    let profile = resolve_profile(&a.data, parse_profile(&a.profile)?)?;
+    let profile = resolve_profile(&a.data, a.profile)?;
     let ds = read_dataset(&a.data, profile)?;
     let fitted = fit(&ds, &cfg, &git_commit(), &mut |l| log(l))?;
     write_artifacts(&a.out, &fitted)?;
@@ -80,10 +72,7 @@ fn fit_cmd(a: SimFitArgs) -> Result<()> {
 
 fn table_cmd(a: SimTableArgs) -> Result<()> {
     let cfg = sim_config(&a.tune)?;
-    let ids: Vec<ProfileId> = match &a.only {
-        Some(list) => list.split(',').map(|s| s.trim().parse().map_err(|e: String| anyhow::anyhow!("--only: {e}"))).collect::<Result<_>>()?,
-        None => sfr2l_core::profile::PROFILE_IDS.to_vec(),
-    };
+    let ids: Vec<ProfileId> = a.only.clone().unwrap_or_else(|| sfr2l_core::profile::PROFILE_IDS.to_vec());
     // Read and check every dataset before the first fit starts.
     let mut sets = Vec::new();
     for id in &ids {
@@ -100,7 +89,7 @@ fn table_cmd(a: SimTableArgs) -> Result<()> {
     }
     let mut command = format!("sfr2l sim table --data-dir {} --out-dir {}", a.data_dir.display(), a.out_dir.display());
     if let Some(o) = &a.only {
-        command.push_str(&format!(" --only {o}"));
+        command.push_str(&format!(" --only {}", o.iter().map(ProfileId::to_string).collect::<Vec<_>>().join(",")));
     }
     if let Some(s) = a.tune.seed {
         command.push_str(&format!(" --seed {s}"));
@@ -109,7 +98,7 @@ fn table_cmd(a: SimTableArgs) -> Result<()> {
     if let Some(dir) = a.report.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    crate::lab::write_atomic(&a.report, md.as_bytes())?;
+    write_atomic(&a.report, md.as_bytes())?;
     print!("{md}");
     Ok(())
 }
@@ -122,14 +111,21 @@ fn predict_cmd(a: SimPredictArgs) -> Result<()> {
         .enumerate()
         .map(|(i, v)| {
             let name = FEATURES.get(i).map(|f| f.name()).unwrap_or("extra");
-            v.trim().parse::<f32>().map_err(|_| anyhow::anyhow!("--features: value {} ({name}) `{v}` is not a number", i + 1))
+            v.trim()
+                .parse::<f32>()
+                .map_err(|_| anyhow::anyhow!("--features: value {} ({name}) `{v}` is not a number", i + 1))
         })
         .collect::<Result<_>>()?;
     if vals.len() != N_FEATURES {
-        bail!("--features: {} values given, {N_FEATURES} needed ({})", vals.len(), FEATURES.map(|f| f.name()).join(","));
+        bail!(
+            "--features: {} values given, {N_FEATURES} needed ({})",
+            vals.len(),
+            FEATURES.map(|f| f.name()).join(",")
+        );
     }
     let row: [f32; N_FEATURES] = std::array::from_fn(|i| vals[i]);
-    let sim = sfr2l_runtime::Simulator::from_path(Path::new(&path)).with_context(|| format!("loading {}", path.display()))?;
+    let sim =
+        sfr2l_runtime::Simulator::from_path(Path::new(&path)).with_context(|| format!("loading {}", path.display()))?;
     let p = sim.predict(&[row])?;
     let p = p.first().context("no prediction")?;
     println!(

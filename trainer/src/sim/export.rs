@@ -3,9 +3,10 @@
 //! `uncertainty` `[batch, 2]`, the ensemble members' standard deviation of (QPS, rate) in raw
 //! units (0 for a single network). Standardisation of inputs and outputs is inside the graph.
 
-use super::onnx::{encode, GraphBuilder};
 use crate::data::Standardizer;
-use crate::sim::mlp::MlpWeights;
+use crate::export::onnx::{encode, GraphBuilder};
+use crate::nn::MlpWeights;
+use sfr2l_core::artifact::{meta, KIND_SIMULATOR};
 use sfr2l_core::{Profile, ProfileId, FEATURES};
 
 pub const OUTPUT_NAMES: [&str; 3] = ["qps", "rate_503", "uncertainty"];
@@ -82,13 +83,13 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
 
     let feature_list = crate::data::feature_names().join(",");
     let metadata = vec![
-        ("sfr2l.schema".to_string(), sfr2l_core::card::CARD_SCHEMA.to_string()),
-        ("sfr2l.kind".to_string(), "simulator".to_string()),
-        ("sfr2l.profile".to_string(), spec.profile.to_string()),
-        ("sfr2l.features".to_string(), feature_list),
-        ("sfr2l.outputs".to_string(), OUTPUT_NAMES.join(",")),
-        ("sfr2l.ensemble".to_string(), spec.members.len().to_string()),
-        ("sfr2l.dataset_sha256".to_string(), spec.dataset_sha256.to_string()),
+        (meta::SCHEMA.to_string(), sfr2l_core::card::CARD_SCHEMA.to_string()),
+        (meta::KIND.to_string(), KIND_SIMULATOR.to_string()),
+        (meta::PROFILE.to_string(), spec.profile.to_string()),
+        (meta::FEATURES.to_string(), feature_list),
+        (meta::OUTPUTS.to_string(), OUTPUT_NAMES.join(",")),
+        (meta::ENSEMBLE.to_string(), spec.members.len().to_string()),
+        (meta::DATASET_SHA256.to_string(), spec.dataset_sha256.to_string()),
     ];
     let doc = format!(
         "sfr2l simulator for profile {}: raw DestinationRule + load features in, QPS and 503 rate out",

@@ -1,14 +1,20 @@
 //! `sfr2l lab collect`: draw rules and loads from a profile, run each on the lab, keep a row only
 //! if calls sent = responses traced = Envoy's cluster stats, code by code.
 
+mod job;
+
+pub use job::{collect_dataset, CollectJob, Collected};
+
+use crate::data::csv_rows;
 use crate::lab::Lab;
 use crate::load::{self, LoadSpec};
 use crate::rng::SplitMix64;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use sfr2l_core::artifact::header;
 use sfr2l_core::profile::Profile;
 use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule};
+use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule, N_FEATURES};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,11 +36,11 @@ pub struct PlanEntry {
 pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeats: u32) -> Vec<PlanEntry> {
     let mut rng = SplitMix64::new(seed);
     let block = (repeat_configs * repeats).min(rows);
-    let repeat_configs = if repeats == 0 { 0 } else { block / repeats };
+    let repeat_configs = block.checked_div(repeats).unwrap_or(0);
     let singles = rows - repeat_configs * repeats;
     let mut out = Vec::with_capacity(rows as usize);
     let draw = |rng: &mut SplitMix64| {
-        let u: [f64; 9] = std::array::from_fn(|_| rng.unit());
+        let u: [f64; N_FEATURES] = std::array::from_fn(|_| rng.unit());
         profile.draw(&u)
     };
     for c in 0..repeat_configs {
@@ -55,12 +61,28 @@ pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeat
     out
 }
 
-/// Parses `CONFIGS:REPEATS`.
-pub fn parse_repeats(s: &str) -> Result<(u32, u32)> {
-    let (a, b) = s.split_once(':').with_context(|| format!("--repeats {s:?}: expected CONFIGS:REPEATS, e.g. 50:4"))?;
-    let a = a.trim().parse().with_context(|| format!("--repeats {s:?}: CONFIGS is not a number"))?;
-    let b = b.trim().parse().with_context(|| format!("--repeats {s:?}: REPEATS is not a number"))?;
-    Ok((a, b))
+/// The repeat block of a collection: `configs` configurations run `repeats` times each
+/// (`CONFIGS:REPEATS` on the command line, e.g. `50:4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeats {
+    pub configs: u32,
+    pub repeats: u32,
+}
+
+impl std::str::FromStr for Repeats {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (a, b) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected CONFIGS:REPEATS, e.g. 50:4"))?;
+        let configs = a.trim().parse().map_err(|_| format!("{s:?}: CONFIGS is not a number"))?;
+        let repeats = b.trim().parse().map_err(|_| format!("{s:?}: REPEATS is not a number"))?;
+        Ok(Self { configs, repeats })
+    }
+}
+
+impl std::fmt::Display for Repeats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.configs, self.repeats)
+    }
 }
 
 /// Conservation for one run: what the load generator got, what the filter traced and what
@@ -83,7 +105,10 @@ pub fn check_conservation(
         return Err(format!("trace generation {} != applied {generation}", rec.generation));
     }
     if !rec.complete || rec.responses != sent as u64 || rec.mismatched != 0 {
-        return Err(format!("trace has {} responses (complete {}, mismatched {}) for {sent} calls", rec.responses, rec.complete, rec.mismatched));
+        return Err(format!(
+            "trace has {} responses (complete {}, mismatched {}) for {sent} calls",
+            rec.responses, rec.complete, rec.mismatched
+        ));
     }
     for (code, n) in load_codes {
         let traced = rec.count(*code as u16);
@@ -98,7 +123,10 @@ pub fn check_conservation(
     }
     let overflow = cluster.get("upstream_rq_pending_overflow").copied().unwrap_or(0);
     if overflow != rec.reasons.overflow {
-        return Err(format!("cluster upstream_rq_pending_overflow {overflow} != traced overflow {}", rec.reasons.overflow));
+        return Err(format!(
+            "cluster upstream_rq_pending_overflow {overflow} != traced overflow {}",
+            rec.reasons.overflow
+        ));
     }
     Ok(())
 }
@@ -126,23 +154,25 @@ impl DatasetFile {
                 bail!("{} already exists: pass --resume to continue it, or choose another --out", path.display());
             }
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let mut keep = 0usize;
-            for (i, line) in text.split_inclusive('\n').enumerate() {
-                if !line.ends_with('\n') {
-                    break; // a partial last line from a hard kill: dropped, the run is redone
-                }
-                let l = line.trim_end();
+            // A partial last line from a hard kill is dropped (the run is redone).
+            let keep = text.rfind('\n').map_or(0, |i| i + 1);
+            for (i, row) in csv_rows(&text[..keep]).enumerate() {
+                let row = row.with_context(|| format!("reading {}", path.display()))?;
+                let fields = row.fields();
                 if i == 0 {
-                    if l != header {
-                        bail!("{}:1: header differs from this version's columns:\n  found    {l}\n  expected {header}", path.display());
+                    let l = fields.join(",");
+                    if row.line != 1 || l != header {
+                        bail!(
+                            "{}:1: header differs from this version's columns:\n  found    {l}\n  expected {header}",
+                            path.display()
+                        );
                     }
-                } else if !l.is_empty() {
-                    let fields: Vec<&str> = l.split(',').collect();
-                    let row = DatasetRow::from_fields(&fields).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+                } else {
+                    let row = DatasetRow::from_fields(&fields)
+                        .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), row.line))?;
                     done.insert((row.config_id, row.repeat));
                     rows += 1;
                 }
-                keep += line.len();
             }
             let f = std::fs::OpenOptions::new().write(true).open(path)?;
             f.set_len(keep as u64)?;
@@ -198,22 +228,10 @@ pub fn meta_path(out: &Path) -> PathBuf {
 }
 
 pub fn load_avg_1m() -> f64 {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN)
-}
-
-pub fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
+    std::fs::read_to_string("/proc/loadavg")
         .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-pub fn now_rfc3339() -> String {
-    let out = std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// Result of one measured run.
@@ -223,7 +241,13 @@ pub struct RunOutcome {
 }
 
 /// Applies `entry`, runs the load, ingests the trace and checks conservation.
-pub fn run_once(lab: &mut Lab, entry: &PlanEntry, run_id: &str, path: &str, warmup_calls: u32) -> Result<std::result::Result<RunOutcome, String>> {
+pub fn run_once(
+    lab: &mut Lab,
+    entry: &PlanEntry,
+    run_id: &str,
+    path: &str,
+    warmup_calls: u32,
+) -> Result<std::result::Result<RunOutcome, String>> {
     if warmup_calls > 0 {
         // Warm connections and caches on the previous cluster: its state is discarded by the switch.
         let mut w = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, warmup_calls)?;
@@ -239,9 +263,9 @@ pub fn run_once(lab: &mut Lab, entry: &PlanEntry, run_id: &str, path: &str, warm
     let mut spec = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, entry.load.calls)?;
     spec.connect_first = true;
     spec.headers = vec![
-        ("x-sfr2l-run".into(), run_id.into()),
-        ("x-sfr2l-threads".into(), entry.load.threads.to_string()),
-        ("x-sfr2l-calls".into(), entry.load.calls.to_string()),
+        (header::RUN.into(), run_id.into()),
+        (header::THREADS.into(), entry.load.threads.to_string()),
+        (header::CALLS.into(), entry.load.calls.to_string()),
     ];
     let result = match load::run(&spec) {
         Ok(r) => r,
@@ -298,7 +322,8 @@ mod tests {
         assert!(same.iter().all(|e| e.rule == first.rule && e.load == first.load));
         assert!(a.iter().all(|e| p.check(&e.rule, &e.load).is_ok()));
         // not all repeats at the start
-        let pos: Vec<usize> = a.iter().enumerate().filter(|(_, e)| e.config_id.contains("-r")).map(|(i, _)| i).collect();
+        let pos: Vec<usize> =
+            a.iter().enumerate().filter(|(_, e)| e.config_id.contains("-r")).map(|(i, _)| i).collect();
         assert!(*pos.last().unwrap() > 50);
     }
 
@@ -309,7 +334,12 @@ mod tests {
         let mut left = overflow;
         for (code, n) in codes {
             for _ in 0..*n {
-                let f = if *code == 503 && left > 0 { left -= 1; 0x80 } else { 0 };
+                let f = if *code == 503 && left > 0 {
+                    left -= 1;
+                    0x80
+                } else {
+                    0
+                };
                 c.record(a, *code, f, 1, 2);
             }
         }
@@ -320,8 +350,13 @@ mod tests {
     fn conservation_accepts_exact_and_names_the_mismatch() {
         let rec = record(&[(200, 7), (503, 3)], 2);
         let load: BTreeMap<i32, u64> = [(200, 7), (503, 3)].into();
-        let mut cluster: BTreeMap<String, u64> =
-            [("upstream_rq_200".to_string(), 7), ("upstream_rq_503".to_string(), 3), ("upstream_rq_completed".to_string(), 10), ("upstream_rq_pending_overflow".to_string(), 2)].into();
+        let mut cluster: BTreeMap<String, u64> = [
+            ("upstream_rq_200".to_string(), 7),
+            ("upstream_rq_503".to_string(), 3),
+            ("upstream_rq_completed".to_string(), 10),
+            ("upstream_rq_pending_overflow".to_string(), 2),
+        ]
+        .into();
         check_conservation(10, &load, &rec, &cluster, 5).unwrap();
         assert!(check_conservation(10, &load, &rec, &cluster, 6).unwrap_err().contains("generation"));
         cluster.insert("upstream_rq_503".into(), 2);
@@ -335,7 +370,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
         let mut f = DatasetFile::open(&p, false).unwrap();
-        let rule = Profile::get(ProfileId::S1).draw(&[0.1; 9]);
+        let rule = Profile::get(ProfileId::S1).draw(&[0.1; sfr2l_core::N_FEATURES]);
         let row = DatasetRow::new(&rule.0, &rule.1, &record(&[(200, 2)], 0), 0.1, "s1-c00001".into(), 0);
         f.append(&row).unwrap();
         drop(f);

@@ -1,0 +1,198 @@
+//! `sfr2l lab ...`: start, stop, inspect and re-rule the local mesh lab, and collect datasets on it.
+
+use super::Exit;
+use crate::cli::{CollectArgs, LabCommand, LabLoadtestArgs, LabSetupArgs};
+use crate::collect::{collect_dataset, CollectJob};
+use crate::destination_rule;
+use crate::inline;
+use crate::lab::envoy;
+use crate::lab::{Lab, LabOptions, Toolchain};
+use anyhow::{bail, Result};
+use sfr2l_core::profile::Profile;
+use std::time::Duration;
+use std::time::Instant;
+
+/// Lab options from the command line (profile topology plus overrides).
+pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOptions)> {
+    let profile = Profile::get(a.profile);
+    let mut topo = profile.lab;
+    if let Some(v) = a.hosts {
+        topo.hosts = v;
+    }
+    if let Some(v) = a.bad_hosts {
+        topo.bad_hosts = v;
+    }
+    if let Some(v) = a.bad_abort_percent {
+        topo.bad_abort_percent = v;
+    }
+    if let Some(v) = a.delay_ms {
+        topo.delay_ms = v;
+    }
+    if let Some(v) = a.bad_mode {
+        topo.bad_mode = v.into();
+    }
+    if let Some(v) = a.delay_percent {
+        topo.delay_percent = v;
+    }
+    if let Some(v) = a.client_workers {
+        topo.client_workers = v;
+    }
+    if topo.bad_hosts > topo.hosts {
+        bail!("--bad-hosts {} exceeds --hosts {}", topo.bad_hosts, topo.hosts);
+    }
+    if !(0.0..=100.0).contains(&topo.bad_abort_percent) || !(0.0..=100.0).contains(&topo.delay_percent) {
+        bail!("percentages must be within 0..=100");
+    }
+    if topo.client_workers == 0 || a.httpbin_workers == 0 || a.upstream_workers == 0 {
+        bail!("worker counts must be >= 1");
+    }
+    let tools = Toolchain::discover(&a.venv, &a.wasm)?;
+    let dir = std::path::absolute(&a.dir.dir)?;
+    Ok((
+        profile,
+        LabOptions {
+            dir,
+            base_port: a.base_port,
+            topology: topo,
+            tools,
+            httpbin_workers: a.httpbin_workers,
+            httpbin_threads: a.httpbin_threads,
+            upstream_workers: a.upstream_workers,
+            attached,
+            idle_timeout_ms: a.idle_timeout_ms,
+            artifacts: a.artifacts.as_ref().map(std::path::absolute).transpose()?,
+        },
+    ))
+}
+
+pub fn run(cmd: LabCommand) -> Result<Exit> {
+    match cmd {
+        LabCommand::Up(a) => {
+            let (_, opts) = lab_options(&a.setup, false)?;
+            if Lab::state_path(&opts.dir).exists() {
+                bail!(
+                    "a lab is already recorded in {} (run `sfr2l lab down --dir {}` first)",
+                    opts.dir.display(),
+                    opts.dir.display()
+                );
+            }
+            let lab = Lab::start(opts)?;
+            println!(
+                "lab up: client listener {}  admin http://127.0.0.1:{}  hosts {}  dir {}",
+                lab.client_url("/"),
+                lab.ports.client_admin,
+                lab.opts.topology.hosts,
+                lab.opts.dir.display()
+            );
+            lab.detach()?;
+            Ok(Exit::Ok)
+        }
+        LabCommand::Down(a) => {
+            let mut lab = match Lab::attach(&a.dir) {
+                Ok(l) => l,
+                Err(e) if Lab::state_path(&a.dir).exists() => {
+                    eprintln!("sfr2l: {e:#}; stopping what is left");
+                    Lab::attach_unchecked(&a.dir)?
+                }
+                Err(e) => return Err(e),
+            };
+            lab.stop();
+            println!("lab down");
+            Ok(Exit::Ok)
+        }
+        LabCommand::Status(a) => {
+            let mut lab = Lab::attach_unchecked(&a.dir)?;
+            for (name, pid, alive) in lab.status() {
+                println!("{name:<16} pid {pid:<8} {}", if alive { "running" } else { "EXITED" });
+            }
+            println!("generation {}  client listener {}", lab.generation(), lab.client_url("/"));
+            lab.check()?;
+            Ok(Exit::Ok)
+        }
+        LabCommand::Apply(a) => {
+            let rule = destination_rule::read(&a.file)?;
+            let mut lab = Lab::attach(&a.dir.dir)?;
+            let t0 = Instant::now();
+            lab.apply(&rule)?;
+            println!(
+                "applied {} as generation {} in {:.0} ms",
+                a.file.display(),
+                lab.generation(),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+            Ok(Exit::Ok)
+        }
+        LabCommand::Collect(a) => collect(a),
+        LabCommand::Loadtest(a) => loadtest(a),
+    }
+}
+
+fn loadtest(a: LabLoadtestArgs) -> Result<Exit> {
+    let rule = destination_rule::read(&a.file)?;
+    let mut lab = Lab::attach(&a.dir.dir)?;
+    let Some(root) = lab.opts.artifacts.clone() else {
+        bail!(
+            "the lab in {} serves no artifacts: start it with `sfr2l lab up --artifacts policies`",
+            a.dir.dir.display()
+        );
+    };
+    let models = inline::models_config(&root, &a.agents, a.simulator, envoy::ARTIFACTS_CLUSTER)?;
+    let trigger =
+        a.trigger.unwrap_or_else(|| format!("cli-{}", crate::artifact::now_rfc3339().replace([':', '.'], "-")));
+    let mut lt = inline::lab_loadtest(&trigger);
+    lt.threads = a.threads;
+    lt.calls = a.calls;
+    let rec = inline::run_inline_test(&mut lab, &rule, models, lt, Duration::from_secs(a.timeout_s))?;
+    let Some(i) = &rec.inline else { bail!("the record for {trigger} has no inline section") };
+    for s in &i.steps {
+        println!("{} agent: state {:?} -> {}", s.agent, s.state, s.choice);
+    }
+    println!(
+        "inline load test {trigger} ({} {}, {}): threads {} calls {}: {} responses, codes {:?}, QPS {:.0}, 503 rate {:.3}, reward {:.1}{}; decided in {} µs inside Envoy",
+        i.profile,
+        i.configuration,
+        i.objective,
+        rec.threads,
+        rec.calls,
+        rec.responses,
+        rec.codes,
+        rec.qps,
+        rec.rate_503,
+        i.reward,
+        i.predicted.map(|p| format!(" (simulator: QPS {:.0}, 503 rate {:.3}, reward {:.1})", p.qps, p.rate_503, p.reward)).unwrap_or_default(),
+        i.decide_ns / 1000
+    );
+    println!("{}", rec.to_log_line());
+    Ok(Exit::Ok)
+}
+
+fn collect(a: CollectArgs) -> Result<Exit> {
+    if a.rows == 0 {
+        bail!("--rows must be >= 1");
+    }
+    let (profile, opts) = lab_options(&a.setup, true)?;
+    let job = CollectJob {
+        profile,
+        rows: a.rows,
+        seed: a.seed,
+        repeats: a.repeats,
+        out: a.out,
+        resume: a.resume,
+        path: a.path,
+        warmup_calls: a.warmup_calls,
+        tries: a.tries,
+        attach: a.attach,
+        quiet: a.quiet,
+    };
+    let done = collect_dataset(&job, opts)?;
+    println!(
+        "{} rows in {} ({} rejected tries, {} rows skipped) in {:.0} s{}",
+        done.rows,
+        job.out.display(),
+        done.rejected_tries,
+        done.skipped_rows,
+        done.seconds,
+        if done.interrupted { "; interrupted: continue with --resume" } else { "" }
+    );
+    Ok(if done.interrupted { Exit::Interrupted } else { Exit::Ok })
+}
