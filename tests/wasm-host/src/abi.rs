@@ -129,8 +129,17 @@ pub fn define(linker: &mut Linker<VmState>, module: &Module, omit: &[&str]) -> R
         let mut s = c.data().shared.borrow_mut();
         // Envoy: a missing key is created whatever the CAS; an existing one only with cas 0 or
         // its current CAS value.
-        if let Some((_, cur)) = s.data.get(&key) {
-            if cas != 0 && cas as u32 != *cur {
+        if let Some(cur) = s.data.get(&key).map(|(_, c)| *c) {
+            let stale = cas != 0 && cas as u32 != cur;
+            if stale || (cas != 0 && s.interleave > 0) {
+                if !stale {
+                    s.interleave -= 1;
+                    let bumped = s.next_cas();
+                    if let Some(e) = s.data.get_mut(&key) {
+                        e.1 = bumped;
+                    }
+                }
+                s.cas_mismatches += 1;
                 return Ok(CAS_MISMATCH);
             }
         }
@@ -217,6 +226,9 @@ fn http_call(
     let call =
         Call { id, context: d.effective, cluster, headers, body, timeout_ms: timeout_ms as u32, sent_ns: s.now_ns };
     s.calls.push(call.clone());
+    let out = s.calls.iter().filter(|c| c.cluster == call.cluster).count();
+    let peak = s.peak.entry(call.cluster.clone()).or_default();
+    *peak = (*peak).max(out);
     s.dispatched.push(call);
     drop(s);
     mem::write_u32(&mut c, ret, id.token)?;

@@ -79,6 +79,13 @@ pub struct Shared {
     pub refusing: BTreeSet<String>,
     /// Dispatches refused so far (both kinds).
     pub refused: u64,
+    /// Most calls outstanding at once, by cluster (checked at every dispatch).
+    pub peak: BTreeMap<String, usize>,
+    /// Contention from "other workers": this many CAS writes fail with CasMismatch, the entry's
+    /// CAS value bumped as if another VM had written it in between.
+    pub interleave: u32,
+    /// CAS writes answered CasMismatch so far.
+    pub cas_mismatches: u64,
 }
 
 impl Shared {

@@ -12,10 +12,12 @@ fn announce<'a>(run: &'a str, calls: &'a str) -> [(&'a str, &'a str); 4] {
 #[test]
 fn two_workers_share_a_run_and_one_record_is_written() {
     let mut h = host(2);
-    for vm in 0..2 {
-        assert!(h.configure(vm, CONFIG).unwrap());
-    }
+    // Tick phases 20 ms apart: the workers' merges interleave.
+    assert!(h.configure(0, CONFIG).unwrap());
+    h.advance(20).unwrap();
+    assert!(h.configure(1, CONFIG).unwrap());
     // 10 responses: vm 0 sees the even ones, vm 1 the odd ones; every third is an overflow 503.
+    // Each step, "another worker" also wins the next three CAS races (the merge must retry).
     let mut expect = (0u64, 0u64);
     for i in 0..10 {
         let overflow = i % 3 == 0;
@@ -26,12 +28,15 @@ fn two_workers_share_a_run_and_one_record_is_written() {
             expect.0 += 1;
         }
         h.stream(i % 2, &announce("r1", "10"), Some(code), flags).unwrap();
+        h.shared.borrow_mut().interleave += 3;
         h.advance(if i % 4 == 0 { 30 } else { 7 }).unwrap();
         if i < 9 {
             assert!(records(&h).is_empty(), "record before the last response (after {})", i + 1);
         }
     }
     h.advance(120).unwrap();
+    assert_eq!(h.shared.borrow().interleave, 0);
+    assert_eq!(h.shared.borrow().cas_mismatches, 30, "every injected CAS race retried, none stale");
     let recs = records(&h);
     assert_eq!(recs.len(), 1, "{recs:#?}");
     let r = &recs[0];
