@@ -128,6 +128,19 @@ impl Host {
         self.configure(vm, config)
     }
 
+    /// Deletes an old root context once its listener drained (`proxy_on_done`, `proxy_on_delete`):
+    /// its ticks stop and its outstanding callouts are cancelled (never answered), as in Envoy.
+    pub fn delete_root(&mut self, vm: usize, root: u32) -> Result<()> {
+        if self.root(vm) == Some(root) {
+            return Err(format_err!("vm {vm}: root context {root} is the current one"));
+        }
+        let _done: i32 = self.invoke(vm, root, "proxy_on_done", root as i32)?;
+        self.invoke::<i32, ()>(vm, root, "proxy_on_delete", root as i32)?;
+        self.vm(vm)?.store.data_mut().ticks.remove(&root);
+        self.shared.borrow_mut().calls.retain(|c| c.id.vm != vm || c.context != root);
+        Ok(())
+    }
+
     /// Drops a VM (a worker going away): it never ticks again and its callouts are lost.
     pub fn drop_vm(&mut self, vm: usize) {
         if let Some(slot) = self.vms.get_mut(vm) {
