@@ -4,7 +4,7 @@ use super::card::{AgentCard, AgentMetrics, AgentPort, SimulatorRef};
 use super::config::RlConfig;
 use super::env::{Objective, RewardTable};
 use super::export::{agent_onnx, AgentExport};
-use super::protocol::{burn_q_values, run_protocol, EpochStats, RunResult};
+use super::protocol::{burn_q_values, run_protocol, EpochStats, RunResult, TrainedAgent};
 use crate::artifact::{rel_diff, sha256_hex};
 use crate::data::read_dataset;
 use crate::export::folder::StagedDir;
@@ -131,114 +131,17 @@ pub fn write_run(
         Objective::Worst => "worst",
         Objective::Best => "best",
     };
+    let run = RunMeta { r, cfg, objective: obj, commit };
     for agent in &r.agents {
         for (n, svc) in services.iter().enumerate() {
-            let profile: ProfileId = svc.card.profile.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-            let bytes = agent_onnx(&AgentExport {
-                agent,
-                head: n,
-                profile,
-                configuration: r.configuration,
-                services: r.services,
-                objective: obj,
-            });
-            // Check on states of this service.
-            let rows: Vec<Vec<f32>> = (0..svc.table.rows().min(500))
-                .map(|i| {
-                    let mut s = svc.table.rules[i].to_vec();
-                    match agent.spec.extra {
-                        Extra::None => {}
-                        Extra::RunLoad(k) | Extra::FirstAction(k) => s.push(svc.table.run_load[i].of(k)),
-                    }
-                    s
-                })
-                .collect();
-            let want = burn_q_values(agent, n, &rows);
-            let got = sfr2l_runtime::Agent::from_bytes(&bytes)?.q_values(&rows)?;
-            let scale = agent.reward_scale[n] as f32;
-            for (g, w) in got.iter().zip(&want) {
-                for (a, b) in g.iter().zip(w) {
-                    worst = worst.max(rel_diff(*a, *b, scale.max(1e-3)));
-                }
-            }
-            let name = if r.services > 1 {
-                format!("{}-svc{n}", agent.spec.kind.name())
-            } else {
-                agent.spec.kind.name().to_string()
-            };
-            std::fs::write(stage.path().join(format!("{name}.onnx")), &bytes)?;
-            let card = AgentCard {
-                action: agent.spec.kind.feature().name().into(),
-                agent: agent.spec.kind.name().into(),
-                configuration: r.configuration.slug().into(),
-                git_commit: commit.into(),
-                grid: agent.grid[n].clone(),
-                inputs: vec![AgentPort {
-                    name: "state".into(),
-                    shape: vec!["batch".into(), agent.spec.state_width().into()],
-                    unit: None,
-                }],
-                kind: KIND_AGENT.into(),
-                label: r.configuration.label().into(),
-                metrics: AgentMetrics {
-                    best_epoch: r.best_epoch,
-                    greedy_over_optimum: r.greedy_over_optimum,
-                    optimum_ratio: r.optimum_ratio,
-                    rl_over_optimum: r.rl_over_optimum,
-                    sim_ratio: r.sim_ratio,
-                },
-                objective: obj.into(),
-                onnx_sha256: sha256_hex(&bytes),
-                outputs: vec![AgentPort {
-                    name: "q_values".into(),
-                    shape: vec!["batch".into(), agent.grid[n].len().into()],
-                    unit: Some("reward (QPS x rate)".into()),
-                }],
-                profile: svc.card.profile.clone(),
-                reward_scale: agent.reward_scale[n],
-                schema: sfr2l_core::card::CARD_SCHEMA,
-                seed: cfg.seed,
-                service: n,
-                services: r.services,
-                simulator: SimulatorRef {
-                    dir: svc.dir.display().to_string(),
-                    onnx_sha256: svc.card.onnx_sha256.clone(),
-                },
-                state: agent.spec.state_names().into_iter().map(String::from).collect(),
-            };
-            std::fs::write(stage.path().join(format!("{name}.json")), serde_json::to_string_pretty(&card)? + "\n")?;
+            worst = worst.max(export_agent(stage.path(), &run, agent, n, svc)?);
         }
     }
     if worst > 1e-4 {
         bail!("export check failed: tract and burn Q-values differ by {worst:.2e} (relative)");
     }
-    let mut curve = String::from("epoch,rl,random,greedy,optimum,epsilon,ratio\n");
-    for (i, e) in r.epochs.iter().enumerate() {
-        let _ = writeln!(
-            curve,
-            "{i},{:.3},{:.3},{:.3},{:.3},{:.4},{:.5}",
-            e.rl,
-            e.random,
-            e.greedy,
-            e.optimum,
-            e.epsilon,
-            e.rl / e.random
-        );
-    }
-    std::fs::write(stage.path().join("curve.csv"), curve)?;
-    let mut dec = String::from("service,profile,row,");
-    dec.push_str(&RULE_FEATURES.iter().map(|f| f.name()).collect::<Vec<_>>().join(","));
-    dec.push_str(",threads,calls,reward,optimum,random_reward\n");
-    for d in &r.decisions {
-        let t = &services[d.service].table;
-        let rule = t.rules[d.row].iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",");
-        let _ = writeln!(
-            dec,
-            "{},{},{},{rule},{},{},{:.3},{:.3},{:.3}",
-            d.service, t.profile, d.row, d.threads, d.calls, d.reward, d.optimum, d.random_reward
-        );
-    }
-    std::fs::write(stage.path().join("decisions.csv"), dec)?;
+    std::fs::write(stage.path().join("curve.csv"), curve_csv(r))?;
+    std::fs::write(stage.path().join("decisions.csv"), decisions_csv(r, services))?;
     std::fs::write(stage.path().join("config.json"), serde_json::to_string_pretty(cfg)? + "\n")?;
     let summary = RunSummary {
         configuration: r.configuration.slug().into(),
@@ -265,4 +168,123 @@ pub fn write_run(
     std::fs::write(stage.path().join("result.json"), serde_json::to_string_pretty(&summary)? + "\n")?;
     stage.publish()?;
     Ok(summary)
+}
+
+/// What every exported agent's card says about its run.
+struct RunMeta<'a> {
+    r: &'a RunResult,
+    cfg: &'a RlConfig,
+    objective: &'static str,
+    commit: &'a str,
+}
+
+/// Writes one agent's graph for service `n` and its card into `dir`, after checking the graph
+/// (tract) against burn on the service's states; returns the largest relative difference.
+fn export_agent(dir: &Path, run: &RunMeta, agent: &TrainedAgent, n: usize, svc: &Service) -> Result<f32> {
+    let RunMeta { r, cfg, objective: obj, commit } = *run;
+    let mut worst = 0.0f32;
+    let profile: ProfileId = svc.card.profile.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let bytes = agent_onnx(&AgentExport {
+        agent,
+        head: n,
+        profile,
+        configuration: r.configuration,
+        services: r.services,
+        objective: obj,
+    });
+    // Check on states of this service.
+    let rows: Vec<Vec<f32>> = (0..svc.table.rows().min(500))
+        .map(|i| {
+            let mut s = svc.table.rules[i].to_vec();
+            match agent.spec.extra {
+                Extra::None => {}
+                Extra::RunLoad(k) | Extra::FirstAction(k) => s.push(svc.table.run_load[i].of(k)),
+            }
+            s
+        })
+        .collect();
+    let want = burn_q_values(agent, n, &rows);
+    let got = sfr2l_runtime::Agent::from_bytes(&bytes)?.q_values(&rows)?;
+    let scale = agent.reward_scale[n] as f32;
+    for (g, w) in got.iter().zip(&want) {
+        for (a, b) in g.iter().zip(w) {
+            worst = worst.max(rel_diff(*a, *b, scale.max(1e-3)));
+        }
+    }
+    let name =
+        if r.services > 1 { format!("{}-svc{n}", agent.spec.kind.name()) } else { agent.spec.kind.name().to_string() };
+    std::fs::write(dir.join(format!("{name}.onnx")), &bytes)?;
+    let card = AgentCard {
+        action: agent.spec.kind.feature().name().into(),
+        agent: agent.spec.kind.name().into(),
+        configuration: r.configuration.slug().into(),
+        git_commit: commit.into(),
+        grid: agent.grid[n].clone(),
+        inputs: vec![AgentPort {
+            name: "state".into(),
+            shape: vec!["batch".into(), agent.spec.state_width().into()],
+            unit: None,
+        }],
+        kind: KIND_AGENT.into(),
+        label: r.configuration.label().into(),
+        metrics: AgentMetrics {
+            best_epoch: r.best_epoch,
+            greedy_over_optimum: r.greedy_over_optimum,
+            optimum_ratio: r.optimum_ratio,
+            rl_over_optimum: r.rl_over_optimum,
+            sim_ratio: r.sim_ratio,
+        },
+        objective: obj.into(),
+        onnx_sha256: sha256_hex(&bytes),
+        outputs: vec![AgentPort {
+            name: "q_values".into(),
+            shape: vec!["batch".into(), agent.grid[n].len().into()],
+            unit: Some("reward (QPS x rate)".into()),
+        }],
+        profile: svc.card.profile.clone(),
+        reward_scale: agent.reward_scale[n],
+        schema: sfr2l_core::card::CARD_SCHEMA,
+        seed: cfg.seed,
+        service: n,
+        services: r.services,
+        simulator: SimulatorRef { dir: svc.dir.display().to_string(), onnx_sha256: svc.card.onnx_sha256.clone() },
+        state: agent.spec.state_names().into_iter().map(String::from).collect(),
+    };
+    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&card)? + "\n")?;
+    Ok(worst)
+}
+
+/// `curve.csv`: the per-epoch rewards and the RL/random ratio.
+fn curve_csv(r: &RunResult) -> String {
+    let mut curve = String::from("epoch,rl,random,greedy,optimum,epsilon,ratio\n");
+    for (i, e) in r.epochs.iter().enumerate() {
+        let _ = writeln!(
+            curve,
+            "{i},{:.3},{:.3},{:.3},{:.3},{:.4},{:.5}",
+            e.rl,
+            e.random,
+            e.greedy,
+            e.optimum,
+            e.epsilon,
+            e.rl / e.random
+        );
+    }
+    curve
+}
+
+/// `decisions.csv`: the best epoch's interactions with their rules, choices and rewards.
+fn decisions_csv(r: &RunResult, services: &[&Service]) -> String {
+    let mut dec = String::from("service,profile,row,");
+    dec.push_str(&RULE_FEATURES.iter().map(|f| f.name()).collect::<Vec<_>>().join(","));
+    dec.push_str(",threads,calls,reward,optimum,random_reward\n");
+    for d in &r.decisions {
+        let t = &services[d.service].table;
+        let rule = t.rules[d.row].iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",");
+        let _ = writeln!(
+            dec,
+            "{},{},{},{rule},{},{},{:.3},{:.3},{:.3}",
+            d.service, t.profile, d.row, d.threads, d.calls, d.reward, d.optimum, d.random_reward
+        );
+    }
+    dec
 }
