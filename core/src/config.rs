@@ -147,7 +147,8 @@ pub struct RunHeaders {
 
 impl Default for RunHeaders {
     fn default() -> Self {
-        Self { run: "x-sfr2l-run".into(), threads: "x-sfr2l-threads".into(), calls: "x-sfr2l-calls".into() }
+        use crate::artifact::header;
+        Self { run: header::RUN.into(), threads: header::THREADS.into(), calls: header::CALLS.into() }
     }
 }
 

@@ -3,6 +3,7 @@
 //! vocabulary (feature names and order, outputs) before anything runs.
 
 use sfr2l_core::agent::{AgentKind, Configuration};
+use sfr2l_core::artifact::{meta, KIND_AGENT, KIND_SIMULATOR};
 use sfr2l_core::card::CARD_SCHEMA;
 use sfr2l_core::{Profile, ProfileId, FEATURES, N_FEATURES};
 use std::sync::Arc;
@@ -53,9 +54,9 @@ fn metadata<'a>(proto: &'a pb::ModelProto, key: &str) -> Result<&'a str, Runtime
 /// Decodes an sfr2l artifact and checks its `sfr2l.kind`.
 fn decode_kind(bytes: &[u8], want: &str) -> Result<pb::ModelProto, RuntimeError> {
     let proto = <pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| RuntimeError::Decode(e.to_string()))?;
-    let kind = metadata(&proto, "sfr2l.kind")?;
+    let kind = metadata(&proto, meta::KIND)?;
     if kind != want {
-        return Err(RuntimeError::Metadata { key: "sfr2l.kind".into(), msg: format!("`{kind}`, expected `{want}`") });
+        return Err(RuntimeError::Metadata { key: meta::KIND.into(), msg: format!("`{kind}`, expected `{want}`") });
     }
     Ok(proto)
 }
@@ -73,12 +74,12 @@ fn optimised_plan(proto: &pb::ModelProto) -> Result<Arc<TypedRunnableModel>, Run
 
 impl Simulator {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
-        let proto = decode_kind(bytes, "simulator")?;
-        let features = metadata(&proto, "sfr2l.features")?;
+        let proto = decode_kind(bytes, KIND_SIMULATOR)?;
+        let features = metadata(&proto, meta::FEATURES)?;
         let want: Vec<&str> = FEATURES.iter().map(|f| f.name()).collect();
         if features.split(',').collect::<Vec<_>>() != want {
             return Err(RuntimeError::Metadata {
-                key: "sfr2l.features".into(),
+                key: meta::FEATURES.into(),
                 msg: format!("`{features}` differs from this build's feature order `{}`", want.join(",")),
             });
         }
@@ -89,8 +90,15 @@ impl Simulator {
                 return Err(RuntimeError::Input { index, expected: f.name().into(), found });
             }
         }
-        let profile = metadata(&proto, "sfr2l.profile")?.to_string();
-        let ensemble = metadata(&proto, "sfr2l.ensemble")?.parse().unwrap_or(1);
+        let schema = metadata(&proto, meta::SCHEMA)?;
+        if schema != CARD_SCHEMA.to_string() {
+            return Err(RuntimeError::Metadata {
+                key: meta::SCHEMA.into(),
+                msg: format!("{schema}, this build reads {CARD_SCHEMA}"),
+            });
+        }
+        let profile = metadata(&proto, meta::PROFILE)?.to_string();
+        let ensemble = metadata(&proto, meta::ENSEMBLE)?.parse().unwrap_or(1);
         let plan = optimised_plan(&proto)?;
         Ok(Self { plan, profile, ensemble })
     }
@@ -147,27 +155,27 @@ pub struct Agent {
 
 impl Agent {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
-        let proto = decode_kind(bytes, "agent")?;
-        let state: Vec<String> = metadata(&proto, "sfr2l.state")?.split(',').map(String::from).collect();
+        let proto = decode_kind(bytes, KIND_AGENT)?;
+        let state: Vec<String> = metadata(&proto, meta::STATE)?.split(',').map(String::from).collect();
         let rules: Vec<&str> = FEATURES[..7].iter().map(|f| f.name()).collect();
         if state.len() < 7 || state[..7] != rules[..] {
             return Err(RuntimeError::Metadata {
-                key: "sfr2l.state".into(),
+                key: meta::STATE.into(),
                 msg: format!("`{}` does not start with this build's seven rules", state.join(",")),
             });
         }
-        let grid = metadata(&proto, "sfr2l.grid")?
+        let grid = metadata(&proto, meta::GRID)?
             .split(',')
             .map(|v| v.parse::<u32>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| RuntimeError::Metadata { key: "sfr2l.grid".into(), msg: e.to_string() })?;
-        let action = metadata(&proto, "sfr2l.action")?.to_string();
-        let profile = metadata(&proto, "sfr2l.profile")?.to_string();
-        let configuration = metadata(&proto, "sfr2l.configuration")?.to_string();
-        let objective = metadata(&proto, "sfr2l.objective").unwrap_or("worst").to_string();
-        let schema = metadata(&proto, "sfr2l.schema")?
+            .map_err(|e| RuntimeError::Metadata { key: meta::GRID.into(), msg: e.to_string() })?;
+        let action = metadata(&proto, meta::ACTION)?.to_string();
+        let profile = metadata(&proto, meta::PROFILE)?.to_string();
+        let configuration = metadata(&proto, meta::CONFIGURATION)?.to_string();
+        let objective = metadata(&proto, meta::OBJECTIVE).unwrap_or("worst").to_string();
+        let schema = metadata(&proto, meta::SCHEMA)?
             .parse()
-            .map_err(|_| RuntimeError::Metadata { key: "sfr2l.schema".into(), msg: "not an integer".into() })?;
+            .map_err(|_| RuntimeError::Metadata { key: meta::SCHEMA.into(), msg: "not an integer".into() })?;
         let plan = optimised_plan(&proto)?;
         Ok(Self { plan, profile, state, grid, action, configuration, objective, schema })
     }
@@ -182,32 +190,29 @@ impl Agent {
     ) -> Result<(), RuntimeError> {
         let bad = |key: &str, msg: String| Err(RuntimeError::Metadata { key: key.into(), msg });
         if self.schema != CARD_SCHEMA {
-            return bad("sfr2l.schema", format!("{}, this build reads {CARD_SCHEMA}", self.schema));
+            return bad(meta::SCHEMA, format!("{}, this build reads {CARD_SCHEMA}", self.schema));
         }
         if self.profile != profile.to_string() {
-            return bad("sfr2l.profile", format!("`{}`, expected `{profile}`", self.profile));
+            return bad(meta::PROFILE, format!("`{}`, expected `{profile}`", self.profile));
         }
         if self.configuration != configuration.slug() {
-            return bad(
-                "sfr2l.configuration",
-                format!("`{}`, expected `{}`", self.configuration, configuration.slug()),
-            );
+            return bad(meta::CONFIGURATION, format!("`{}`, expected `{}`", self.configuration, configuration.slug()));
         }
         if self.action != kind.feature().name() {
-            return bad("sfr2l.action", format!("`{}`, expected `{}`", self.action, kind.feature().name()));
+            return bad(meta::ACTION, format!("`{}`, expected `{}`", self.action, kind.feature().name()));
         }
         let Some(spec) = configuration.agents().into_iter().find(|a| a.kind == kind) else {
-            return bad("sfr2l.action", format!("configuration {} has no {} agent", configuration.slug(), kind.name()));
+            return bad(meta::ACTION, format!("configuration {} has no {} agent", configuration.slug(), kind.name()));
         };
         if self.state != spec.state_names() {
             return bad(
-                "sfr2l.state",
+                meta::STATE,
                 format!("`{}`, expected `{}`", self.state.join(","), spec.state_names().join(",")),
             );
         }
         let grid = kind.grid(&Profile::get(profile));
         if self.grid != grid {
-            return bad("sfr2l.grid", format!("{:?} differs from {profile}'s grid {grid:?}", self.grid));
+            return bad(meta::GRID, format!("{:?} differs from {profile}'s grid {grid:?}", self.grid));
         }
         Ok(())
     }
