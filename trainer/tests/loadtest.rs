@@ -47,30 +47,37 @@ fn best_objective_agents_decide_in_the_sidecar() {
         std::fs::copy(root().join("policies/s1").join(f), s1.join(f)).unwrap();
     }
     let agents = s1.join("agents/thread-call/best-seed-3");
-    run(bin().args(["rl", "learn", "--sim"]).arg(&s1).args([
-        "--config",
-        "thread-call",
-        "--objective",
-        "best",
-        "--epochs",
-        "3",
-        "--seed",
-        "3",
-        "--data",
-        "data/s1.csv",
-        "--out",
-    ])
-    .arg(&agents));
+    run(bin()
+        .args(["rl", "learn", "--sim"])
+        .arg(&s1)
+        .args([
+            "--config",
+            "thread-call",
+            "--objective",
+            "best",
+            "--epochs",
+            "3",
+            "--seed",
+            "3",
+            "--data",
+            "data/s1.csv",
+            "--out",
+        ])
+        .arg(&agents));
 
     let lab = tmp.path().join("lab");
-    run(bin().args(["lab", "up", "--profile", "s1", "--base-port", "21700", "--artifacts"]).arg(&policies).arg("--dir").arg(&lab));
+    run(bin()
+        .args(["lab", "up", "--profile", "s1", "--base-port", "21700", "--artifacts"])
+        .arg(&policies)
+        .arg("--dir")
+        .arg(&lab));
     let _guard = LabGuard(lab.clone());
-    let out = run(bin()
-        .args(["lab", "loadtest", "--dir"])
-        .arg(&lab)
-        .arg("--agents")
-        .arg(&agents)
-        .args(["--simulator", "--trigger", "best-1", "manifests/destinationrule-s1.yaml"]));
+    let out = run(bin().args(["lab", "loadtest", "--dir"]).arg(&lab).arg("--agents").arg(&agents).args([
+        "--simulator",
+        "--trigger",
+        "best-1",
+        "manifests/destinationrule-s1.yaml",
+    ]));
     let line = out.lines().find(|l| l.starts_with("SFR2L_TRACE ")).unwrap();
     let rec: serde_json::Value = serde_json::from_str(&line["SFR2L_TRACE ".len()..]).unwrap();
     let inline = &rec["inline"];
