@@ -47,6 +47,12 @@ pub fn load_module(engine: &Engine, wasm: &Path, cache_dir: &Path) -> Result<Mod
     }
     let module = Module::new(engine, &bytes)?;
     if std::fs::create_dir_all(cache_dir).is_ok() {
+        // One entry (tens of MB): the compilations of earlier builds go.
+        for old in std::fs::read_dir(cache_dir).into_iter().flatten().flatten() {
+            if old.path().extension().is_some_and(|e| e == "cwasm") {
+                let _ = std::fs::remove_file(old.path());
+            }
+        }
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
         if module.serialize().ok().is_some_and(|b| std::fs::write(&tmp, b).is_ok()) {
             let _ = std::fs::rename(&tmp, &cached);
