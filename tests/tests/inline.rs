@@ -96,6 +96,31 @@ fn sidecar_decides_and_runs_the_load_test() {
         assert!((inline.reward - rec.qps * rec.rate_503).abs() < 1e-9, "worst objective: QPS x P503");
     }
     assert_eq!(stat(&lab, "wasmcustom.sfr2l_inline_tests_total"), 3);
+
+    // Decisions over S1's rule grid (corners and centre of the three varied rules), one call
+    // each (`max_calls` caps the load, not the decision): Envoy's choices equal the native ones.
+    let mut swept = 0;
+    for pending in [1, 4, 7] {
+        for conn in [1, 4, 7] {
+            for rpc in [1, 7] {
+                let mut lt = lab_loadtest(&format!("grid-{pending}-{conn}-{rpc}"));
+                lt.max_calls = 1;
+                let rec =
+                    run_inline_test(&mut lab, &rule(pending, conn, rpc), models.clone(), lt, Duration::from_secs(30))
+                        .unwrap();
+                for (step, (_, agent)) in rec.inline.as_ref().unwrap().steps.iter().zip(&native) {
+                    assert_eq!(
+                        step.choice,
+                        agent.decide(&step.state).unwrap(),
+                        "rule {pending},{conn},{rpc}: {step:?}"
+                    );
+                }
+                assert_eq!(rec.responses, 1);
+                swept += 1;
+            }
+        }
+    }
+    assert_eq!(stat(&lab, "wasmcustom.sfr2l_inline_tests_total"), 3 + swept);
     assert_eq!(stat(&lab, "wasmcustom.sfr2l_model_errors_total"), 0);
     assert_eq!(stat(&lab, "wasmcustom.sfr2l_models_loaded"), 1);
 
