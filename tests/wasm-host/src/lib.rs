@@ -37,7 +37,8 @@ pub fn load_module(engine: &Engine, wasm: &Path, cache_dir: &Path) -> Result<Mod
     let mut h = DefaultHasher::new();
     bytes.hash(&mut h);
     engine.precompile_compatibility_hash().hash(&mut h);
-    let cached = cache_dir.join(format!("{:016x}.cwasm", h.finish()));
+    let stem = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("module").to_string();
+    let cached = cache_dir.join(format!("{stem}-{:016x}.cwasm", h.finish()));
     if cached.exists() {
         // SAFETY: the file was written by `Module::serialize` of this engine configuration
         // (the key includes its compatibility hash); wasmtime checks the header as well.
@@ -47,9 +48,10 @@ pub fn load_module(engine: &Engine, wasm: &Path, cache_dir: &Path) -> Result<Mod
     }
     let module = Module::new(engine, &bytes)?;
     if std::fs::create_dir_all(cache_dir).is_ok() {
-        // One entry (tens of MB): the compilations of earlier builds go.
+        // One entry per module (tens of MB): the compilations of its earlier builds go.
         for old in std::fs::read_dir(cache_dir).into_iter().flatten().flatten() {
-            if old.path().extension().is_some_and(|e| e == "cwasm") {
+            let name = old.file_name().to_string_lossy().into_owned();
+            if name.strip_prefix(&stem).is_some_and(|rest| rest.starts_with('-') && rest.ends_with(".cwasm")) {
                 let _ = std::fs::remove_file(old.path());
             }
         }

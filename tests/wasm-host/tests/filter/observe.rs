@@ -1,7 +1,8 @@
 //! Observe mode across worker VMs: shares merged through shared data with CAS, exactly one
 //! record per run, idle runs closed by the idle timeout on the virtual clock.
 
-use crate::support::{host, records};
+use crate::support::*;
+use wasmtime::Module;
 
 const CONFIG: &[u8] = br#"{"api":"v1","mode":"observe","generation":4,"idle_timeout":"2s","flush_period":"50ms"}"#;
 
@@ -11,7 +12,34 @@ fn announce<'a>(run: &'a str, calls: &'a str) -> [(&'a str, &'a str); 4] {
 
 #[test]
 fn two_workers_share_a_run_and_one_record_is_written() {
-    let mut h = host(2);
+    share_a_run(module());
+}
+
+#[test]
+fn the_observe_build_shares_a_run_as_well() {
+    share_a_run(observe_module());
+}
+
+/// The observe-only build has no model runtime: a model set is fetched, then rejected with the
+/// reason, counted, and the filter keeps counting.
+#[test]
+fn the_observe_build_rejects_model_sets() {
+    let mut h = host_of(observe_module(), 1);
+    let config = loadtest(1, crate::loadtest::test_rule(), models(false), "t1", 12);
+    assert!(h.configure(0, &config).unwrap());
+    advance_until(&mut h, 10, 1_000, |h| h.calls().len() == 2);
+    assert_eq!(serve_fetches(&mut h), 2);
+    assert_eq!(log_count(&h, "this filter is the observe-only build"), 1, "{:#?}", h.logs());
+    assert_eq!((h.metric("sfr2l_model_errors_total"), h.metric("sfr2l_models_loaded")), (Some(1), Some(0)));
+    h.advance(2_000).unwrap();
+    assert!(dispatched_tests(&h).is_empty(), "a test without models");
+    h.stream(0, &announce("r3", "1"), Some(200), 0).unwrap();
+    h.advance(100).unwrap();
+    assert_eq!(records(&h).len(), 1);
+}
+
+fn share_a_run(m: &Module) {
+    let mut h = host_of(m, 2);
     // Tick phases 20 ms apart: the workers' merges interleave.
     assert!(h.configure(0, CONFIG).unwrap());
     h.advance(20).unwrap();

@@ -18,22 +18,34 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn wasm_path() -> PathBuf {
-    repo().join("target/wasm32-wasip1/release/sfr2l_filter.wasm")
+fn load(name: &str) -> Module {
+    let engine = engine().unwrap();
+    load_module(
+        &engine,
+        &repo().join("target/wasm32-wasip1/release").join(name),
+        &repo().join("target/wasm-host-cache"),
+    )
+    .unwrap()
 }
 
 /// The model build of the filter, compiled once per test process.
 pub fn module() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();
-    MODULE.get_or_init(|| {
-        let engine = engine().unwrap();
-        load_module(&engine, &wasm_path(), &repo().join("target/wasm-host-cache")).unwrap()
-    })
+    MODULE.get_or_init(|| load("sfr2l_filter.wasm"))
 }
 
-/// A host with `vms` started VMs; both clusters exist.
+/// The observe-only build (no model runtime), built beside it by `make filter`.
+pub fn observe_module() -> &'static Module {
+    static MODULE: OnceLock<Module> = OnceLock::new();
+    MODULE.get_or_init(|| load("sfr2l_filter_observe.wasm"))
+}
+
+/// A host with `vms` started VMs of the model build; both clusters exist.
 pub fn host(vms: usize) -> Host {
-    let m = module();
+    host_of(module(), vms)
+}
+
+pub fn host_of(m: &Module, vms: usize) -> Host {
     let mut h = Host::new(m, linker(m.engine(), m, &[]).unwrap());
     h.shared.borrow_mut().clusters.extend([ARTIFACTS.to_string(), SERVICE.to_string()]);
     for _ in 0..vms {
