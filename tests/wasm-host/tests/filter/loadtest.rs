@@ -60,8 +60,8 @@ fn one_vm_runs_the_test_as_a_closed_loop() {
     assert_eq!(h.shared.borrow().interleave, 0);
     let threads = test_calls(&h).len();
     assert!(threads >= 2, "the agents chose {threads} thread(s): pick a rule with more, out of order needs two");
-    // Answer in rounds, the newest outstanding call first (out of dispatch order); the mix:
-    // 200, 503 with x-envoy-overloaded (Envoy's overflow reply), 503 from the application.
+    // Answer one at a time, the newest outstanding call first (out of dispatch order); the mix:
+    // 200, Envoy's overflow 503 (told by x-envoy-overloaded, or by its body), the application's 503.
     let (mut answered, mut ok, mut overflow, mut app503) = (0u32, 0u64, 0u64, 0u64);
     while answered < MAX_CALLS {
         let mut out = test_calls(&h);
@@ -73,14 +73,13 @@ fn one_vm_runs_the_test_as_a_closed_loop() {
                 h.respond(c.id, 200, &[], b"{}").unwrap();
                 ok += 1;
             }
+            1 if answered % 2 == 1 => {
+                h.respond(c.id, 503, &[("x-envoy-overloaded", "true")], b"").unwrap();
+                overflow += 1;
+            }
             1 => {
-                h.respond(
-                    c.id,
-                    503,
-                    &[("x-envoy-overloaded", "true")],
-                    b"upstream connect error or disconnect/reset before headers. reset reason: overflow",
-                )
-                .unwrap();
+                let body = b"upstream connect error or disconnect/reset before headers. reset reason: overflow";
+                h.respond(c.id, 503, &[], body).unwrap();
                 overflow += 1;
             }
             _ => {
