@@ -10,7 +10,7 @@ use crate::models::{self, Models, Wanted};
 use crate::plugin::Local;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
-use sfr2l_core::config::{ConfigV1, Mode, ModelsConfig};
+use sfr2l_core::config::{ConfigV1, LoadTestConfig, Mode, ModelsConfig};
 use sfr2l_core::counters::{Reason, RunAnnounce, RunCounters};
 use sfr2l_core::inline::{self, Decision, Scheduler, NO_RESPONSE};
 use sfr2l_core::rule::LoadSetting;
@@ -58,6 +58,9 @@ pub struct Running {
     predicted: Option<Predicted>,
     decide_ns: u64,
     last_progress_ns: u64,
+    /// The load-test settings the test started with: a push mid-test (another target, observe
+    /// mode) applies to the next test, never half of this one.
+    lt: LoadTestConfig,
 }
 
 /// After a configuration change: fetch models if the configuration names others than those in
@@ -73,7 +76,16 @@ pub fn on_config(l: &mut Local, config: &ConfigV1, now: u64) {
     let fetching = l.fetch.as_ref().is_some_and(|f| &f.source == source);
     if in_use {
         l.fetch = None;
-    } else if !fetching {
+    } else if fetching {
+        // The fetches in flight belong to the previous root context, which Envoy deletes (and
+        // its callouts with it) once its listener drains: the new root sends what is missing.
+        l.seq += 1;
+        if let Some(f) = &mut l.fetch {
+            f.seq = l.seq;
+            f.dispatched = false;
+            f.started_ns = now;
+        }
+    } else {
         l.seq += 1;
         l.fetch = Some(Fetch {
             seq: l.seq,
@@ -112,9 +124,15 @@ pub fn tick_fetch(l: &mut Local, now: u64) {
         f.source.authority().to_string(),
         Duration::from_secs_f64(f.source.fetch_timeout.secs()),
     );
-    let paths: Vec<String> = f.wanted.iter().map(|w| w.artifact.path.clone()).collect();
+    let missing: Vec<(usize, String)> = f
+        .wanted
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| !f.bodies.contains_key(&w.name))
+        .map(|(i, w)| (i, w.artifact.path.clone()))
+        .collect();
     let mut tokens = Vec::new();
-    for (index, path) in paths.iter().enumerate() {
+    for (index, path) in missing {
         let headers = vec![(":method", "GET"), (":path", path.as_str()), (":authority", authority.as_str())];
         match hostcalls::dispatch_http_call(&cluster, headers, None, vec![], timeout) {
             Ok(token) => tokens.push((token, index)),
@@ -200,7 +218,7 @@ pub fn tick_test(l: &mut Local, now: u64) {
     l.last_claim_ns = now;
     let config = Rc::clone(&l.config);
     if let Some(r) = &l.running {
-        let (slot, seq, stalled) = (r.slot.clone(), r.seq, now.saturating_sub(r.last_progress_ns) > stall_ns(&config));
+        let (slot, seq, stalled) = (r.slot.clone(), r.seq, now.saturating_sub(r.last_progress_ns) > stall_ns(&r.lt));
         match inline::refresh(&HostStore, &slot, l.vm_id, now, false) {
             Ok(true) if stalled => finish(l, seq, now),
             Ok(true) => {}
@@ -277,15 +295,15 @@ pub fn tick_test(l: &mut Local, now: u64) {
         predicted,
         decide_ns,
         last_progress_ns: now,
+        lt: lt.clone(),
     });
     pump(l, now);
 }
 
 /// A test with no response for the call timeout plus a margin is closed as incomplete (its
 /// callouts were lost, e.g. with their root context).
-fn stall_ns(config: &ConfigV1) -> u64 {
-    let t = config.loadtest.as_ref().map(|lt| lt.timeout.secs()).unwrap_or(10.0);
-    ((t + 5.0) * 1e9) as u64
+fn stall_ns(lt: &LoadTestConfig) -> u64 {
+    ((lt.timeout.secs() + 5.0) * 1e9) as u64
 }
 
 fn sanitize(slot: &str) -> String {
@@ -298,7 +316,7 @@ fn sanitize(slot: &str) -> String {
 /// instead of spinning through the whole test within one event-loop turn, as a fortio thread
 /// waits for the round trip of its local 503.
 fn pump(l: &mut Local, now: u64) {
-    let Some(lt) = l.config.loadtest.clone() else { return };
+    let Some(lt) = l.running.as_ref().map(|r| r.lt.clone()) else { return };
     let slots = l.running.as_ref().map(|r| r.scheduler.ready()).unwrap_or(0);
     let mut refused = false;
     for _ in 0..slots {

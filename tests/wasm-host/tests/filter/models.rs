@@ -110,7 +110,6 @@ fn fetches_out_of_order_load_and_a_superseded_fetch_is_ignored() {
 /// Envoy deletes the old root context once its listener drained, cancelling its callouts: the
 /// models must still load (fetched again from the new root context), and the new test run.
 #[test]
-#[ignore = "filter bug (reported): a fetch in flight from a deleted root context is never redone; the set is rejected as timed out"]
 fn models_fetched_by_a_deleted_root_context_still_load() {
     let r = test_rule();
     let mut h = host(1);
@@ -120,7 +119,7 @@ fn models_fetched_by_a_deleted_root_context_still_load() {
     assert!(h.reconfigure(0, &loadtest(2, r, models(false), "t2", MAX_CALLS)).unwrap());
     h.advance(100).unwrap();
     h.delete_root(0, old).unwrap();
-    assert!(h.calls().is_empty(), "the old root context's fetches are cancelled");
+    assert!(h.calls().iter().all(|c| c.context != old), "the old root context's fetches are cancelled");
     // Serve whatever is fetched for the fetch timeout (30 s) and its margin.
     for _ in 0..330 {
         serve_fetches(&mut h);
