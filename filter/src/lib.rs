@@ -8,6 +8,7 @@
 //! The filter never changes a response: every callback returns `Continue`, errors are logged once
 //! and counted in `sfr2l_internal_errors_total` / `sfr2l_config_errors_total`.
 
+mod fetch;
 mod host;
 mod inline;
 mod metrics;

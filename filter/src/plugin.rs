@@ -1,6 +1,7 @@
 //! Root context (configure, tick: merge shares, close idle runs, window gauges) and the HTTP
 //! context (read the run announcement, count the response in `on_log`).
 
+use crate::fetch;
 use crate::host::{self, HostStore};
 use crate::inline;
 use crate::metrics::{self, Metrics};
@@ -37,7 +38,7 @@ pub(crate) struct Local {
     last_idle_scan_ns: u64,
     /// The models in use (load-test mode, simulator gauges), and a newer set being fetched.
     pub(crate) models: Option<Rc<Models>>,
-    pub(crate) fetch: Option<inline::Fetch>,
+    pub(crate) fetch: Option<fetch::Fetch>,
     /// The inline test this VM leads, and the callouts in flight by token.
     pub(crate) running: Option<inline::Running>,
     pub(crate) callouts: HashMap<u32, inline::Callout>,
@@ -143,7 +144,7 @@ impl RootContext for Root {
                     l.window = RollingWindow::new(c.window_buckets());
                 }
                 metrics::set(l.metrics.config_generation, c.generation);
-                inline::on_config(&mut l, &c, host::now_ns());
+                fetch::on_config(&mut l, &c, host::now_ns());
                 l.config = Rc::new(c);
             }
             Err(e) => {
@@ -164,7 +165,7 @@ impl RootContext for Root {
         close_idle_runs(&mut l, now);
         update_window(&mut l, now);
         if l.current_root == self.id {
-            inline::tick_fetch(&mut l, now);
+            fetch::tick_fetch(&mut l, now);
             inline::tick_test(&mut l, now);
             set_tick(&mut l);
         }
