@@ -1,11 +1,11 @@
 //! The filter's plugin configuration: versioned, typed to the leaf, parsed once.
 
-use crate::agent::Configuration;
 use crate::duration::IstioDuration;
-use crate::profile::ProfileId;
 use crate::rule::TrafficRule;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+
+mod loadtest;
+pub use loadtest::{ArtifactRef, LoadTestConfig, ModelsConfig};
 
 /// What the filter does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,74 +69,6 @@ pub struct ConfigV1 {
     pub loadtest: Option<LoadTestConfig>,
 }
 
-/// One artifact on the artifact server, pinned by the sha256 of its bytes (the card's
-/// `onnx_sha256`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArtifactRef {
-    /// Request path on the artifact server, e.g. `/s1/agents/thread-call/seed-1/thread.onnx`.
-    pub path: String,
-    pub sha256: String,
-}
-
-/// Where the models come from and which ones. Envoy's Wasm sandbox has no file system and a
-/// WasmPlugin object is too small for the graphs, so the filter fetches them over
-/// `dispatch_http_call` from `cluster` and checks each against its sha256 and core's vocabulary
-/// before it replaces the models in use.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelsConfig {
-    /// Envoy cluster of the artifact server (`sfr2l serve` or any static HTTP server).
-    pub cluster: String,
-    /// `:authority` of the fetches (defaults to the cluster name).
-    #[serde(default)]
-    pub authority: Option<String>,
-    /// The dataset profile the agents were trained on (their cards must say the same).
-    pub profile: ProfileId,
-    /// The agent configuration (Table 3), e.g. `thread-call`.
-    #[serde(with = "configuration_slug")]
-    pub configuration: Configuration,
-    /// One artifact per agent of the configuration, keyed `thread` / `call`.
-    pub agents: BTreeMap<String, ArtifactRef>,
-    /// The simulator: predicted reward of inline tests, residual gauges in observe mode.
-    #[serde(default)]
-    pub simulator: Option<ArtifactRef>,
-    /// Per-fetch timeout.
-    #[serde(default = "default_fetch_timeout")]
-    pub fetch_timeout: IstioDuration,
-}
-
-/// The inline load test: the agents choose threads and calls for the rule in force, the filter
-/// sends that load to `cluster` itself (at most `threads` calls in flight, `calls` in total).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoadTestConfig {
-    /// Envoy cluster of the service under test (in a sidecar:
-    /// `outbound|8000||httpbin.default.svc.cluster.local`).
-    pub cluster: String,
-    /// `:authority` of the test calls.
-    pub authority: String,
-    #[serde(default = "default_path")]
-    pub path: String,
-    /// A test runs once for each new value (an operator action through the configuration
-    /// push, so no request from the data plane can start one).
-    pub trigger: String,
-    /// Repeat the test every period as well (unset: once per trigger).
-    #[serde(default)]
-    pub every: Option<IstioDuration>,
-    /// Per-call timeout.
-    #[serde(default = "default_call_timeout")]
-    pub timeout: IstioDuration,
-    /// Load values no agent chooses (single-agent configurations): the run's threads or calls.
-    #[serde(default)]
-    pub threads: Option<u32>,
-    #[serde(default)]
-    pub calls: Option<u32>,
-    /// Safety cap on the calls of one test, whatever an agent asks for.
-    #[serde(default = "default_max_calls")]
-    pub max_calls: u32,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunHeaders {
@@ -150,19 +82,6 @@ impl Default for RunHeaders {
         use crate::artifact::header;
         Self { run: header::RUN.into(), threads: header::THREADS.into(), calls: header::CALLS.into() }
     }
-}
-
-fn default_fetch_timeout() -> IstioDuration {
-    IstioDuration::from_secs(30.0)
-}
-fn default_call_timeout() -> IstioDuration {
-    IstioDuration::from_secs(10.0)
-}
-fn default_path() -> String {
-    "/get".into()
-}
-fn default_max_calls() -> u32 {
-    10_000
 }
 
 fn default_idle() -> IstioDuration {
@@ -257,81 +176,6 @@ impl ConfigV1 {
     }
 }
 
-/// `thread-call`, as in the agents' folder names and cards.
-mod configuration_slug {
-    use crate::agent::Configuration;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(c: &Configuration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(c.slug())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Configuration, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-fn valid_path(p: &str) -> bool {
-    p.starts_with('/') && p.len() <= 1024 && p.bytes().all(|b| b.is_ascii_graphic())
-}
-
-impl ModelsConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |f: String| Err(ConfigError::Invalid(f));
-        if self.cluster.is_empty() {
-            return bad("models.cluster: must not be empty".into());
-        }
-        let want: Vec<&str> = self.configuration.agents().iter().map(|a| a.kind.name()).collect();
-        let have: Vec<&str> = self.agents.keys().map(String::as_str).collect();
-        let mut sorted = want.clone();
-        sorted.sort_unstable();
-        if have != sorted {
-            return bad(format!(
-                "models.agents: configuration {} needs [{}], found [{}]",
-                self.configuration,
-                want.join(", "),
-                have.join(", ")
-            ));
-        }
-        let all = self.agents.iter().map(|(k, a)| (format!("models.agents.{k}"), a));
-        for (field, a) in all.chain(self.simulator.iter().map(|a| ("models.simulator".to_string(), a))) {
-            if !valid_path(&a.path) {
-                return bad(format!("{field}.path: must be an absolute request path without spaces"));
-            }
-            if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return bad(format!("{field}.sha256: must be 64 hex digits"));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn authority(&self) -> &str {
-        self.authority.as_deref().unwrap_or(&self.cluster)
-    }
-}
-
-impl LoadTestConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |f: &str| Err(ConfigError::Invalid(f.into()));
-        if self.cluster.is_empty() || self.authority.is_empty() {
-            return bad("loadtest.cluster / loadtest.authority: must not be empty");
-        }
-        if !valid_path(&self.path) {
-            return bad("loadtest.path: must be an absolute request path without spaces");
-        }
-        if self.trigger.is_empty() || self.trigger.len() > 64 {
-            return bad("loadtest.trigger: 1 to 64 characters");
-        }
-        if self.every.is_some_and(|e| e.secs() < 1.0) {
-            return bad("loadtest.every: must be >= 1s");
-        }
-        if self.max_calls == 0 || self.max_calls > 1_000_000 {
-            return bad("loadtest.max_calls: must be within 1..=1000000");
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,7 +205,7 @@ mod tests {
         let c = ConfigV1::parse(loadtest_json("").as_bytes()).unwrap();
         assert_eq!(c.mode, Mode::LoadTest);
         let m = c.models.as_ref().unwrap();
-        assert_eq!(m.configuration, Configuration::ThreadCall);
+        assert_eq!(m.configuration, crate::agent::Configuration::ThreadCall);
         assert_eq!(m.authority(), "artifacts");
         assert_eq!(c.loadtest.as_ref().unwrap().path, "/get");
         assert_eq!(ConfigV1::parse(c.to_json().as_bytes()).unwrap(), c);
