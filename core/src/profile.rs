@@ -110,6 +110,75 @@ pub struct LabTopology {
     pub delay_percent: f64,
     /// Worker threads of the client-side sidecar (Istio default: 2).
     pub client_workers: u32,
+    /// A request quota per client (load test) on some hosts (see [`Quota`]); none when absent.
+    #[serde(default)]
+    pub client_quota: Option<Quota>,
+    /// A request quota per connection on some hosts: each new connection gets a full bucket.
+    #[serde(default)]
+    pub conn_quota: Option<Quota>,
+    /// A fixed worker capacity on some hosts (see [`Capacity`]); none when absent.
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
+}
+
+/// A host that serves a budget of requests and then fails fast with 503 until the budget
+/// refills: an upstream that grants each client a quota (as rate-limited APIs do per API key;
+/// each load test is a new client, named by its run header), or a per-connection resource that
+/// runs out (each new connection starts with a full budget). Envoy's local rate limit on the
+/// server sidecar: a token bucket of `tokens`, refilled at `refill_per_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    /// The first `hosts` hosts have the quota.
+    pub hosts: u32,
+    pub tokens: u32,
+    pub refill_per_s: u32,
+}
+
+/// A host with a fixed number of workers: `concurrency` requests in service, `queue` more
+/// waiting, any beyond answered 503 at once (a server-side circuit breaker in front of the
+/// app, as a bounded thread pool with a bounded accept queue behaves).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The first `hosts` hosts have the limit.
+    pub hosts: u32,
+    pub concurrency: u32,
+    pub queue: u32,
+}
+
+fn fields<const N: usize>(s: &str, what: &str, form: &str) -> Result<[u32; N], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != N {
+        return Err(format!("{what} {s:?}: expected {form}"));
+    }
+    let mut out = [0; N];
+    for (o, p) in out.iter_mut().zip(&parts) {
+        *o = p.trim().parse().map_err(|_| format!("{what} {s:?}: {p:?} is not a whole number ({form})"))?;
+    }
+    Ok(out)
+}
+
+impl FromStr for Quota {
+    type Err = String;
+    /// `HOSTS:TOKENS:REFILL_PER_S`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let [hosts, tokens, refill_per_s] = fields::<3>(s, "quota", "HOSTS:TOKENS:REFILL_PER_S, e.g. 2:50:100")?;
+        if tokens == 0 {
+            return Err(format!("quota {s:?}: TOKENS must be >= 1"));
+        }
+        Ok(Quota { hosts, tokens, refill_per_s })
+    }
+}
+
+impl FromStr for Capacity {
+    type Err = String;
+    /// `HOSTS:CONCURRENCY:QUEUE`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let [hosts, concurrency, queue] = fields::<3>(s, "capacity", "HOSTS:CONCURRENCY:QUEUE, e.g. 3:4:2")?;
+        if concurrency == 0 {
+            return Err(format!("capacity {s:?}: CONCURRENCY must be >= 1"));
+        }
+        Ok(Capacity { hosts, concurrency, queue })
+    }
 }
 
 /// A dataset profile.
@@ -139,19 +208,32 @@ const fn lab(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u32, 
         delay_ms,
         delay_percent,
         client_workers: 2,
+        client_quota: None,
+        conn_quota: None,
+        capacity: None,
     }
 }
 
-const fn app_lab(hosts: u32, bad_hosts: u32, bad_percent: f64, delay_ms: u32) -> LabTopology {
+/// A lab whose hosts grant each load test a quota (`client_quota`), optionally with a
+/// per-connection budget on some hosts and `bad_hosts` that abort 90% of requests. See
+/// data/README.md ("Failure modes per profile") for why each profile has the modes it has.
+const fn quota_lab(hosts: u32, bad_hosts: u32, client_quota: Quota, conn_quota: Option<Quota>) -> LabTopology {
     LabTopology {
         hosts,
         bad_hosts,
-        bad_abort_percent: bad_percent,
-        bad_mode: BadMode::App503,
-        delay_ms,
+        bad_abort_percent: if bad_hosts > 0 { 90.0 } else { 0.0 },
+        bad_mode: BadMode::FaultAbort,
+        delay_ms: 2,
         delay_percent: 100.0,
         client_workers: 2,
+        client_quota: Some(client_quota),
+        conn_quota,
+        capacity: None,
     }
+}
+
+const fn quota(hosts: u32, tokens: u32, refill_per_s: u32) -> Quota {
+    Quota { hosts, tokens, refill_per_s }
 }
 
 impl Profile {
@@ -198,7 +280,10 @@ impl Profile {
                 s(100, 700),
                 g(3, 7, 1),
                 g(100, 400, 100),
-                lab(2, 2, 30.0, 2, 100.0),
+                // Both hosts grant each load test 80 requests; host 0 also serves at most 5
+                // requests per connection (a per-connection leak), so maxRequestsPerConnection
+                // 6-7 fails where 3-5 does not.
+                quota_lab(2, 0, quota(2, 80, 0), Some(quota(1, 5, 0))),
             ),
             ProfileId::S3 => base(
                 id,
@@ -211,7 +296,9 @@ impl Profile {
                 s(50, 500),
                 g(10, 16, 1),
                 g(50, 500, 50),
-                app_lab(25, 12, 80.0, 2),
+                // 8 requests per load test and host, refilled at 5/s; 2 hosts abort 90% (one
+                // ejectable at maxEjectionPercent 4-7, both at 8).
+                quota_lab(25, 2, quota(25, 8, 5), None),
             ),
             ProfileId::S4 => base(
                 id,
@@ -224,7 +311,7 @@ impl Profile {
                 s(250, 600),
                 g(12, 18, 1),
                 g(250, 600, 50),
-                app_lab(17, 9, 90.0, 2),
+                quota_lab(17, 0, quota(17, 12, 10), None),
             ),
             ProfileId::S5 => base(
                 id,
@@ -237,7 +324,7 @@ impl Profile {
                 s(1000, 2000),
                 g(16, 20, 1),
                 g(1000, 2000, 100),
-                app_lab(12, 7, 90.0, 2),
+                quota_lab(12, 0, quota(12, 60, 10), None),
             ),
         }
     }
@@ -312,6 +399,19 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_and_capacity_parse_with_named_errors() {
+        let q: Quota = "2:20:5".parse().unwrap();
+        assert_eq!(q, Quota { hosts: 2, tokens: 20, refill_per_s: 5 });
+        assert!("2:20".parse::<Quota>().unwrap_err().contains("expected"));
+        assert!("2:x:5".parse::<Quota>().unwrap_err().contains("\"x\""));
+        assert!("2:0:5".parse::<Quota>().is_err());
+        let c: Capacity = "3:4:2".parse().unwrap();
+        assert_eq!(c, Capacity { hosts: 3, concurrency: 4, queue: 2 });
+        assert!("3:0:2".parse::<Capacity>().is_err());
+        assert!("3:4".parse::<Capacity>().is_err());
+    }
 
     #[test]
     fn parse_and_display() {

@@ -23,6 +23,9 @@ pub fn topology(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u3
         delay_ms,
         delay_percent: 100.0,
         client_workers: 2,
+        client_quota: None,
+        conn_quota: None,
+        capacity: None,
     }
 }
 

@@ -232,6 +232,9 @@ pub enum LabCommand {
     Apply(LabApplyArgs),
     /// Collect a dataset: draw rules and loads from a profile, run them, keep exact rows.
     Collect(CollectArgs),
+    /// Before a collection: run the Table 6 grid at a few drawn rule sets and print what the
+    /// inputs move (landscape at fixed rules, noise share, rank correlations).
+    Pilot(PilotArgs),
     /// Load-test mode: the client sidecar loads an exported agent pair from the lab's artifact
     /// server, decides threads and calls for a DestinationRule and runs that load test itself.
     Loadtest(LabLoadtestArgs),
@@ -285,6 +288,15 @@ pub struct LabSetupArgs {
     /// Worker threads of the client sidecar (Istio default 2).
     #[arg(long)]
     pub client_workers: Option<u32>,
+    /// Override the per-client (per load test) request quota: HOSTS:TOKENS:REFILL_PER_S, or `none`.
+    #[arg(long, value_parser = parse_opt::<sfr2l_core::profile::Quota>)]
+    pub client_quota: Option<Maybe<sfr2l_core::profile::Quota>>,
+    /// Override the per-connection request quota: HOSTS:TOKENS:REFILL_PER_S, or `none`.
+    #[arg(long, value_parser = parse_opt::<sfr2l_core::profile::Quota>)]
+    pub conn_quota: Option<Maybe<sfr2l_core::profile::Quota>>,
+    /// Override the hosts' worker capacity: HOSTS:CONCURRENCY:QUEUE, or `none`.
+    #[arg(long, value_parser = parse_opt::<sfr2l_core::profile::Capacity>)]
+    pub capacity: Option<Maybe<sfr2l_core::profile::Capacity>>,
     /// gunicorn workers for httpbin.
     #[arg(long, default_value_t = 2)]
     pub httpbin_workers: u32,
@@ -340,6 +352,26 @@ pub struct LabApplyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PilotArgs {
+    #[command(flatten)]
+    pub setup: LabSetupArgs,
+    /// Rule sets drawn from the profile.
+    #[arg(long, default_value_t = 3)]
+    pub rule_sets: usize,
+    /// Runs per grid cell (spread over the pilot).
+    #[arg(long, default_value_t = 2)]
+    pub repeats: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Path requested on httpbin.
+    #[arg(long, default_value = "/status/200")]
+    pub path: String,
+    /// Also write the runs as dataset rows (CSV).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct CollectArgs {
     #[command(flatten)]
     pub setup: LabSetupArgs,
@@ -491,4 +523,16 @@ fn istio_duration(s: &str) -> Result<Duration, String> {
 fn header(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected `Name: value`"))?;
     Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+/// An override that may also remove the profile's value (`none`).
+#[derive(Debug, Clone, Copy)]
+pub struct Maybe<T>(pub Option<T>);
+
+fn parse_opt<T: std::str::FromStr<Err = String>>(s: &str) -> Result<Maybe<T>, String> {
+    if s == "none" {
+        Ok(Maybe(None))
+    } else {
+        s.parse().map(|v| Maybe(Some(v)))
+    }
 }

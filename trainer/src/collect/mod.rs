@@ -2,6 +2,7 @@
 //! if calls sent = responses traced = Envoy's cluster stats, code by code.
 
 mod job;
+pub mod pilot;
 
 pub use job::{collect_dataset, CollectJob, Collected};
 

@@ -1,7 +1,7 @@
 //! `sfr2l lab ...`: start, stop, inspect and re-rule the local mesh lab, and collect datasets on it.
 
 use super::Exit;
-use crate::cli::{CollectArgs, LabCommand, LabLoadtestArgs, LabSetupArgs};
+use crate::cli::{CollectArgs, LabCommand, LabLoadtestArgs, LabSetupArgs, PilotArgs};
 use crate::collect::{collect_dataset, CollectJob};
 use crate::destination_rule;
 use crate::inline;
@@ -36,6 +36,15 @@ pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOpti
     }
     if let Some(v) = a.client_workers {
         topo.client_workers = v;
+    }
+    if let Some(v) = a.client_quota {
+        topo.client_quota = v.0;
+    }
+    if let Some(v) = a.conn_quota {
+        topo.conn_quota = v.0;
+    }
+    if let Some(v) = a.capacity {
+        topo.capacity = v.0;
     }
     if topo.bad_hosts > topo.hosts {
         bail!("--bad-hosts {} exceeds --hosts {}", topo.bad_hosts, topo.hosts);
@@ -124,7 +133,35 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
         }
         LabCommand::Collect(a) => collect(a),
         LabCommand::Loadtest(a) => loadtest(a),
+        LabCommand::Pilot(a) => pilot(a),
     }
+}
+
+fn pilot(a: PilotArgs) -> Result<Exit> {
+    use crate::collect::pilot::{pilot_plan, report, run_pilot};
+    let (profile, opts) = lab_options(&a.setup, true)?;
+    let plan = pilot_plan(&profile, a.rule_sets, a.repeats, a.seed);
+    let mut lab = Lab::start(opts)?;
+    let bar = indicatif::ProgressBar::new(plan.len() as u64);
+    let rows = run_pilot(&mut lab, &plan, &a.path, |i| bar.set_position(i as u64))?;
+    bar.finish_and_clear();
+    lab.stop();
+    if let Some(out) = &a.out {
+        let mut text = format!("{}\n", sfr2l_core::trace::DatasetRow::header().join(","));
+        for r in &rows {
+            text.push_str(&format!("{}\n", r.row.to_fields().join(",")));
+        }
+        crate::artifact::write_atomic(out, text.as_bytes())?;
+    }
+    print!("{}", report(&profile, &rows));
+    if rows.len() < plan.len() {
+        eprintln!(
+            "sfr2l: {} of {} pilot runs failed conservation 3 times and are left out",
+            plan.len() - rows.len(),
+            plan.len()
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 fn loadtest(a: LabLoadtestArgs) -> Result<Exit> {

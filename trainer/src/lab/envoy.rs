@@ -9,7 +9,7 @@
 //!   filter (bad hosts abort with 503, every host may add a delay), routing to the real httpbin.
 
 use serde_json::{json, Value};
-use sfr2l_core::profile::{BadMode, LabTopology};
+use sfr2l_core::profile::{BadMode, LabTopology, Quota};
 use sfr2l_core::TrafficRule;
 use std::path::Path;
 
@@ -18,6 +18,7 @@ use super::Ports;
 const HCM: &str =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const FAULT: &str = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
+const RATELIMIT: &str = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const WASM: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
@@ -162,7 +163,9 @@ pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
         .map(|i| {
             let mut fault = json!({ "@type": FAULT });
             let bad = i < topo.bad_hosts && topo.bad_abort_percent > 0.0;
-            let mut route = json!({ "cluster": "app", "timeout": "15s" });
+            let capped = topo.capacity.is_some_and(|c| i < c.hosts);
+            let app = if capped { format!("app{i}") } else { "app".to_string() };
+            let mut route = json!({ "cluster": app, "timeout": "15s" });
             if bad && topo.bad_mode == BadMode::App503 {
                 // The app answers 503 itself, at the same cost as a good request.
                 let p = topo.bad_abort_percent;
@@ -189,10 +192,7 @@ pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
                             "name": "app", "domains": ["*"],
                             "routes": [ { "match": { "prefix": "/" }, "route": route } ]
                         } ] },
-                        "http_filters": [
-                            { "name": "envoy.filters.http.fault", "typed_config": fault },
-                            { "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER } }
-                        ]
+                        "http_filters": http_filters(topo, i, fault)
                     }
                 } ] } ]
             })
@@ -203,16 +203,92 @@ pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
         "admin": { "address": addr(ports.upstream_admin) },
         "static_resources": {
             "listeners": listeners,
-            "clusters": [ {
-                "name": "app",
-                "type": "STATIC",
-                "connect_timeout": "5s",
-                "circuit_breakers": { "thresholds": [ { "max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000 } ] },
-                "load_assignment": { "cluster_name": "app", "endpoints": [ { "lb_endpoints": [
-                    { "endpoint": { "address": addr(ports.httpbin) } } ] } ] }
-            } ]
+            "clusters": app_clusters(ports, topo)
         }
     })
+}
+
+/// Envoy's local rate limit as a host's quota: a token bucket of `q.tokens` refilled at
+/// `q.refill_per_s` in steps of 50 ms (Envoy's shortest fill interval), full at start, answering
+/// 503 when empty.
+fn bucket(q: &Quota) -> Value {
+    let per_fill = q.refill_per_s.div_ceil(20).max(1);
+    let interval_s = if q.refill_per_s == 0 { 3600.0 } else { per_fill as f64 / q.refill_per_s as f64 };
+    json!({ "max_tokens": q.tokens.max(1), "tokens_per_fill": per_fill, "fill_interval": format!("{interval_s:.3}s") })
+}
+
+fn quota_filter(name: String, token_bucket: Value, extra: Value) -> Value {
+    let all = json!({ "default_value": { "numerator": 100, "denominator": "HUNDRED" }, "runtime_key": "quota.on" });
+    let mut config = json!({
+        "@type": RATELIMIT,
+        "stat_prefix": name,
+        "status": { "code": "ServiceUnavailable" },
+        "token_bucket": token_bucket,
+        "filter_enabled": all.clone(),
+        "filter_enforced": all
+    });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    json!({ "name": "envoy.filters.http.local_ratelimit", "typed_config": config })
+}
+
+/// Keys one token bucket per client: the run header names the client (each load test is a new
+/// one); requests without it share a bucket that never runs out.
+fn client_quota_filter(q: &Quota, i: u32) -> Value {
+    let unlimited = json!({ "max_tokens": u32::MAX, "tokens_per_fill": u32::MAX, "fill_interval": "1s" });
+    quota_filter(
+        format!("client_quota{i}"),
+        unlimited,
+        json!({
+            "rate_limits": [ { "actions": [ { "request_headers": {
+                "header_name": sfr2l_core::artifact::header::RUN, "descriptor_key": "client" } } ] } ],
+            "descriptors": [ { "entries": [ { "key": "client" } ], "token_bucket": bucket(q) } ],
+            "max_dynamic_descriptors": 10_000
+        }),
+    )
+}
+
+/// The server sidecar's filters for host `i`: its quotas (if any), its faults, the router.
+fn http_filters(topo: &LabTopology, i: u32, fault: Value) -> Value {
+    let mut filters = Vec::new();
+    if let Some(q) = topo.conn_quota.filter(|q| i < q.hosts) {
+        filters.push(quota_filter(
+            format!("conn_quota{i}"),
+            bucket(&q),
+            json!({ "local_rate_limit_per_downstream_connection": true }),
+        ));
+    }
+    if let Some(q) = topo.client_quota.filter(|q| i < q.hosts) {
+        filters.push(client_quota_filter(&q, i));
+    }
+    filters.push(json!({ "name": "envoy.filters.http.fault", "typed_config": fault }));
+    filters.push(json!({ "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER } }));
+    Value::Array(filters)
+}
+
+/// The app (httpbin) as the server sidecars see it: one shared cluster without limits, plus one
+/// per capped host whose breaker is that host's worker pool (`concurrency` + `queue`).
+fn app_clusters(ports: &Ports, topo: &LabTopology) -> Value {
+    // Connections are the workers: a request waits for one in the pending queue, and past the
+    // queue is answered 503 (overflow) by the server sidecar.
+    let cluster = |name: String, workers: u32, pending: u32| {
+        json!({
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "5s",
+            "circuit_breakers": { "thresholds": [ { "max_connections": workers, "max_pending_requests": pending, "max_requests": 100_000 } ] },
+            "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [
+                { "endpoint": { "address": addr(ports.httpbin) } } ] } ] }
+        })
+    };
+    let mut out = vec![cluster("app".into(), 100_000, 100_000)];
+    if let Some(c) = topo.capacity {
+        for i in 0..c.hosts.min(topo.hosts) {
+            out.push(cluster(format!("app{i}"), c.concurrency.max(1), c.queue));
+        }
+    }
+    Value::Array(out)
 }
 
 #[cfg(test)]
@@ -252,8 +328,10 @@ mod tests {
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
         let aborts = ls.iter().filter(|l| !hcm(l)["http_filters"][0]["typed_config"]["abort"].is_null()).count();
         assert_eq!(aborts as u32, p.lab.bad_hosts);
-        // S3: the app answers 503 (rewrite to httpbin's weighted /status).
-        let p = Profile::get(ProfileId::S3);
+        // The app answers 503 (rewrite to httpbin's weighted /status).
+        let mut p = Profile::get(ProfileId::S3);
+        p.lab.bad_mode = BadMode::App503;
+        p.lab.bad_abort_percent = 80.0;
         let u = upstream_static(&Ports::from_base(20000), &p.lab);
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
         let rewrites: Vec<String> = ls
@@ -266,6 +344,31 @@ mod tests {
             .collect();
         assert_eq!(rewrites.len() as u32, p.lab.bad_hosts);
         assert_eq!(rewrites[0], "/status/200:20,503:80");
-        assert!(ls.iter().all(|l| hcm(l)["http_filters"][0]["typed_config"]["abort"].is_null()));
+        assert!(ls.iter().all(|l| hcm(l)["http_filters"][1]["typed_config"]["abort"].is_null()));
+    }
+
+    #[test]
+    fn quotas_sit_on_the_right_hosts() {
+        let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
+        let p = Profile::get(ProfileId::S2);
+        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let ls = u["static_resources"]["listeners"].as_array().unwrap();
+        let names = |l: &Value| -> Vec<String> {
+            hcm(l)["http_filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect()
+        };
+        // host 0: per-connection budget, then the per-client quota; host 1: the quota only.
+        assert_eq!(names(&ls[0]).iter().filter(|n| n.ends_with("local_ratelimit")).count(), 2);
+        assert_eq!(names(&ls[1]).iter().filter(|n| n.ends_with("local_ratelimit")).count(), 1);
+        let conn = &hcm(&ls[0])["http_filters"][0]["typed_config"];
+        assert_eq!(conn["local_rate_limit_per_downstream_connection"], true);
+        assert_eq!(conn["token_bucket"]["max_tokens"], 5);
+        let client = &hcm(&ls[1])["http_filters"][0]["typed_config"];
+        assert_eq!(client["status"]["code"], "ServiceUnavailable");
+        assert_eq!(client["rate_limits"][0]["actions"][0]["request_headers"]["header_name"], "x-sfr2l-run");
+        assert_eq!(client["descriptors"][0]["token_bucket"]["max_tokens"], 80);
+        // refill in 50 ms steps: 10/s -> 1 token every 0.1 s
+        let q = Quota { hosts: 1, tokens: 12, refill_per_s: 10 };
+        assert_eq!(bucket(&q)["fill_interval"], "0.100s");
+        assert_eq!(bucket(&Quota { hosts: 1, tokens: 3, refill_per_s: 100 })["tokens_per_fill"], 5);
     }
 }
