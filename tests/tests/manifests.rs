@@ -1,12 +1,13 @@
 //! The lab runs from the manifest files: a kustomize overlay (rendered by `kubectl kustomize`)
 //! gives the rule and the filter configuration, and the client Envoy's live configuration
 //! (admin `/config_dump`) carries exactly the DestinationRule's numbers and the WasmPlugin's
-//! pluginConfig; an edit of the overlay's files shows up in Envoy after the next apply.
+//! pluginConfig; an edit of the overlay's files shows up in Envoy after the next apply; the
+//! rendered load-test overlay runs its inline load test in the lab's sidecar.
 
 use serde_json::Value;
 use sfr2l::lab::{admin, manifests};
 use sfr2l_core::config::ConfigV1;
-use sfr2l_tests::{repo_root, start_lab, topology};
+use sfr2l_tests::{repo_root, start_lab_with, topology};
 use std::path::Path;
 
 /// Every object in `v` (depth first) for which `pred` holds.
@@ -60,7 +61,7 @@ fn the_lab_envoy_configuration_comes_from_the_overlay() {
     let tree = tmp.path().join("manifests");
     copy_tree(&repo_root().join("manifests"), &tree);
     let overlay = tree.join("overlays/s3");
-    let (mut lab, _dir) = start_lab(22400, topology(2, 0, 0.0, 0));
+    let (mut lab, _dir) = start_lab_with(22400, topology(2, 0, 0.0, 0), Some(repo_root().join("policies")));
     let port = lab.ports.client_admin;
 
     let check = |lab: &mut sfr2l::lab::Lab, conns: u64, pending: u64, window: f64| {
@@ -98,4 +99,28 @@ fn the_lab_envoy_configuration_comes_from_the_overlay() {
     edit("wasmplugin.yaml", "max_connections: 5", "max_connections: 6");
     let e = format!("{:#}", manifests::read(&overlay).unwrap_err());
     assert!(e.contains("differs from the DestinationRule"), "{e}");
+
+    // The rendered load-test overlay: istiod's cluster names mapped to the lab's, models fetched
+    // from the lab's artifact server by the pinned paths, the decision and the load in the sidecar.
+    let m = manifests::read(&tree.join("overlays/s1-loadtest")).unwrap();
+    let lt = m.config.loadtest.clone().unwrap();
+    let offset = sfr2l::inline::log_offset(&lab);
+    lab.apply_filter_config(&m.rule, m.config.clone()).unwrap();
+    let t0 = std::time::Instant::now();
+    let rec = loop {
+        let found = sfr2l::inline::records_since(&lab, offset)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.inline.as_ref().is_some_and(|i| i.slot == lt.trigger));
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(t0.elapsed().as_secs() < 90, "no inline record for {}", lt.trigger);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let i = rec.inline.as_ref().unwrap();
+    assert_eq!((i.profile.as_str(), i.configuration.as_str()), ("s1", "thread-call"), "{}", rec.to_log_line());
+    assert_eq!(i.steps.len(), 2);
+    assert!(rec.responses > 0 && i.predicted.is_some(), "{}", rec.to_log_line());
+    eprintln!("inline test from the overlay: {}", rec.to_log_line());
 }
