@@ -87,6 +87,7 @@ fn bad_fields_and_values_are_rejected_with_their_yaml_path() {
     let cases: Vec<(String, &[&str])> = vec![
         (dr.replace("consecutive5xxErrors", "consecutiveErrors"), &["outlierDetection", "consecutiveErrors"]),
         (dr.replace("3m", "3 minutes"), &["baseEjectionTime", "3 minutes"]),
+        (dr.replace("interval: 1s", "interval: 500us"), &["interval", "1ms"]),
         (dr.replace("maxEjectionPercent: 100", "maxEjectionPercent: 101"), &["maxEjectionPercent", "0..=100"]),
         (dr.replace("maxConnections: 1", "maxConnections: 3000000000"), &["maxConnections", "int32"]),
         (dr.replace("host: httpbin", "host: httpbin\n  hosst: x"), &["spec", "hosst"]),
@@ -110,6 +111,8 @@ fn bad_fields_and_values_are_rejected_with_their_yaml_path() {
     more.push((fortio.replace("image: fortio", "imagee: fortio"), &["spec.template.spec.containers[0]", "imagee"]));
     let job = base_doc("load-job.yaml");
     more.push((job.replace("restartPolicy: Never", "restartPolicy: Always"), &["restartPolicy"]));
+    more.push((job.replace("\"x-sfr2l-calls: 30\"", "\"x-sfr2l-calls: 20\""), &["args", "x-sfr2l-calls", "-n"]));
+    more.push((job.replace("\"-H\", \"x-sfr2l-run: job-1\", ", ""), &["args", "x-sfr2l-run"]));
     for (text, needles) in cases.into_iter().chain(more) {
         let e = err(&text);
         assert!(e.contains("bad.yaml: document"), "{e}");

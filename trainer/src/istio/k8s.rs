@@ -200,6 +200,11 @@ impl Workload {
             )?;
         }
         let pod = &s.template.spec;
+        for (i, c) in pod.containers.iter().enumerate() {
+            if c.args.first().map(String::as_str) == Some("load") && c.image.starts_with("fortio/") {
+                fortio_run_headers(&c.args, &format!("spec.template.spec.containers[{i}].args"))?;
+            }
+        }
         check(!pod.containers.is_empty(), "spec.template.spec.containers", "must not be empty".into())?;
         let volumes: Vec<&str> = pod.volumes.iter().map(|v| v.name.as_str()).collect();
         for (list, cs) in [("initContainers", &pod.init_containers), ("containers", &pod.containers)] {
@@ -218,4 +223,27 @@ impl Workload {
         }
         Ok(())
     }
+}
+
+/// A fortio load run announces itself to the filter: `x-sfr2l-run`, and `x-sfr2l-threads` /
+/// `x-sfr2l-calls` equal to `-c` / `-n` (the filter counts the run against them).
+fn fortio_run_headers(args: &[String], path: &str) -> Result<()> {
+    use sfr2l_core::artifact::header;
+    let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).map(String::as_str);
+    let headers: Vec<(&str, &str)> = args
+        .windows(2)
+        .filter(|w| w[0] == "-H")
+        .filter_map(|w| w[1].split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+    check(get(header::RUN).is_some_and(|v| !v.is_empty()), path, format!("needs -H \"{}: <id>\"", header::RUN))?;
+    for (h, f) in [(header::THREADS, "-c"), (header::CALLS, "-n")] {
+        check(
+            get(h).is_some() && get(h) == flag(f),
+            path,
+            format!("-H \"{h}\" must equal {f} (got {:?} and {:?})", get(h), flag(f)),
+        )?;
+    }
+    Ok(())
 }
