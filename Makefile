@@ -9,9 +9,16 @@ PROFILE ?= s1
 ROWS ?= 2000
 SEED ?= 1
 
-.PHONY: setup venv wasm-target filter build test demo bench collect clean lab-down
+.PHONY: setup venv wasm-target kubectl filter build test demo bench collect clean lab-down oci
 
-setup: wasm-target venv
+setup: wasm-target venv kubectl
+
+# kubectl renders the kustomize tree offline (`kubectl kustomize`, in make test). Debian bookworm
+# ships it as `kubernetes-client` (kubectl 1.20, kustomize v2.0.3: the tree is written for it too).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+kubectl:
+	@command -v kubectl >/dev/null || $(SUDO) apt-get install -y -q kubernetes-client \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q kubernetes-client; }
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -31,6 +38,11 @@ filter: wasm-target
 
 build: filter
 	$(CARGO) build -p sfr2l --profile fast
+
+# The filter as OCI image layouts (Istio's compat and oci Wasm variants) in target/oci; push with
+# any registry client (docs/istio.md).
+oci: build
+	$(SFR2L) oci --wasm $(WASM) --out target/oci
 
 # Pure logic natively, then the built binary and the real lab (tests start and stop their own
 # Envoy and httpbin on loopback; one at a time, as they measure on 2 cores).

@@ -10,7 +10,7 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 echo "== 1. The Istio circuit-breaking task on the lab (maxConnections 1, pending 1, 1 request/connection)"
 $SFR2L lab up --profile s1 --hosts 1 --bad-hosts 0 --dir "$OUT/lab" --base-port 19300
 trap '$SFR2L lab down --dir "$OUT/lab" >/dev/null 2>&1 || true' EXIT
-$SFR2L lab apply --dir "$OUT/lab" manifests/destinationrule-istio-task.yaml
+$SFR2L lab apply --dir "$OUT/lab" manifests/overlays/istio-task   # the overlay: its DestinationRule and WasmPlugin
 for c in 2 3; do
   echo "-- fortio-style load: -c $c -n $((c * 10))"
   $SFR2L load -c $c -n $((c * 10)) --run "demo-task-c$c" http://127.0.0.1:19301/get | grep -E "^(Code|Ended|Sockets)"
@@ -77,7 +77,7 @@ echo "   the lab's artifact server (pinned by sha256, run by tract inside Envoy)
 echo "   for the DestinationRule in force and runs it itself"
 $SFR2L lab up --profile s1 --artifacts policies --dir "$OUT/mesh" --base-port 19500
 trap '$SFR2L lab down --dir "$OUT/mesh" >/dev/null 2>&1 || true' EXIT
-$SFR2L lab loadtest --dir "$OUT/mesh" --agents policies/s1/agents/thread-call/seed-1 --simulator --trigger demo manifests/destinationrule-s1.yaml \
+$SFR2L lab loadtest --dir "$OUT/mesh" --agents policies/s1/agents/thread-call/seed-1 --simulator --trigger demo manifests/overlays/s1/destinationrule.yaml \
   | tee "$OUT/inline.txt" | grep -v '^SFR2L_TRACE' | sed 's/^/   /'
 echo "   its trace record (schema 2, with the decision) is in $OUT/inline.txt and in the sidecar log;"
 printf "   sidecar metrics: "

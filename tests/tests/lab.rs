@@ -32,7 +32,8 @@ fn entry(id: &str, rule: TrafficRule, threads: u32, calls: u32) -> PlanEntry {
 fn istio_circuit_breaking_task_shape() {
     let (mut lab, _dir) = start_lab(21000, topology(1, 0, 0.0, 2));
     let dr =
-        std::fs::read_to_string(sfr2l_tests::repo_root().join("manifests/destinationrule-istio-task.yaml")).unwrap();
+        std::fs::read_to_string(sfr2l_tests::repo_root().join("manifests/overlays/istio-task/destinationrule.yaml"))
+            .unwrap();
     let r = destination_rule::parse(&dr, "destinationrule-istio-task.yaml").unwrap();
     let mut share = |threads: u32, calls: u32, reps: u32| {
         let (mut n503, mut n) = (0, 0);

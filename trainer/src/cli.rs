@@ -35,6 +35,54 @@ pub enum Commands {
     /// Model-based RL on an exported simulator: learn agents, Table 5, export them as ONNX.
     #[command(subcommand)]
     Rl(RlCommand),
+    /// Istio: render a kustomize overlay that rolls out trained agents in load-test mode.
+    Manifests(ManifestsArgs),
+    /// The filter as OCI image layouts (Istio's compat and oci Wasm variants), no daemon needed.
+    Oci(OciArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestsArgs {
+    /// Exported agents: `policies/sN/agents/<configuration>/seed-S`.
+    #[arg(long)]
+    pub agents: PathBuf,
+    /// The DestinationRule the agents decide for (e.g. manifests/overlays/s1/destinationrule.yaml).
+    #[arg(long)]
+    pub rules: PathBuf,
+    /// The overlay folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also pin the dataset's simulator (the sidecar predicts the reward and reports the residual).
+    #[arg(long)]
+    pub simulator: bool,
+    /// The built filter: served by the artifact server, `url` + `sha256` pinned in the WasmPlugin.
+    #[arg(long)]
+    pub wasm: Option<PathBuf>,
+    /// Repository prefix the artifact is pushed under (`<registry>/artifacts@sha256:...`).
+    #[arg(long, default_value = "registry.example.com/sfr2l")]
+    pub registry: String,
+    /// Name of the rollout's inline load test (a new name starts a new test).
+    #[arg(long, default_value = "rollout-1")]
+    pub trigger: String,
+    /// The kustomize tree with `base/` and `artifacts/`.
+    #[arg(long, default_value = "manifests")]
+    pub tree: PathBuf,
+    /// Where the artifact's OCI image layout is written (push it with oras).
+    #[arg(long, default_value = "target/oci/artifacts")]
+    pub oci: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct OciArgs {
+    /// The built filter.
+    #[arg(long, default_value = "target/wasm32-wasip1/release/sfr2l_filter.wasm")]
+    pub wasm: PathBuf,
+    /// Output folder: `filter-compat/` and `filter-oci/` layouts.
+    #[arg(long, default_value = "target/oci")]
+    pub out: PathBuf,
+    /// Tag recorded in each layout's index.json.
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    pub tag: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,7 +395,8 @@ pub struct LabLoadtestArgs {
 pub struct LabApplyArgs {
     #[command(flatten)]
     pub dir: LabDirArgs,
-    /// DestinationRule YAML file.
+    /// A DestinationRule file, or a kustomize overlay (manifests/overlays/s1): its DestinationRule
+    /// and its WasmPlugin's pluginConfig.
     pub file: PathBuf,
 }
 

@@ -89,7 +89,8 @@ fn limit(v: Option<i64>, field: &str, zero_ok: bool, unset: u32) -> Result<u32> 
         None => Ok(unset),
         Some(n) if n < 0 => bail!("{field}: must not be negative (got {n})"),
         Some(0) if !zero_ok => bail!("{field}: must be >= 1 (got 0)"),
-        Some(n) if n > u32::MAX as i64 => bail!("{field}: too large (got {n})"),
+        // int32 in istio/api: istiod's parser rejects anything larger.
+        Some(n) if n > i32::MAX as i64 => bail!("{field}: must fit an int32 (got {n})"),
         Some(n) => Ok(n as u32),
     }
 }

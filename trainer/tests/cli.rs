@@ -52,7 +52,7 @@ fn help_lists_the_commands() {
 fn bad_destination_rule_names_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let dr = dir.path().join("dr.yaml");
-    let text = std::fs::read_to_string(root().join("manifests/destinationrule-istio-task.yaml")).unwrap();
+    let text = std::fs::read_to_string(root().join("manifests/overlays/istio-task/destinationrule.yaml")).unwrap();
     std::fs::write(&dr, text.replace("consecutive5xxErrors", "consecutiveErrors")).unwrap();
     let out = bin().args(["lab", "apply", "--dir"]).arg(dir.path()).arg(&dr).output().unwrap();
     assert!(!out.status.success());

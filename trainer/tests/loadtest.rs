@@ -76,7 +76,7 @@ fn best_objective_agents_decide_in_the_sidecar() {
         "--simulator",
         "--trigger",
         "best-1",
-        "manifests/destinationrule-s1.yaml",
+        "manifests/overlays/s1/destinationrule.yaml",
     ]));
     let line = out.lines().find(|l| l.starts_with("SFR2L_TRACE ")).unwrap();
     let rec: serde_json::Value = serde_json::from_str(&line["SFR2L_TRACE ".len()..]).unwrap();

@@ -119,10 +119,10 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         LabCommand::Apply(a) => {
-            let rule = destination_rule::read(&a.file)?;
+            let m = crate::lab::manifests::read(&a.file)?;
             let mut lab = Lab::attach(&a.dir.dir)?;
             let t0 = Instant::now();
-            lab.apply(&rule)?;
+            lab.apply_filter_config(&m.rule, m.config)?;
             println!(
                 "applied {} as generation {} in {:.0} ms",
                 a.file.display(),

@@ -4,6 +4,8 @@
 
 pub mod lab;
 pub mod load;
+pub mod manifests;
+pub mod oci;
 pub mod rl;
 pub mod sim;
 pub mod traces;
@@ -36,5 +38,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Commands::Traces(c) => traces::run(c),
         Commands::Sim(c) => sim::run(c),
         Commands::Rl(c) => rl::run(c),
+        Commands::Manifests(a) => manifests::run(a),
+        Commands::Oci(a) => oci::run(a),
     }
 }

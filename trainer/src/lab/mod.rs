@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod envoy;
+pub mod manifests;
 mod ports;
 pub mod process;
 mod toolchain;
