@@ -35,6 +35,10 @@ pub enum Commands {
     /// Model-based RL on an exported simulator: learn agents, Table 5, export them as ONNX.
     #[command(subcommand)]
     Rl(RlCommand),
+    /// The DestinationRule the simulator predicts best (or worst) at a load, as Istio YAML.
+    Advise(crate::commands::advise::AdviseArgs),
+    /// Serve the what-if explorer page (wasm + tract in the browser) and the policies on loopback.
+    Explore(crate::commands::explore::ExploreArgs),
 }
 
 #[derive(Debug, Subcommand)]

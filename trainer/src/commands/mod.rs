@@ -2,6 +2,8 @@
 //! does the work, the command prints the outcome and returns an [`Exit`] code; nothing here calls
 //! `process::exit`.
 
+pub mod advise;
+pub mod explore;
 pub mod lab;
 pub mod load;
 pub mod rl;
@@ -36,5 +38,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Commands::Traces(c) => traces::run(c),
         Commands::Sim(c) => sim::run(c),
         Commands::Rl(c) => rl::run(c),
+        Commands::Advise(a) => advise::run(a),
+        Commands::Explore(a) => explore::run(a),
     }
 }
