@@ -92,7 +92,7 @@ fn body_attr(dom: &str, attr: &str) -> Option<String> {
 }
 
 fn sim_predict(sim: &Path, features: &str) -> serde_json::Value {
-    let bin = repo_root().join("target/fast/sfr2l");
+    let bin = sfr2l_bin();
     let out = Command::new(&bin)
         .args(["sim", "predict", "--sim"])
         .arg(sim)
@@ -177,4 +177,9 @@ fn bad_card_and_bad_values_are_named_on_the_page() {
         s.read_to_string(&mut resp).expect("read");
         assert!(resp.starts_with("HTTP/1.1 403"), "{path}: {}", resp.lines().next().unwrap_or(""));
     }
+}
+
+/// The sfr2l binary `cargo test -p sfr2l` builds (target/fast/sfr2l), or `SFR2L_BIN`.
+fn sfr2l_bin() -> std::path::PathBuf {
+    std::env::var_os("SFR2L_BIN").map(std::path::PathBuf::from).unwrap_or_else(|| repo_root().join("target/fast/sfr2l"))
 }
