@@ -228,13 +228,15 @@ function drawMap(map, choices, near) {
   const o = map.optimum;
   g.fillStyle = "#ff2d55"; g.font = "bold 18px sans-serif"; g.fillText("★", x(o.calls) - 7, y(o.threads) + 6);
   g.font = "10px sans-serif";
-  const at = {};
+  // Labels stacked per thread row so that neighbouring choices stay readable.
+  const perRow = {};
   for (const c of choices.filter((c) => !c.error)) {
-    const key = `${c.threads},${c.calls}`;
-    const n = (at[key] = (at[key] || 0) + 1);
+    const n = (perRow[c.threads] = (perRow[c.threads] || 0) + 1);
     g.beginPath(); g.arc(x(c.calls), y(c.threads), 5, 0, 7); g.fillStyle = "#fff"; g.fill();
     g.strokeStyle = "#000"; g.stroke();
-    g.fillStyle = "#000"; g.fillText(c.label.split("/")[0], x(c.calls) + 7, y(c.threads) - 6 + 11 * (n - 1));
+    const ly = y(c.threads) - ch / 2 + 11 * n;
+    g.beginPath(); g.moveTo(x(c.calls), y(c.threads)); g.lineTo(x(c.calls) + 6, ly - 3); g.stroke();
+    g.fillStyle = "#000"; g.fillText(c.label.split("/")[0], x(c.calls) + 8, ly);
   }
   const bad = choices.filter((c) => c.error);
   $("map-info").innerHTML = `optimum (★): -c ${o.threads} -n ${o.calls}, reward <span id="out-opt-reward">${o.reward.toFixed(3)}</span>; ` +
