@@ -335,6 +335,7 @@ async function main() {
   try {
     await loadListing();
     if (params.get("advise")) { $("adv-objective").value = params.get("advise"); advise(); }
+    if (params.get("traces") === "lab") showTraces(await fetchOk("/api/traces"), "lab");
   } catch (e) {
     fail(state.name || "policies", e);
   }

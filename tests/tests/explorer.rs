@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 const BASE_PORT: u16 = 23100;
 
+/// Trace records from a real S1 lab run (the advisor's lab check, Envoy 1.40, the built filter).
+const TRACE_1: &str = r#"{"schema":2,"run":"r0-1-440-0-0-t1","generation":2,"complete":true,"rule":{"max_pending_requests":1,"max_connections":7,"max_requests_per_connection":1,"base_ejection_time":"3m","max_ejection_percent":100,"interval":"1s","consecutive_5xx_errors":1},"threads":1,"calls":440,"responses":440,"codes":{"200":140,"503":300},"reasons":{"overflow":0,"no_healthy":238,"connect_failure":0,"fault":0,"upstream":202},"first_ns":1795962671488639000,"last_ns":1795962672691169000,"span_s":1.20253,"qps":365.8952375408513,"rate_200":0.3181818181818182,"rate_503":0.6818181818181818,"mismatched":0}"#;
+const TRACE_2: &str = r#"{"schema":2,"run":"r1-1-440-0-0-t1","generation":3,"complete":true,"rule":{"max_pending_requests":2,"max_connections":4,"max_requests_per_connection":4,"base_ejection_time":"3m","max_ejection_percent":100,"interval":"1s","consecutive_5xx_errors":1},"threads":1,"calls":440,"responses":440,"codes":{"200":144,"503":296},"reasons":{"overflow":0,"no_healthy":226,"connect_failure":0,"fault":0,"upstream":214},"first_ns":1795962672825212000,"last_ns":1795962673901147000,"span_s":1.075935,"qps":408.94663711097786,"rate_200":0.32727272727272727,"rate_503":0.6727272727272727,"mismatched":0}"#;
+
 /// Starts the explorer's server on `port` in a background thread (it lives as long as the test process).
 fn start(port: u16, policies: PathBuf, lab: PathBuf) -> String {
     let root = repo_root();
@@ -168,6 +172,19 @@ fn bad_card_and_bad_values_are_named_on_the_page() {
     assert_eq!(body_attr(&dom, "data-state").as_deref(), Some("error"));
     let msg = body_attr(&dom, "data-error").expect("error message");
     assert!(msg.contains("max_requests_per_connection") && msg.contains("not a number"), "{msg}");
+
+    // The trace view reads the lab's client sidecar log (two records from a real S1 lab run).
+    std::fs::create_dir_all(tmp.path().join("logs")).expect("mkdir");
+    std::fs::write(
+        tmp.path().join("logs/client-envoy.log"),
+        format!("[info] start\nlog SFR2L_TRACE {TRACE_1}\nother\nlog SFR2L_TRACE {TRACE_2}\n"),
+    )
+    .expect("write");
+    let dom = dump_dom(&format!("{good}/?sim=s1&traces=lab"));
+    assert_eq!(body_attr(&dom, "data-state").as_deref(), Some("ready"), "{:?}", body_attr(&dom, "data-error"));
+    assert_eq!(by_id(&dom, "out-traces").as_deref(), Some("2"));
+    let info = dom.split("id=\"trace-info\"").nth(1).unwrap_or("");
+    assert!(info.contains("over 2 with a rule"), "each record's rule was run through the simulator");
 
     // Path traversal over real HTTP (a browser would normalise `..` away): refused.
     for path in ["/policies/../Cargo.toml", "/policies/%2e%2e/Cargo.toml", "/data/..%2fCargo.toml"] {
