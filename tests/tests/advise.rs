@@ -103,7 +103,8 @@ fn compare(loads: &[(u32, u32)], reps: u32, base_port: u16) -> Vec<(u32, Objecti
         }
         let (b, w) = (&best.advice, &worst.advice);
         eprintln!(
-            "| -c {threads} -n {calls} | best {:?} | {:.3} +- {:.3} | {:.3} | median {:?} | {:.3} +- {:.3} | {:.3} | worst {:?} | {:.3} +- {:.3} | {:.3} | {} |",
+            "| -c {threads} -n {calls} | {:.1} | best {:?} | {:.3} +- {:.3} | {:.3} | median {:?} | {:.3} +- {:.3} | {:.3} | worst {:?} | {:.3} +- {:.3} | {:.3} | {} |",
+            collect::load_avg_1m(),
             b.chosen.rules[..3].to_vec(), b.chosen.rate_503, b.chosen.sd_rate, m[0],
             b.median.rules[..3].to_vec(), b.median.rate_503, b.median.sd_rate, m[1],
             w.chosen.rules[..3].to_vec(), w.chosen.rate_503, w.chosen.sd_rate, m[2],
@@ -117,8 +118,9 @@ fn compare(loads: &[(u32, u32)], reps: u32, base_port: u16) -> Vec<(u32, Objecti
 
 /// Small budget (< 60 s): two loads, three interleaved runs per rule. The advised rule must not
 /// measure worse than the median rule (the model's S1 gap is ~0.03, about the run-to-run noise
-/// of three 440-call runs, so "not worse by more than 0.05"), and the worst rule must measure far
-/// above the median one (predicted 0.96 vs 0.31). `SFR2L_ADVISE_FULL=1`: the report's fuller
+/// of three 440-call runs, so "not worse by more than 0.05"), and where the model predicts the
+/// worst rule far above the median one (>= 0.3; -c 5: 0.96 vs 0.31, -c 3: 0.65 vs 0.31), at least
+/// half of that gap must be measured. `SFR2L_ADVISE_FULL=1`: the report's fuller
 /// comparison (five loads, ten runs per rule).
 #[test]
 fn advised_rule_on_the_real_lab() {
@@ -133,10 +135,12 @@ fn advised_rule_on_the_real_lab() {
                 measured <= median_measured + 0.05,
                 "-c {threads}: advised rule measured {measured:.3} (predicted {predicted:.3}), median {median_measured:.3} (predicted {median_predicted:.3})"
             ),
-            Objective::Worst => assert!(
-                measured >= median_measured + 0.2,
-                "-c {threads}: worst rule measured {measured:.3} (predicted {predicted:.3}), median {median_measured:.3}"
+            // Where the model predicts a wide gap, at least half of it must show on the lab.
+            Objective::Worst if predicted - median_predicted >= 0.3 => assert!(
+                measured - median_measured >= 0.5 * (predicted - median_predicted),
+                "-c {threads}: worst rule measured {measured:.3} (predicted {predicted:.3}), median {median_measured:.3} (predicted {median_predicted:.3})"
             ),
+            Objective::Worst => {}
         }
     }
     eprintln!("lab check: {:.1} s", t0.elapsed().as_secs_f64());

@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(axis(1.0, 7.0, 7), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
         assert_eq!(axis(180.0, 180.0, 7), vec![180.0]);
         assert_eq!(axis(15.0, 30.0, 4), vec![15.0, 20.0, 25.0, 30.0]);
-        assert_eq!(axis(1.0, 3.0, 2), vec![1.0, 2.0, 3.0]);
+        assert_eq!(axis(1.0, 3.0, 2), vec![1.0, 3.0]);
         let a = axis(10.0, 20.0, 7);
         assert_eq!((a.len(), a[0], a[6]), (7, 10.0, 20.0));
     }
