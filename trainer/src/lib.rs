@@ -3,6 +3,7 @@
 //! shared dense networks (`nn`) and artifact publishing (`export`, `artifact`). `main.rs` parses
 //! and dispatches to `commands/`, one thin file per command group.
 
+pub mod advise;
 pub mod artifact;
 pub mod cli;
 pub mod collect;
@@ -21,4 +22,5 @@ pub mod nn;
 pub mod oci;
 pub mod rl;
 pub mod rng;
+pub mod serve;
 pub mod sim;

@@ -2,6 +2,8 @@
 //! does the work, the command prints the outcome and returns an [`Exit`] code; nothing here calls
 //! `process::exit`.
 
+pub mod advise;
+pub mod explore;
 pub mod lab;
 pub mod load;
 pub mod manifests;
@@ -40,5 +42,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Commands::Rl(c) => rl::run(c),
         Commands::Manifests(a) => manifests::run(a),
         Commands::Oci(a) => oci::run(a),
+        Commands::Advise(a) => advise::run(a),
+        Commands::Explore(a) => explore::run(a),
     }
 }

@@ -1,0 +1,264 @@
+//! The explorer's model side in plain Rust (no wasm-bindgen here, unit-tested natively): a
+//! simulator checked against its card, predictions with extrapolation flags, the reward heat map
+//! over the Table 6 grid, agents' decisions and the advisor panel. Answers are JSON strings.
+
+use crate::search::{self, Objective, Scored};
+use serde_json::{json, Value};
+use sfr2l_core::agent::{AgentKind, Configuration};
+use sfr2l_core::card::SimulatorCard;
+use sfr2l_core::reward::reward;
+use sfr2l_core::{Profile, ProfileId, TrafficRule, FEATURES, N_FEATURES, N_RULES};
+use sfr2l_runtime::{Agent, Prediction, Simulator};
+use sha2::{Digest, Sha256};
+
+/// A simulator with its card's ranges and its profile's grids.
+pub struct Sim {
+    sim: Simulator,
+    pub profile: Profile,
+    pub ranges: [(f64, f64); N_FEATURES],
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The card's ranges in feature order; every name must match the build's feature order.
+fn card_ranges(card: &SimulatorCard) -> Result<[(f64, f64); N_FEATURES], String> {
+    if card.inputs.len() != N_FEATURES {
+        return Err(format!("card field inputs: {} entries, {N_FEATURES} expected", card.inputs.len()));
+    }
+    let mut out = [(0.0, 0.0); N_FEATURES];
+    for (i, (port, f)) in card.inputs.iter().zip(FEATURES.iter()).enumerate() {
+        if port.name != f.name() {
+            return Err(format!("card field inputs[{i}].name: `{}`, expected `{}`", port.name, f.name()));
+        }
+        out[i] = match port.range {
+            Some((lo, hi)) if lo <= hi => (lo, hi),
+            _ => return Err(format!("card field inputs[{i}].range: missing or reversed")),
+        };
+    }
+    Ok(out)
+}
+
+impl Sim {
+    /// Loads `simulator.onnx` and checks it against `simulator.json` (kind, profile, inputs,
+    /// the ONNX file's sha256) before anything runs.
+    pub fn load(onnx: &[u8], card_json: &str) -> Result<Self, String> {
+        let card: SimulatorCard =
+            serde_json::from_str(card_json).map_err(|e| format!("simulator.json: not a simulator card: {e}"))?;
+        if card.kind != "simulator" {
+            return Err(format!("simulator.json field kind: `{}`, expected `simulator`", card.kind));
+        }
+        let digest = sha256_hex(onnx);
+        if card.onnx_sha256 != digest {
+            return Err(format!(
+                "simulator.json field onnx_sha256: {} but simulator.onnx hashes to {digest} (card and model differ)",
+                card.onnx_sha256
+            ));
+        }
+        let ranges = card_ranges(&card)?;
+        let sim = Simulator::from_bytes(onnx).map_err(|e| format!("simulator.onnx: {e}"))?;
+        if sim.profile != card.profile {
+            return Err(format!("simulator.json field profile: `{}`, the ONNX says `{}`", card.profile, sim.profile));
+        }
+        let id: ProfileId = card.profile.parse().map_err(|e| format!("simulator.json field profile: {e}"))?;
+        Ok(Self { sim, profile: Profile::get(id), ranges })
+    }
+
+    fn predict(&self, rows: &[[f32; N_FEATURES]]) -> Result<Vec<Prediction>, String> {
+        self.sim.predict(rows).map_err(|e| format!("simulator: {e}"))
+    }
+
+    /// Profile, ensemble, card ranges and the Table 6 grids.
+    pub fn info(&self) -> Value {
+        let ranges: Vec<Value> = FEATURES
+            .iter()
+            .zip(self.ranges.iter())
+            .map(|(f, (lo, hi))| json!({"name": f.name(), "unit": f.unit(), "lo": lo, "hi": hi}))
+            .collect();
+        json!({
+            "profile": self.sim.profile,
+            "ensemble": self.sim.ensemble,
+            "features": ranges,
+            "thread_grid": self.profile.thread_grid.values(),
+            "call_grid": self.profile.call_grid.values(),
+        })
+    }
+
+    /// One prediction for nine raw values: figures, reward (eq. 3), extrapolated inputs, and the
+    /// line `sfr2l sim predict` prints for the same inputs.
+    pub fn predict_one(&self, values: &[f64]) -> Result<Value, String> {
+        let v = checked(values, N_FEATURES)?;
+        let row: [f32; N_FEATURES] = std::array::from_fn(|i| v[i] as f32);
+        let p = *self.predict(&[row])?.first().ok_or("simulator: no prediction")?;
+        let r = reward(f64::from(p.qps), f64::from(p.rate_503));
+        let cli = format!(
+            "{{\"profile\":\"{}\",\"qps\":{:.3},\"rate_503\":{:.4},\"uncertainty\":[{:.3},{:.4}],\"reward\":{:.3}}}",
+            self.sim.profile, p.qps, p.rate_503, p.uncertainty[0], p.uncertainty[1], r
+        );
+        let values: [f64; N_FEATURES] = std::array::from_fn(|i| v[i]);
+        Ok(json!({
+            "qps": p.qps, "rate_503": p.rate_503, "uncertainty": p.uncertainty, "reward": r,
+            "extrapolation": search::extrapolation(&values, &self.ranges), "cli": cli,
+        }))
+    }
+
+    /// Reward, 503 rate and spread over the Table 6 threads x calls grid at seven rule values;
+    /// the exhaustive optimum is the cell with the highest reward (eq. 3, the agents' objective).
+    pub fn heatmap(&self, rules: &[f64]) -> Result<Value, String> {
+        let r = checked(rules, N_RULES)?;
+        let rules: [f64; N_RULES] = std::array::from_fn(|i| r[i]);
+        let (threads, calls) = (self.profile.thread_grid.values(), self.profile.call_grid.values());
+        let mut rows = Vec::new();
+        for t in &threads {
+            for c in &calls {
+                rows.push(search::feature_row(&rules, f64::from(*t), f64::from(*c)));
+            }
+        }
+        let preds = self.predict(&rows)?;
+        let cells: Vec<Value> = preds
+            .iter()
+            .map(|p| json!([reward(f64::from(p.qps), f64::from(p.rate_503)), p.rate_503, p.uncertainty[1], p.qps]))
+            .collect();
+        let best = preds
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, reward(f64::from(p.qps), f64::from(p.rate_503))))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .ok_or("empty grid")?;
+        Ok(json!({
+            "threads": threads, "calls": calls, "cells": cells,
+            "optimum": {"threads": threads[best.0 / calls.len()], "calls": calls[best.0 % calls.len()], "reward": best.1},
+        }))
+    }
+
+    /// The advisor panel: the same search as `sfr2l advise` (shared source) at one load.
+    pub fn advise(&self, threads: f64, calls: f64, objective: &str, levels: usize) -> Result<Value, String> {
+        let objective: Objective = objective.parse()?;
+        for (name, v) in [("threads", threads), ("calls", calls)] {
+            if !v.is_finite() || v < 1.0 {
+                return Err(format!("{name}: `{v}` is not a positive number"));
+            }
+        }
+        let ranges: [(f64, f64); N_RULES] = std::array::from_fn(|i| self.ranges[i]);
+        let grid = search::rule_grid(&search::rule_axes(&ranges, levels));
+        let rows: Vec<[f32; N_FEATURES]> = grid.iter().map(|r| search::feature_row(r, threads, calls)).collect();
+        let preds = self.predict(&rows)?;
+        let scored: Vec<Scored> = grid.iter().zip(&preds).map(|(r, p)| scored(r, p)).collect();
+        let mut point = [0.0; N_FEATURES];
+        point[..N_RULES].copy_from_slice(&grid[0]);
+        point[7] = threads;
+        point[8] = calls;
+        let extra: Vec<String> = search::extrapolation(&point, &self.ranges)
+            .into_iter()
+            .filter(|s| s.starts_with("threads") || s.starts_with("calls"))
+            .collect();
+        let a = search::choose(&scored, objective, extra)?;
+        let side = |s: &Scored| json!({"rules": s.rules, "qps": s.qps, "rate_503": s.rate_503, "sd_rate": s.sd_rate});
+        Ok(json!({
+            "objective": a.objective.name(), "candidates": a.candidates, "chosen": side(&a.chosen),
+            "median": side(&a.median), "gap": a.gap, "spread": a.spread, "flat": a.flat,
+            "extrapolation": a.extrapolation,
+        }))
+    }
+}
+
+fn scored(rules: &[f64; N_RULES], p: &Prediction) -> Scored {
+    Scored {
+        rules: *rules,
+        qps: f64::from(p.qps),
+        rate_503: f64::from(p.rate_503),
+        sd_qps: f64::from(p.uncertainty[0]),
+        sd_rate: f64::from(p.uncertainty[1]),
+    }
+}
+
+/// `n` finite numbers, or an error naming the first bad one.
+fn checked(values: &[f64], n: usize) -> Result<&[f64], String> {
+    if values.len() != n {
+        return Err(format!("{} values given, {n} needed", values.len()));
+    }
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(format!("value {} ({}) `{v}` is not a number", i + 1, FEATURES[i].name()));
+    }
+    Ok(values)
+}
+
+/// The agents of one configuration, checked against their profile and configuration.
+pub struct Agents {
+    configuration: Configuration,
+    profile: Profile,
+    agents: Vec<(AgentKind, Agent)>,
+}
+
+impl Agents {
+    pub fn new(profile: &str, configuration: &str) -> Result<Self, String> {
+        let id: ProfileId = profile.parse()?;
+        Ok(Self { configuration: configuration.parse()?, profile: Profile::get(id), agents: Vec::new() })
+    }
+
+    /// Adds the `kind` agent (`thread` / `call`) from its ONNX and card.
+    pub fn add(&mut self, kind: &str, onnx: &[u8], card_json: &str) -> Result<(), String> {
+        let kind = match kind {
+            "thread" => AgentKind::Threads,
+            "call" => AgentKind::Calls,
+            other => return Err(format!("agent kind `{other}`: expected thread or call")),
+        };
+        let card: Value = serde_json::from_str(card_json).map_err(|e| format!("{}.json: {e}", kind.name()))?;
+        let digest = sha256_hex(onnx);
+        if card.get("onnx_sha256").and_then(Value::as_str) != Some(digest.as_str()) {
+            return Err(format!("{}.json field onnx_sha256 differs from the ONNX file's {digest}", kind.name()));
+        }
+        let agent = Agent::from_bytes(onnx).map_err(|e| format!("{}.onnx: {e}", kind.name()))?;
+        agent.check_for(self.profile.id, self.configuration, kind).map_err(|e| format!("{}.onnx: {e}", kind.name()))?;
+        self.agents.push((kind, agent));
+        Ok(())
+    }
+
+    /// The configuration's decision for seven rules; loads no agent chooses come from `threads`/`calls`.
+    pub fn decide(&self, rules: &[f64], threads: u32, calls: u32) -> Result<Value, String> {
+        let r = checked(rules, N_RULES)?;
+        let rule = TrafficRule::from_values(&std::array::from_fn(|i| r[i]));
+        let fixed = sfr2l_core::LoadSetting { threads, calls };
+        let d = sfr2l_core::inline::decide(self.configuration, &rule, fixed, |kind, state| {
+            let (_, agent) = self
+                .agents
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .ok_or_else(|| format!("{} agent not loaded", kind.name()))?;
+            agent.decide(state).map_err(|e| e.to_string())
+        })?;
+        Ok(json!({"configuration": self.configuration.slug(), "threads": d.load.threads, "calls": d.load.calls}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s1() -> (Vec<u8>, String) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/s1");
+        (
+            std::fs::read(dir.join("simulator.onnx")).unwrap(),
+            std::fs::read_to_string(dir.join("simulator.json")).unwrap(),
+        )
+    }
+
+    #[test]
+    fn card_mismatch_and_bad_values_are_named() {
+        let (onnx, card) = s1();
+        let other = card.replace("\"profile\": \"s1\"", "\"profile\": \"s2\"");
+        let e = Sim::load(&onnx, &other).err().unwrap();
+        assert!(e.contains("field profile"), "{e}");
+        let e = Sim::load(&onnx[..1000], &card).err().unwrap();
+        assert!(e.contains("onnx_sha256"), "{e}");
+        assert!(Sim::load(&onnx, "{}").err().unwrap().contains("not a simulator card"));
+        let sim = Sim::load(&onnx, &card).unwrap();
+        let e = sim.predict_one(&[1.0, 1.0, 1.0, 180.0, 100.0, 1.0, f64::NAN, 3.0, 440.0]).err().unwrap();
+        assert!(e.contains("consecutive_5xx_errors"), "{e}");
+        let p = sim.predict_one(&[1.0, 1.0, 1.0, 180.0, 100.0, 1.0, 1.0, 3.0, 900.0]).unwrap();
+        assert_eq!(p["extrapolation"][0], "calls = 900 (range 400..450)");
+        let h = sim.heatmap(&[1.0, 1.0, 1.0, 180.0, 100.0, 1.0, 1.0]).unwrap();
+        assert_eq!(h["cells"].as_array().unwrap().len(), 5 * 16);
+    }
+}

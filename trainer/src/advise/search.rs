@@ -1,0 +1,223 @@
+//! The advisor's search, pure: the stated grid over a profile's seven rule ranges, the choice of
+//! the best (lowest 503 rate) or worst (highest 503 rate) rule at one load, the median rule it is
+//! compared with, and the two warnings (extrapolation, flat landscape). Only `sfr2l-core` and std:
+//! the explorer's wasm module compiles this very file (`#[path]`) for its advisor panel.
+
+use sfr2l_core::{Feature, Profile, FEATURES, N_FEATURES, N_RULES, RULE_FEATURES};
+
+/// Values per rule axis when a range has more integers than this (ends always included).
+pub const DEFAULT_LEVELS: usize = 7;
+
+/// What the advisor looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    /// The rule with the lowest predicted 503 rate at the load (ties: higher QPS).
+    Best,
+    /// The rule with the highest predicted 503 rate at the load (ties: higher QPS).
+    Worst,
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "best" => Ok(Objective::Best),
+            "worst" => Ok(Objective::Worst),
+            _ => Err(format!("objective `{s}`: expected `best` or `worst`")),
+        }
+    }
+}
+
+impl Objective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Best => "best",
+            Objective::Worst => "worst",
+        }
+    }
+}
+
+/// One axis of the grid: every integer of `lo..=hi` when there are at most `levels` of them,
+/// else `levels` evenly spaced values rounded to integers (both ends included, no repeats).
+pub fn axis(lo: f64, hi: f64, levels: usize) -> Vec<f64> {
+    if hi <= lo {
+        return vec![lo];
+    }
+    let count = (hi - lo).floor() as usize + 1;
+    if count <= levels.max(2) {
+        return (0..count).map(|i| lo + i as f64).collect();
+    }
+    let n = levels.max(2);
+    let mut out: Vec<f64> = (0..n).map(|i| (lo + (hi - lo) * i as f64 / (n - 1) as f64).round()).collect();
+    out.dedup();
+    out
+}
+
+/// The axes of the seven rules in feature order (ranges from the profile, or the card's).
+pub fn rule_axes(ranges: &[(f64, f64); N_RULES], levels: usize) -> [Vec<f64>; N_RULES] {
+    std::array::from_fn(|i| axis(ranges[i].0, ranges[i].1, levels))
+}
+
+/// The profile's seven rule ranges (`Profile::feature_range`).
+pub fn profile_ranges(profile: &Profile) -> [(f64, f64); N_RULES] {
+    std::array::from_fn(|i| profile.feature_range(RULE_FEATURES[i]))
+}
+
+/// Every combination of the axes (the cartesian product), first axis slowest.
+pub fn rule_grid(axes: &[Vec<f64>; N_RULES]) -> Vec<[f64; N_RULES]> {
+    let mut out = vec![[0.0; N_RULES]];
+    for (i, values) in axes.iter().enumerate() {
+        let mut next = Vec::with_capacity(out.len() * values.len().max(1));
+        for row in &out {
+            for v in values {
+                let mut r = *row;
+                r[i] = *v;
+                next.push(r);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+/// The simulator's nine inputs for rules at a load.
+pub fn feature_row(rules: &[f64; N_RULES], threads: f64, calls: f64) -> [f32; N_FEATURES] {
+    std::array::from_fn(|i| match i {
+        i if i < N_RULES => rules[i] as f32,
+        7 => threads as f32,
+        _ => calls as f32,
+    })
+}
+
+/// One rule with its prediction at the load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub rules: [f64; N_RULES],
+    pub qps: f64,
+    pub rate_503: f64,
+    /// Ensemble spread (standard deviation) of QPS and of the 503 rate.
+    pub sd_qps: f64,
+    pub sd_rate: f64,
+}
+
+/// The advisor's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advice {
+    pub objective: Objective,
+    pub chosen: Scored,
+    /// The rule at the median predicted 503 rate (lower median on even counts).
+    pub median: Scored,
+    pub candidates: usize,
+    /// |chosen - median| 503 rate, and the combined spread sqrt(sd_chosen^2 + sd_median^2).
+    pub gap: f64,
+    pub spread: f64,
+    /// The gap is inside the spread: the model cannot tell the chosen rule from the median one.
+    pub flat: bool,
+    /// Inputs outside the ranges the model was trained on, as `name = value (range lo..hi)`.
+    pub extrapolation: Vec<String>,
+}
+
+fn order(a: &Scored, b: &Scored) -> std::cmp::Ordering {
+    a.rate_503.total_cmp(&b.rate_503).then(b.qps.total_cmp(&a.qps))
+}
+
+/// Picks the chosen and the median rule among `scored` (all at one load).
+pub fn choose(scored: &[Scored], objective: Objective, extrapolation: Vec<String>) -> Result<Advice, String> {
+    if let Some(s) = scored.iter().find(|s| !s.rate_503.is_finite() || !s.qps.is_finite()) {
+        return Err(format!("the simulator predicted a non-number for rules {:?}", s.rules));
+    }
+    let mut sorted: Vec<Scored> = scored.to_vec();
+    sorted.sort_by(order);
+    let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+        return Err("no candidate rules (empty grid)".into());
+    };
+    let chosen = match objective {
+        Objective::Best => *first,
+        Objective::Worst => {
+            // Highest rate; among equal rates the higher QPS (the order puts it first).
+            let top = last.rate_503;
+            *sorted.iter().find(|s| s.rate_503 == top).unwrap_or(last)
+        }
+    };
+    let median = sorted[(sorted.len() - 1) / 2];
+    let gap = (chosen.rate_503 - median.rate_503).abs();
+    let spread = (chosen.sd_rate.powi(2) + median.sd_rate.powi(2)).sqrt();
+    Ok(Advice { objective, chosen, median, candidates: sorted.len(), gap, spread, flat: gap <= spread, extrapolation })
+}
+
+/// Names the inputs outside `ranges` (all nine features, card or profile ranges).
+pub fn extrapolation(values: &[f64; N_FEATURES], ranges: &[(f64, f64); N_FEATURES]) -> Vec<String> {
+    FEATURES
+        .iter()
+        .zip(values.iter().zip(ranges.iter()))
+        .filter(|(_, (v, (lo, hi)))| **v < *lo || **v > *hi)
+        .map(|(f, (v, (lo, hi)))| format!("{} = {v} (range {lo}..{hi})", f.name()))
+        .collect()
+}
+
+/// The profile's ranges of all nine features.
+pub fn profile_feature_ranges(profile: &Profile) -> [(f64, f64); N_FEATURES] {
+    std::array::from_fn(|i| profile.feature_range(FEATURES[i]))
+}
+
+/// Whether `f` is a load feature (threads or calls).
+pub fn is_load(f: Feature) -> bool {
+    matches!(f, Feature::Threads | Feature::Calls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfr2l_core::ProfileId;
+
+    fn s(rate: f64, qps: f64, sd: f64) -> Scored {
+        Scored { rules: [rate; N_RULES], qps, rate_503: rate, sd_qps: 0.0, sd_rate: sd }
+    }
+
+    #[test]
+    fn axes_cover_every_integer_or_levels_with_ends() {
+        assert_eq!(axis(1.0, 7.0, 7), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+        assert_eq!(axis(180.0, 180.0, 7), vec![180.0]);
+        assert_eq!(axis(15.0, 30.0, 4), vec![15.0, 20.0, 25.0, 30.0]);
+        assert_eq!(axis(1.0, 3.0, 2), vec![1.0, 3.0]);
+        let a = axis(10.0, 20.0, 7);
+        assert_eq!((a.len(), a[0], a[6]), (7, 10.0, 20.0));
+    }
+
+    #[test]
+    fn grid_of_s1_is_343_rules_inside_the_profile() {
+        let p = Profile::get(ProfileId::S1);
+        let grid = rule_grid(&rule_axes(&profile_ranges(&p), DEFAULT_LEVELS));
+        assert_eq!(grid.len(), 343);
+        let rule = sfr2l_core::TrafficRule::from_values(&grid[200]);
+        let load = sfr2l_core::LoadSetting { threads: 3, calls: 440 };
+        assert_eq!(p.check(&rule, &load), Ok(()));
+        let row = feature_row(&grid[0], 3.0, 440.0);
+        assert_eq!((row[0], row[3], row[7], row[8]), (1.0, 180.0, 3.0, 440.0));
+    }
+
+    #[test]
+    fn best_worst_median_and_flatness() {
+        let scored = [s(0.3, 100.0, 0.01), s(0.1, 90.0, 0.01), s(0.5, 80.0, 0.01), s(0.1, 95.0, 0.01)];
+        let best = choose(&scored, Objective::Best, vec![]).unwrap();
+        assert_eq!((best.chosen.rate_503, best.chosen.qps), (0.1, 95.0));
+        assert_eq!(best.median.rate_503, 0.1);
+        assert!(best.flat, "best equals the median: flat");
+        let worst = choose(&scored, Objective::Worst, vec![]).unwrap();
+        assert_eq!(worst.chosen.rate_503, 0.5);
+        assert!(!worst.flat);
+        assert!((worst.gap - 0.4).abs() < 1e-12);
+        assert!(choose(&[], Objective::Best, vec![]).is_err());
+        assert!(choose(&[s(f64::NAN, 1.0, 0.0)], Objective::Best, vec![]).is_err());
+    }
+
+    #[test]
+    fn extrapolation_names_the_feature() {
+        let p = Profile::get(ProfileId::S1);
+        let mut v = [1.0, 1.0, 1.0, 180.0, 100.0, 1.0, 1.0, 3.0, 440.0];
+        assert!(extrapolation(&v, &profile_feature_ranges(&p)).is_empty());
+        v[8] = 900.0;
+        assert_eq!(extrapolation(&v, &profile_feature_ranges(&p)), vec!["calls = 900 (range 400..450)".to_string()]);
+        assert!("Worst".parse::<Objective>().is_ok() && "x".parse::<Objective>().is_err());
+    }
+}
