@@ -7,6 +7,8 @@ use crate::rule::{feature_vector, LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod auth;
+
 /// Schema version of [`TraceRecord`] this build writes (2: the optional `inline` section).
 pub const TRACE_SCHEMA: u32 = 2;
 /// Oldest schema this build still reads (schema 1 records are schema 2 without `inline`).
