@@ -17,6 +17,7 @@ pub fn run(cmd: TracesCommand) -> Result<Exit> {
     let key = trace_key()?;
     let report = ingest::ingest_checked(reader, &a.file, key.as_deref())?;
     report_rejected(&a.file, &report, key.is_some());
+    let rejected = report.rejected.len();
     let found = report.records;
     let mut out: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -55,8 +56,9 @@ pub fn run(cmd: TracesCommand) -> Result<Exit> {
         }
     }
     out.flush()?;
-    if errors > 0 {
-        bail!("{errors} malformed trace record(s) in {}", a.file);
+    // Every accepted record is written first; then any line posing as a record fails the command.
+    if errors > 0 || rejected > 0 {
+        bail!("{errors} malformed trace record(s) and {rejected} rejected line(s) in {}", a.file);
     }
     Ok(Exit::Ok)
 }
