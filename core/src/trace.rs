@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub mod auth;
+#[cfg(test)]
+mod props;
 
 /// Schema version of [`TraceRecord`] this build writes (2: the optional `inline` section).
 pub const TRACE_SCHEMA: u32 = 2;

@@ -5,6 +5,8 @@ use crate::rule::TrafficRule;
 use serde::{Deserialize, Serialize};
 
 mod loadtest;
+#[cfg(test)]
+mod props;
 pub use loadtest::{ArtifactRef, LoadTestConfig, ModelsConfig};
 
 /// What the filter does.
