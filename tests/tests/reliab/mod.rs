@@ -146,18 +146,26 @@ impl KeepAlive {
 
     /// GET `path` with extra header lines; returns the status code.
     pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> u16 {
+        self.try_get(path, headers).unwrap()
+    }
+
+    /// Like [`KeepAlive::get`]; a closed connection (a listener drained by a configuration
+    /// push closes its connections) is an error.
+    pub fn try_get(&mut self, path: &str, headers: &[(&str, &str)]) -> std::io::Result<u16> {
         let mut req = format!("GET {path} HTTP/1.1\r\nhost: rel\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
-        self.r.get_mut().write_all(req.as_bytes()).unwrap();
+        self.r.get_mut().write_all(req.as_bytes())?;
         let mut status = 0;
         let mut len = 0usize;
         let mut line = String::new();
         loop {
             line.clear();
-            self.r.read_line(&mut line).unwrap();
+            if self.r.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
             let l = line.trim_end();
             if l.is_empty() {
                 break;
@@ -171,8 +179,8 @@ impl KeepAlive {
             }
         }
         let mut body = vec![0; len];
-        self.r.read_exact(&mut body).unwrap();
-        status
+        self.r.read_exact(&mut body)?;
+        Ok(status)
     }
 }
 
