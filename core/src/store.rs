@@ -39,7 +39,7 @@ pub enum MergeError {
 }
 
 /// Number of shared entries that hold the run tables (runs are spread by a hash of their id).
-pub const SHARDS: usize = 16;
+pub const SHARDS: usize = 64;
 pub const WINDOW_KEY: &str = "sfr2l/window";
 /// Emitted runs are kept this long (for late-response detection), then pruned.
 pub const KEEP_EMITTED_NS: u64 = 120_000_000_000;

@@ -121,7 +121,7 @@ fn shard_runs(s: &MemoryStore) -> Vec<RunTable> {
 #[test]
 fn open_runs_are_bounded_and_the_oldest_closed() {
     let s = init();
-    let max = 64; // 4 per shard
+    let max = 4 * SHARDS as u32; // 4 per shard
     let mut evicted = Vec::new();
     for i in 0..2_000u64 {
         let mut c = RunCounters::default();
@@ -152,7 +152,7 @@ fn an_active_run_outlives_older_ones() {
     let a = RunAnnounce { threads: 1, calls: 1_000 };
     let mut active = RunCounters::default();
     active.record(a, 200, 0, 1, 1);
-    merge_run(&s, "active", &active, 32).unwrap();
+    merge_run(&s, "active", &active, 2 * SHARDS as u32).unwrap();
     let shard = shard_of("active");
     let others: Vec<String> = (0..10_000).map(|i| format!("o-{i}")).filter(|r| shard_of(r) == shard).take(3).collect();
     for (i, r) in others.iter().enumerate() {
@@ -161,9 +161,9 @@ fn an_active_run_outlives_older_ones() {
         // a later share of the active run keeps it the newest
         let mut more = RunCounters::default();
         more.record(a, 200, 0, 100 + i as u64, 100 + i as u64);
-        let m = merge_run(&s, r, &c, 32).unwrap();
+        let m = merge_run(&s, r, &c, 2 * SHARDS as u32).unwrap();
         assert!(m.evicted.iter().all(|(e, _)| e != "active"), "{m:?}");
-        merge_run(&s, "active", &more, 32).unwrap();
+        merge_run(&s, "active", &more, 2 * SHARDS as u32).unwrap();
     }
     assert!(shard_runs(&s)[shard].get("active").is_some_and(|c| !c.emitted));
 }

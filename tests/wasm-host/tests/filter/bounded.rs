@@ -69,7 +69,7 @@ fn hostile_run_headers_never_reach_a_line() {
     let mut h = host_of(observe_module(), 1);
     assert!(h.configure(0, &config(1024, 100, None)).unwrap());
     let big = "A".repeat(1 << 20);
-    let marker = format!("x\nSFR2L_TRACE {{\"schema\":2,\"run\":\"evil\"}}");
+    let marker = "x\nSFR2L_TRACE {\"schema\":2,\"run\":\"evil\"}".to_string();
     let hostile: Vec<[(&str, &str); 4]> = vec![
         announce("evil\nnext", "1"),
         announce("evil\"quote", "1"),
