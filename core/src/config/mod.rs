@@ -72,11 +72,11 @@ pub struct ConfigV1 {
     /// Announced runs kept open in host shared data at once; a new run beyond it closes the
     /// oldest open run as incomplete (`sfr2l_runs_evicted_total`). Bounds shared data and VM memory
     /// whatever a client announces.
-    #[serde(default = "default_max_open_runs")]
+    #[serde(default = "default_max_open_runs", skip_serializing_if = "is_default_max_open_runs")]
     pub max_open_runs: u32,
     /// Trace lines one VM writes per second (a token bucket with this burst); records beyond it
     /// are counted in `sfr2l_trace_lines_dropped_total`, not logged.
-    #[serde(default = "default_trace_lines")]
+    #[serde(default = "default_trace_lines", skip_serializing_if = "is_default_trace_lines")]
     pub max_trace_lines_per_s: u32,
     /// Key that authenticates trace records (HMAC-SHA256 over the record's JSON, ` mac=<hex>`
     /// after it); `traces ingest` with the same key accepts only records that carry a valid MAC.
@@ -119,6 +119,14 @@ fn default_max_open_runs() -> u32 {
 }
 fn default_trace_lines() -> u32 {
     100
+}
+// Defaults are not written, so that a configuration that does not set them still reads in filter
+// builds that predate them.
+fn is_default_max_open_runs(v: &u32) -> bool {
+    *v == default_max_open_runs()
+}
+fn is_default_trace_lines(v: &u32) -> bool {
+    *v == default_trace_lines()
 }
 
 impl Default for ConfigV1 {
