@@ -39,7 +39,7 @@ pub enum MergeError {
 }
 
 /// Number of shared entries that hold the run tables (runs are spread by a hash of their id).
-pub const SHARDS: usize = 16;
+pub const SHARDS: usize = 64;
 pub const WINDOW_KEY: &str = "sfr2l/window";
 /// Emitted runs are kept this long (for late-response detection), then pruned.
 pub const KEEP_EMITTED_NS: u64 = 120_000_000_000;
@@ -124,11 +124,56 @@ pub enum MergeOutcome {
     Pending { late: bool },
 }
 
-/// Merges a worker's local share of `run` into its shard.
-pub fn merge_run<S: SharedStore>(store: &S, run: &str, share: &RunCounters) -> Result<MergeOutcome, MergeError> {
+/// A merge's outcome, and the open runs it closed to stay within the shard's bound (the caller
+/// writes their records as incomplete and counts them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    pub outcome: MergeOutcome,
+    pub evicted: Vec<(String, RunCounters)>,
+}
+
+/// Open runs one shard keeps for a total bound of `max_open_runs`; as many emitted runs are kept
+/// beside them (for late-response detection), the oldest dropped first.
+pub fn shard_cap(max_open_runs: u32) -> usize {
+    (max_open_runs as usize).div_ceil(SHARDS).max(1)
+}
+
+/// Oldest run (by last response, then id) among those `pick` selects.
+fn oldest(table: &RunTable, pick: impl Fn(&RunCounters) -> bool) -> Option<String> {
+    table.iter().filter(|(_, c)| pick(c)).min_by_key(|(r, c)| (c.last_ns, r.as_str())).map(|(r, _)| r.clone())
+}
+
+/// Makes room for one new run: closes the oldest open runs beyond `cap - 1` (returned) and drops
+/// the oldest emitted runs beyond `cap - 1`.
+fn make_room(table: &mut RunTable, cap: usize) -> Vec<(String, RunCounters)> {
+    let mut evicted = Vec::new();
+    while table.values().filter(|c| !c.emitted).count() >= cap {
+        let Some(run) = oldest(table, |c| !c.emitted) else { break };
+        if let Some(c) = table.get_mut(&run) {
+            c.emitted = true;
+            evicted.push((run, c.clone()));
+        }
+    }
+    while table.values().filter(|c| c.emitted).count() >= cap {
+        let Some(run) = oldest(table, |c| c.emitted) else { break };
+        table.remove(&run);
+    }
+    evicted
+}
+
+/// Merges a worker's local share of `run` into its shard; a new run beyond the shard's bound
+/// ([`shard_cap`] of `max_open_runs`) closes the shard's oldest open run.
+pub fn merge_run<S: SharedStore>(
+    store: &S,
+    run: &str,
+    share: &RunCounters,
+    max_open_runs: u32,
+) -> Result<Merged, MergeError> {
     let key = shard_key(shard_of(run));
+    let cap = shard_cap(max_open_runs);
     cas_update(store, &key, |cur| {
         let mut table = decode_table(&key, cur)?;
+        let evicted = if table.contains_key(run) { Vec::new() } else { make_room(&mut table, cap) };
         let total = table.entry(run.to_string()).or_default();
         let was_emitted = total.emitted;
         total.merge(share);
@@ -138,24 +183,34 @@ pub fn merge_run<S: SharedStore>(store: &S, run: &str, share: &RunCounters) -> R
         } else {
             MergeOutcome::Pending { late: was_emitted }
         };
-        Ok((encode_table(&table), outcome))
+        Ok((encode_table(&table), Merged { outcome, evicted }))
     })
+}
+
+/// What an idle scan found: the runs it claimed, and the size of the run tables it read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdleScan {
+    pub claimed: Vec<(String, RunCounters)>,
+    /// Open (not yet emitted) runs over all shards, and the run tables' bytes in shared data.
+    pub open_runs: usize,
+    pub bytes: usize,
 }
 
 /// Claims every run idle for `idle_ns` (not yet emitted) for its idle-timeout record, and
 /// prunes emitted runs older than [`KEEP_EMITTED_NS`]. Each run is claimed by one caller only.
-pub fn claim_idle_runs<S: SharedStore>(
-    store: &S,
-    now_ns: u64,
-    idle_ns: u64,
-) -> Result<Vec<(String, RunCounters)>, MergeError> {
+pub fn claim_idle_runs<S: SharedStore>(store: &S, now_ns: u64, idle_ns: u64) -> Result<IdleScan, MergeError> {
     let idle = |c: &RunCounters| !c.emitted && now_ns.saturating_sub(c.last_ns) >= idle_ns;
     let stale = |c: &RunCounters| c.emitted && now_ns.saturating_sub(c.last_ns) >= KEEP_EMITTED_NS;
-    let mut out = Vec::new();
+    let mut out = IdleScan::default();
     for i in 0..SHARDS {
         let key = shard_key(i);
         let needs = match store.get(&key).map_err(host_err)? {
-            Some((v, _)) if !v.is_empty() => decode_table(&key, Some(&v))?.values().any(|c| idle(c) || stale(c)),
+            Some((v, _)) if !v.is_empty() => {
+                let table = decode_table(&key, Some(&v))?;
+                out.bytes += v.len();
+                out.open_runs += table.values().filter(|c| !c.emitted && !idle(c)).count();
+                table.values().any(|c| idle(c) || stale(c))
+            }
             _ => false,
         };
         if !needs {
@@ -173,7 +228,7 @@ pub fn claim_idle_runs<S: SharedStore>(
             }
             Ok((encode_table(&table), claimed))
         })?;
-        out.extend(claimed);
+        out.claimed.extend(claimed);
     }
     Ok(out)
 }
@@ -236,107 +291,4 @@ pub mod memory {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::memory::MemoryStore;
-    use super::*;
-    use crate::counters::RunAnnounce;
-
-    const A: RunAnnounce = RunAnnounce { threads: 2, calls: 4 };
-
-    fn share(codes: &[u16]) -> RunCounters {
-        let mut c = RunCounters::default();
-        for (i, code) in codes.iter().enumerate() {
-            c.record(A, *code, 0, 10 + i as u64, 20 + i as u64);
-        }
-        c
-    }
-
-    fn init() -> MemoryStore {
-        let s = MemoryStore::default();
-        init_shared(&s).unwrap();
-        s
-    }
-
-    fn completed(o: MergeOutcome) -> RunCounters {
-        match o {
-            MergeOutcome::Completed(c) => c,
-            o => panic!("{o:?}"),
-        }
-    }
-
-    #[test]
-    fn exactly_one_merge_completes() {
-        let s = init();
-        assert_eq!(merge_run(&s, "r", &share(&[200])).unwrap(), MergeOutcome::Pending { late: false });
-        *s.interleave.borrow_mut() = 3; // contention from "other workers"
-        assert_eq!(merge_run(&s, "r", &share(&[503, 200])).unwrap(), MergeOutcome::Pending { late: false });
-        let c = completed(merge_run(&s, "r", &share(&[200])).unwrap());
-        assert_eq!(c.responses(), 4);
-        assert_eq!(c.count(503), 1);
-        // a straggler after completion is late, never a second record
-        assert_eq!(merge_run(&s, "r", &share(&[200])).unwrap(), MergeOutcome::Pending { late: true });
-    }
-
-    #[test]
-    fn missing_entries_are_never_created_by_a_merge() {
-        // Envoy creates missing keys unconditionally: two first writers would overwrite each other.
-        let s = MemoryStore::default();
-        assert!(matches!(merge_run(&s, "r", &share(&[200])), Err(MergeError::NotInitialised(_))));
-        init_shared(&s).unwrap();
-        merge_run(&s, "r", &share(&[200])).unwrap();
-        init_shared(&s).unwrap(); // a later VM start keeps existing data
-        assert_eq!(merge_run(&s, "r", &share(&[200, 200])).unwrap(), MergeOutcome::Pending { late: false });
-        assert_eq!(completed(merge_run(&s, "r", &share(&[200])).unwrap()).responses(), 4);
-    }
-
-    #[test]
-    fn runs_in_one_shard_stay_apart() {
-        let s = init();
-        let (a, b) = (
-            "run-a",
-            (0..1000).map(|i| format!("run-{i}")).find(|r| shard_of(r) == shard_of("run-a") && r != "run-a").unwrap(),
-        );
-        merge_run(&s, a, &share(&[200, 200])).unwrap();
-        merge_run(&s, &b, &share(&[503, 503, 503])).unwrap();
-        assert_eq!(completed(merge_run(&s, &b, &share(&[200])).unwrap()).count(503), 3);
-        assert_eq!(completed(merge_run(&s, a, &share(&[200, 200])).unwrap()).count(200), 4);
-    }
-
-    #[test]
-    fn idle_claim_is_exclusive_and_prunes() {
-        let s = init();
-        merge_run(&s, "r", &share(&[200])).unwrap();
-        assert!(claim_idle_runs(&s, 25, 100).unwrap().is_empty()); // not idle yet
-        let c = claim_idle_runs(&s, 1_000, 100).unwrap();
-        assert_eq!(c.len(), 1);
-        assert_eq!(c[0].1.responses(), 1);
-        assert!(claim_idle_runs(&s, 2_000, 100).unwrap().is_empty()); // already claimed
-        claim_idle_runs(&s, KEEP_EMITTED_NS + 10_000, 100).unwrap();
-        let all: usize = (0..SHARDS).map(|i| s.get(&shard_key(i)).unwrap().map(|v| v.0.len()).unwrap_or(0)).sum();
-        assert_eq!(all, 0, "emitted runs are pruned");
-    }
-
-    #[test]
-    fn endless_contention_is_an_error() {
-        let s = init();
-        *s.interleave.borrow_mut() = u32::MAX;
-        assert!(matches!(merge_run(&s, "r", &share(&[200])), Err(MergeError::Contended(_))));
-    }
-
-    #[test]
-    fn corrupt_entry_is_reported() {
-        let s = init();
-        s.set(&shard_key(shard_of("r")), b"not json", None).unwrap();
-        assert!(matches!(merge_run(&s, "r", &share(&[200])), Err(MergeError::Corrupt(..))));
-    }
-
-    #[test]
-    fn window_merges() {
-        let s = init();
-        let mut w = RollingWindow::new(4);
-        w.record(5_000_000_000, 503);
-        merge_window(&s, &w).unwrap();
-        let merged = merge_window(&s, &w).unwrap();
-        assert_eq!(merged.buckets.iter().map(|b| b.c503).sum::<u64>(), 2);
-    }
-}
+mod tests;

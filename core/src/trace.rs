@@ -7,6 +7,10 @@ use crate::rule::{feature_vector, LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod auth;
+#[cfg(test)]
+mod props;
+
 /// Schema version of [`TraceRecord`] this build writes (2: the optional `inline` section).
 pub const TRACE_SCHEMA: u32 = 2;
 /// Oldest schema this build still reads (schema 1 records are schema 2 without `inline`).
@@ -120,11 +124,17 @@ impl TraceRecord {
         format!("{TRACE_MARKER}{}", serde_json::to_string(self).unwrap_or_default())
     }
 
-    /// Finds and parses a trace record in any log line (Envoy's own log, `kubectl logs`).
+    /// Finds and parses a trace record in any log line, trusting the line: for logs that may hold
+    /// other writers' lines (access logs, other plugins) use [`auth::check_line`].
     /// `None`: the line carries no record.
     pub fn from_log_line(line: &str) -> Option<Result<TraceRecord, TraceError>> {
         let at = line.find(TRACE_MARKER)?;
         let json = line[at + TRACE_MARKER.len()..].trim();
+        // A signed line's MAC is not checked here (see [`auth::check_line`]), only set aside.
+        let json = match json.rsplit_once(auth::MAC_TAG) {
+            Some((j, m)) if m.len() == 64 && m.bytes().all(|b| b.is_ascii_hexdigit()) => j,
+            _ => json,
+        };
         Some(Self::parse(json))
     }
 

@@ -29,6 +29,10 @@ pub struct Metrics {
     pub sim_predicted_503_permille: Option<u32>,
     pub sim_residual_qps_abs: Option<u32>,
     pub sim_residual_503_permille_abs: Option<u32>,
+    pub runs_evicted: Option<u32>,
+    pub trace_lines_dropped: Option<u32>,
+    pub open_runs: Option<u32>,
+    pub shared_bytes: Option<u32>,
 }
 
 fn define(t: MetricType, name: &str) -> Option<u32> {
@@ -70,6 +74,10 @@ impl Metrics {
             sim_predicted_503_permille: define(g, "sfr2l_sim_predicted_503_permille"),
             sim_residual_qps_abs: define(g, "sfr2l_sim_residual_qps_abs"),
             sim_residual_503_permille_abs: define(g, "sfr2l_sim_residual_503_permille_abs"),
+            runs_evicted: define(c, "sfr2l_runs_evicted_total"),
+            trace_lines_dropped: define(c, "sfr2l_trace_lines_dropped_total"),
+            open_runs: define(g, "sfr2l_open_runs"),
+            shared_bytes: define(g, "sfr2l_shared_run_bytes"),
         }
     }
 }

@@ -21,6 +21,9 @@ use std::time::Duration;
 
 /// Responses of a run a worker accumulates before merging them outside the tick.
 const MERGE_BATCH: u64 = 64;
+/// Distinct runs a worker holds unmerged; a new run beyond it merges them all first, so a client
+/// announcing many runs between two ticks cannot grow the VM's memory.
+const LOCAL_MAX_RUNS: usize = 256;
 
 /// Per-VM state, shared by every root context of the VM and their HTTP contexts. It is VM-wide
 /// (not per root context) because an LDS update creates a new root context while connections
@@ -54,6 +57,9 @@ pub(crate) struct Local {
     /// test whose calls are refused at dispatch ticks every millisecond to refill their slots.
     tick_ms: u64,
     pub(crate) fast_tick: bool,
+    /// Token bucket of trace lines (`max_trace_lines_per_s`), refilled by the host clock.
+    trace_tokens: f64,
+    last_token_ns: u64,
 }
 
 impl Local {
@@ -78,6 +84,8 @@ impl Local {
             current_root: 0,
             tick_ms: 0,
             fast_tick: false,
+            trace_tokens: 0.0,
+            last_token_ns: 0,
         }
     }
 
@@ -197,9 +205,32 @@ fn set_tick(l: &mut Local) {
     }
 }
 
+/// The record's log line, signed with the configured trace key.
+pub(crate) fn trace_line(l: &Local, rec: &TraceRecord) -> String {
+    rec.to_signed_log_line(l.config.trace_key.as_deref().map(str::as_bytes))
+}
+
+/// Takes a token for one trace line; refills `max_trace_lines_per_s` per second up to that burst.
+fn take_trace_token(l: &mut Local, now: u64) -> bool {
+    let rate = f64::from(l.config.max_trace_lines_per_s);
+    let dt = now.saturating_sub(l.last_token_ns) as f64 / 1e9;
+    l.trace_tokens = if l.last_token_ns == 0 { rate } else { (l.trace_tokens + dt * rate).min(rate) };
+    l.last_token_ns = now;
+    if l.trace_tokens >= 1.0 {
+        l.trace_tokens -= 1.0;
+        true
+    } else {
+        false
+    }
+}
+
 fn emit(l: &mut Local, run: &str, counters: &RunCounters) {
     let rec = TraceRecord::from_counters(run, l.config.generation, l.config.rule, counters);
-    host::log(LogLevel::Info, &rec.to_log_line());
+    if take_trace_token(l, host::now_ns()) {
+        host::log(LogLevel::Info, &trace_line(l, &rec));
+    } else {
+        metrics::inc(l.metrics.trace_lines_dropped, 1);
+    }
     let id = if rec.complete { l.metrics.runs_completed } else { l.metrics.runs_incomplete };
     metrics::inc(id, 1);
 }
@@ -218,11 +249,18 @@ fn flush_runs(l: &mut Local) {
 /// Merges this VM's share of one run: from `on_log` once a batch is full, and from the tick.
 fn flush_run(l: &mut Local, run: &str) {
     let Some(share) = l.runs.remove(run) else { return };
-    match store::merge_run(&HostStore, run, &share) {
-        Ok(MergeOutcome::Completed(total)) => emit(l, run, &total),
-        Ok(MergeOutcome::Pending { late }) => {
-            if late {
-                metrics::inc(l.metrics.late_responses, share.responses() as i64);
+    match store::merge_run(&HostStore, run, &share, l.config.max_open_runs) {
+        Ok(merged) => {
+            for (old, total) in &merged.evicted {
+                metrics::inc(l.metrics.runs_evicted, 1);
+                emit(l, old, total);
+            }
+            match merged.outcome {
+                MergeOutcome::Completed(total) => emit(l, run, &total),
+                MergeOutcome::Pending { late: true } => {
+                    metrics::inc(l.metrics.late_responses, share.responses() as i64)
+                }
+                MergeOutcome::Pending { late: false } => {}
             }
         }
         Err(store::MergeError::Contended(_) | store::MergeError::NotInitialised(_)) => {
@@ -244,8 +282,10 @@ fn close_idle_runs(l: &mut Local, now: u64) {
     l.last_idle_scan_ns = now;
     let idle = (l.config.idle_timeout.secs() * 1e9) as u64;
     match store::claim_idle_runs(&HostStore, now, idle) {
-        Ok(claimed) => {
-            for (run, total) in claimed {
+        Ok(scan) => {
+            metrics::set(l.metrics.open_runs, scan.open_runs as u64);
+            metrics::set(l.metrics.shared_bytes, scan.bytes as u64);
+            for (run, total) in scan.claimed {
                 emit(l, &run, &total);
             }
         }
@@ -325,6 +365,9 @@ impl HttpContext for Http {
                         share.responses() >= MERGE_BATCH
                     }
                     None => {
+                        if l.runs.len() >= LOCAL_MAX_RUNS {
+                            flush_runs(&mut l);
+                        }
                         let mut share = RunCounters::default();
                         share.record(*announce, code, flags, start, end);
                         l.runs.insert(run.clone(), share);

@@ -1,25 +1,83 @@
 //! Trace ingestion from any Envoy log stream: a local Envoy log, or `kubectl logs -c istio-proxy`.
+//! Only records Envoy's Wasm logger wrote are accepted, and with a trace key only those whose MAC
+//! verifies (`sfr2l_core::trace::auth`); every other line that mentions the marker is reported.
 
 use anyhow::{Context, Result};
+use sfr2l_core::trace::auth::{self, Rejection};
 use sfr2l_core::TraceRecord;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A record found on a given line, or the error for that line.
+/// A record found on a given line, or the error for that line (a Wasm log line whose record is
+/// malformed).
 pub struct Ingested {
     pub line: usize,
     pub record: Result<TraceRecord, String>,
 }
 
-/// Reads every trace record in `reader`; `origin` names the source in errors.
+/// A line that mentions the trace marker but was not accepted, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub line: usize,
+    /// `not_wasm_log`, `unsigned`, `bad_mac` or `duplicate`.
+    pub kind: &'static str,
+    pub why: String,
+}
+
+/// Everything one ingest found.
+#[derive(Default)]
+pub struct IngestReport {
+    pub records: Vec<Ingested>,
+    pub rejected: Vec<Rejected>,
+    /// Accepted records whose MAC verified.
+    pub signed: usize,
+}
+
+impl IngestReport {
+    /// Rejections by kind, e.g. `not_wasm_log 3, bad_mac 1`.
+    pub fn rejected_summary(&self) -> String {
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &self.rejected {
+            *by.entry(r.kind).or_default() += 1;
+        }
+        by.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Reads every trace record in `reader` (no key: the structure check only).
 pub fn ingest(reader: impl BufRead, origin: &str) -> Result<Vec<Ingested>> {
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{origin}:{}: reading", i + 1))?;
-        if let Some(r) = TraceRecord::from_log_line(&line) {
-            out.push(Ingested { line: i + 1, record: r.map_err(|e| format!("{origin}:{}: {e}", i + 1)) });
+    Ok(ingest_checked(reader, origin, None)?.records)
+}
+
+/// Reads every trace record in `reader`; `origin` names the source in errors. With `key`, only
+/// records with a valid MAC are accepted. A second record of the same run, generation and first
+/// request (a replayed line) is rejected as `duplicate`.
+pub fn ingest_checked(reader: impl BufRead, origin: &str, key: Option<&[u8]>) -> Result<IngestReport> {
+    let mut out = IngestReport::default();
+    let mut seen = HashSet::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let bytes = line.with_context(|| format!("{origin}:{}: reading", i + 1))?;
+        let line = String::from_utf8_lossy(&bytes);
+        let n = i + 1;
+        match auth::check_line(&line, key) {
+            None => {}
+            Some(Ok(a)) => {
+                if !seen.insert((a.record.run.clone(), a.record.generation, a.record.first_ns)) {
+                    let why =
+                        format!("run {} generation {} seen before (replayed line)", a.record.run, a.record.generation);
+                    out.rejected.push(Rejected { line: n, kind: "duplicate", why });
+                    continue;
+                }
+                out.signed += usize::from(a.signed);
+                out.records.push(Ingested { line: n, record: Ok(a.record) });
+            }
+            Some(Err(Rejection::Malformed(e))) => {
+                out.records.push(Ingested { line: n, record: Err(format!("{origin}:{n}: {e}")) })
+            }
+            Some(Err(r)) => out.rejected.push(Rejected { line: n, kind: r.kind(), why: r.to_string() }),
         }
     }
     Ok(out)
@@ -60,11 +118,13 @@ impl LogTail {
         let t0 = Instant::now();
         loop {
             for line in self.read_new()? {
-                if let Some(r) = TraceRecord::from_log_line(&line) {
-                    let rec = r.with_context(|| format!("{}: bad trace record", self.path.display()))?;
-                    if rec.run == run {
-                        return Ok(Some(rec));
+                // Only what Envoy's Wasm logger wrote; other lines naming the marker are skipped.
+                match auth::check_line(&line, None) {
+                    Some(Ok(a)) if a.record.run == run => return Ok(Some(a.record)),
+                    Some(Err(Rejection::Malformed(e))) => {
+                        anyhow::bail!("{}: bad trace record: {e}", self.path.display())
                     }
+                    _ => {}
                 }
             }
             if t0.elapsed() > timeout {
@@ -103,25 +163,42 @@ mod tests {
             rec("a").to_log_line(),
             rec("b").to_log_line()
         );
-        let got = ingest(text.as_bytes(), "envoy.log").unwrap();
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].record.as_ref().unwrap().run, "a");
-        assert_eq!(got[1].record.as_ref().unwrap().run, "b");
-        let err = got[2].record.as_ref().unwrap_err();
-        assert!(err.starts_with("envoy.log:4:"), "{err}");
+        let text = format!("{text}[2026-11-28 10:00:00.000][7][info][wasm] [context.cc:1151] wasm log sfr2l sfr2l: SFR2L_TRACE {{broken\n");
+        let got = ingest_checked(text.as_bytes(), "envoy.log", None).unwrap();
+        assert_eq!(got.records.len(), 3);
+        assert_eq!(got.records[0].record.as_ref().unwrap().run, "a");
+        assert_eq!(got.records[1].record.as_ref().unwrap().run, "b");
+        let err = got.records[2].record.as_ref().unwrap_err();
+        assert!(err.starts_with("envoy.log:5:"), "{err}");
+        assert_eq!(got.rejected.len(), 1, "the bare marker line on line 4");
+        assert_eq!((got.rejected[0].line, got.rejected[0].kind), (4, "not_wasm_log"));
+    }
+
+    #[test]
+    fn key_and_replay() {
+        let key = b"a trace key of 16+ bytes";
+        let p = "[2026-11-28 10:00:00.000][7][info][wasm] [context.cc:1151] wasm log sfr2l sfr2l: ";
+        let good = format!("{p}{}", rec("a").to_signed_log_line(Some(key)));
+        let text = format!("{good}\n{p}{}\n{good}\n", rec("b").to_log_line());
+        let got = ingest_checked(text.as_bytes(), "k.log", Some(key)).unwrap();
+        assert_eq!(got.records.len(), 1);
+        assert_eq!(got.signed, 1);
+        assert_eq!(got.rejected_summary(), "duplicate 1, unsigned 1");
     }
 
     #[test]
     fn tail_finds_a_record_written_later() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log");
-        std::fs::write(&p, format!("{}\n", rec("old").to_log_line())).unwrap();
+        let prefix = "[2026-11-28 10:00:00.000][7][info][wasm] [context.cc:1151] wasm log sfr2l sfr2l: ";
+        std::fs::write(&p, format!("{prefix}{}\n", rec("old").to_log_line())).unwrap();
         let mut t = LogTail::at_end(&p).unwrap();
-        let line = rec("new").to_log_line();
+        let line = format!("{prefix}{}", rec("new").to_log_line());
         let (a, b) = line.split_at(10);
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        write!(f, "x\n{a}").unwrap();
+        // an access-log line echoing a record of the awaited run is not it
+        write!(f, "x\n[2026-11-28T10:00:00.000Z] \"GET /{} HTTP/1.1\" 200\n{a}", rec("new").to_log_line()).unwrap();
         assert!(t.wait_for("new", Duration::from_millis(20)).unwrap().is_none());
         writeln!(f, "{b}").unwrap();
         assert_eq!(t.wait_for("new", Duration::from_millis(200)).unwrap().unwrap().run, "new");

@@ -5,6 +5,8 @@ use crate::rule::TrafficRule;
 use serde::{Deserialize, Serialize};
 
 mod loadtest;
+#[cfg(test)]
+mod props;
 pub use loadtest::{ArtifactRef, LoadTestConfig, ModelsConfig};
 
 /// What the filter does.
@@ -67,7 +69,26 @@ pub struct ConfigV1 {
     /// The inline load test (mode `loadtest`).
     #[serde(default)]
     pub loadtest: Option<LoadTestConfig>,
+    /// Announced runs kept open in host shared data at once; a new run beyond it closes the
+    /// oldest open run as incomplete (`sfr2l_runs_evicted_total`). Bounds shared data and VM memory
+    /// whatever a client announces.
+    #[serde(default = "default_max_open_runs", skip_serializing_if = "is_default_max_open_runs")]
+    pub max_open_runs: u32,
+    /// Trace lines one VM writes per second (a token bucket with this burst); records beyond it
+    /// are counted in `sfr2l_trace_lines_dropped_total`, not logged.
+    #[serde(default = "default_trace_lines", skip_serializing_if = "is_default_trace_lines")]
+    pub max_trace_lines_per_s: u32,
+    /// Key that authenticates trace records (HMAC-SHA256 over the record's JSON, ` mac=<hex>`
+    /// after it); `traces ingest` with the same key accepts only records that carry a valid MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_key: Option<String>,
 }
+
+/// Bounds of [`ConfigV1::max_open_runs`] and [`ConfigV1::max_trace_lines_per_s`].
+pub const OPEN_RUNS_RANGE: std::ops::RangeInclusive<u32> = 16..=100_000;
+pub const TRACE_LINES_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
+/// Shortest accepted `trace_key` (bytes).
+pub const MIN_TRACE_KEY_BYTES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +114,20 @@ fn default_flush() -> IstioDuration {
 fn default_window() -> IstioDuration {
     IstioDuration::from_secs(10.0)
 }
+fn default_max_open_runs() -> u32 {
+    1024
+}
+fn default_trace_lines() -> u32 {
+    100
+}
+// Defaults are not written, so that a configuration that does not set them still reads in filter
+// builds that predate them.
+fn is_default_max_open_runs(v: &u32) -> bool {
+    *v == default_max_open_runs()
+}
+fn is_default_trace_lines(v: &u32) -> bool {
+    *v == default_trace_lines()
+}
 
 impl Default for ConfigV1 {
     fn default() -> Self {
@@ -107,6 +142,9 @@ impl Default for ConfigV1 {
             headers: RunHeaders::default(),
             models: None,
             loadtest: None,
+            max_open_runs: default_max_open_runs(),
+            max_trace_lines_per_s: default_trace_lines(),
+            trace_key: None,
         }
     }
 }
@@ -134,6 +172,30 @@ impl ConfigV1 {
         }
         if c.window.secs() < 2.0 || c.window.secs() > 3600.0 {
             return Err(ConfigError::Invalid("window: must be within 2s..1h".into()));
+        }
+        if !OPEN_RUNS_RANGE.contains(&c.max_open_runs) {
+            return Err(ConfigError::Invalid(format!(
+                "max_open_runs: must be within {}..={} (got {})",
+                OPEN_RUNS_RANGE.start(),
+                OPEN_RUNS_RANGE.end(),
+                c.max_open_runs
+            )));
+        }
+        if !TRACE_LINES_RANGE.contains(&c.max_trace_lines_per_s) {
+            return Err(ConfigError::Invalid(format!(
+                "max_trace_lines_per_s: must be within {}..={} (got {})",
+                TRACE_LINES_RANGE.start(),
+                TRACE_LINES_RANGE.end(),
+                c.max_trace_lines_per_s
+            )));
+        }
+        if let Some(k) = &c.trace_key {
+            if k.len() < MIN_TRACE_KEY_BYTES {
+                return Err(ConfigError::Invalid(format!(
+                    "trace_key: must be at least {MIN_TRACE_KEY_BYTES} bytes (got {})",
+                    k.len()
+                )));
+            }
         }
         if let Some(m) = &c.models {
             m.validate()?;

@@ -277,6 +277,18 @@ impl Host {
         self.invoke::<(i32, i32, i32, i32, i32), ()>(id.vm, call.context, "proxy_on_http_call_response", args)
     }
 
+    /// Linear memory of a VM in bytes (it only grows: the VM's high-water mark).
+    pub fn memory_bytes(&mut self, vm: usize) -> Result<usize> {
+        let v = self.vm(vm)?;
+        let m = v.store.data().memory.ok_or_else(|| format_err!("vm {vm}: no memory export"))?;
+        Ok(m.data_size(&v.store))
+    }
+
+    /// Bytes of shared data under keys starting with `prefix`.
+    pub fn shared_bytes(&self, prefix: &str) -> usize {
+        self.shared.borrow().data.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, (v, _))| v.len()).sum()
+    }
+
     /// A metric's value by name (shared by all VMs, as Envoy's stats).
     pub fn metric(&self, name: &str) -> Option<i64> {
         self.shared.borrow().metrics.get(name).map(|(_, v)| *v)

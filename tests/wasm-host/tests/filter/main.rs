@@ -5,6 +5,7 @@
 // The test helpers unwrap as the tests do (clippy's allow-unwrap-in-tests covers #[test] fns only).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bounded;
 mod callouts;
 mod loadtest;
 mod models;

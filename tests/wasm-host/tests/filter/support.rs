@@ -18,14 +18,16 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Where the built modules are: `SFR2L_FILTER_DIR`, else `make filter`'s output.
+pub fn filter_dir() -> PathBuf {
+    std::env::var_os("SFR2L_FILTER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/wasm32-wasip1/release"))
+}
+
 fn load(name: &str) -> Module {
     let engine = engine().unwrap();
-    load_module(
-        &engine,
-        &repo().join("target/wasm32-wasip1/release").join(name),
-        &repo().join("target/wasm-host-cache"),
-    )
-    .unwrap()
+    load_module(&engine, &filter_dir().join(name), &repo().join("target/wasm-host-cache")).unwrap()
 }
 
 /// The model build of the filter, compiled once per test process.

@@ -1,0 +1,199 @@
+//! The CAS merge against the in-memory store with Envoy's semantics.
+use super::memory::MemoryStore;
+use super::*;
+use crate::counters::RunAnnounce;
+
+const A: RunAnnounce = RunAnnounce { threads: 2, calls: 4 };
+
+fn share(codes: &[u16]) -> RunCounters {
+    let mut c = RunCounters::default();
+    for (i, code) in codes.iter().enumerate() {
+        c.record(A, *code, 0, 10 + i as u64, 20 + i as u64);
+    }
+    c
+}
+
+fn init() -> MemoryStore {
+    let s = MemoryStore::default();
+    init_shared(&s).unwrap();
+    s
+}
+
+/// Merges with the default bound and returns the outcome.
+fn merge(s: &MemoryStore, run: &str, share: &RunCounters) -> MergeOutcome {
+    merge_run(s, run, share, 1024).unwrap().outcome
+}
+
+fn completed(o: MergeOutcome) -> RunCounters {
+    match o {
+        MergeOutcome::Completed(c) => c,
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn exactly_one_merge_completes() {
+    let s = init();
+    assert_eq!(merge(&s, "r", &share(&[200])), MergeOutcome::Pending { late: false });
+    *s.interleave.borrow_mut() = 3; // contention from "other workers"
+    assert_eq!(merge(&s, "r", &share(&[503, 200])), MergeOutcome::Pending { late: false });
+    let c = completed(merge(&s, "r", &share(&[200])));
+    assert_eq!(c.responses(), 4);
+    assert_eq!(c.count(503), 1);
+    // a straggler after completion is late, never a second record
+    assert_eq!(merge(&s, "r", &share(&[200])), MergeOutcome::Pending { late: true });
+}
+
+#[test]
+fn missing_entries_are_never_created_by_a_merge() {
+    // Envoy creates missing keys unconditionally: two first writers would overwrite each other.
+    let s = MemoryStore::default();
+    assert!(matches!(merge_run(&s, "r", &share(&[200]), 1024), Err(MergeError::NotInitialised(_))));
+    init_shared(&s).unwrap();
+    merge(&s, "r", &share(&[200]));
+    init_shared(&s).unwrap(); // a later VM start keeps existing data
+    assert_eq!(merge(&s, "r", &share(&[200, 200])), MergeOutcome::Pending { late: false });
+    assert_eq!(completed(merge(&s, "r", &share(&[200]))).responses(), 4);
+}
+
+#[test]
+fn runs_in_one_shard_stay_apart() {
+    let s = init();
+    let (a, b) = (
+        "run-a",
+        (0..1000).map(|i| format!("run-{i}")).find(|r| shard_of(r) == shard_of("run-a") && r != "run-a").unwrap(),
+    );
+    merge(&s, a, &share(&[200, 200]));
+    merge(&s, &b, &share(&[503, 503, 503]));
+    assert_eq!(completed(merge(&s, &b, &share(&[200]))).count(503), 3);
+    assert_eq!(completed(merge(&s, a, &share(&[200, 200]))).count(200), 4);
+}
+
+#[test]
+fn idle_claim_is_exclusive_and_prunes() {
+    let s = init();
+    merge(&s, "r", &share(&[200]));
+    assert!(claim_idle_runs(&s, 25, 100).unwrap().claimed.is_empty()); // not idle yet
+    let c = claim_idle_runs(&s, 1_000, 100).unwrap().claimed;
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].1.responses(), 1);
+    assert!(claim_idle_runs(&s, 2_000, 100).unwrap().claimed.is_empty()); // already claimed
+    claim_idle_runs(&s, KEEP_EMITTED_NS + 10_000, 100).unwrap();
+    let all: usize = (0..SHARDS).map(|i| s.get(&shard_key(i)).unwrap().map(|v| v.0.len()).unwrap_or(0)).sum();
+    assert_eq!(all, 0, "emitted runs are pruned");
+}
+
+#[test]
+fn endless_contention_is_an_error() {
+    let s = init();
+    *s.interleave.borrow_mut() = u32::MAX;
+    assert!(matches!(merge_run(&s, "r", &share(&[200]), 1024), Err(MergeError::Contended(_))));
+}
+
+#[test]
+fn corrupt_entry_is_reported() {
+    let s = init();
+    s.set(&shard_key(shard_of("r")), b"not json", None).unwrap();
+    assert!(matches!(merge_run(&s, "r", &share(&[200]), 1024), Err(MergeError::Corrupt(..))));
+}
+
+#[test]
+fn window_merges() {
+    let s = init();
+    let mut w = RollingWindow::new(4);
+    w.record(5_000_000_000, 503);
+    merge_window(&s, &w).unwrap();
+    let merged = merge_window(&s, &w).unwrap();
+    assert_eq!(merged.buckets.iter().map(|b| b.c503).sum::<u64>(), 2);
+}
+
+fn shard_runs(s: &MemoryStore) -> Vec<RunTable> {
+    (0..SHARDS)
+        .map(|i| match s.get(&shard_key(i)).unwrap() {
+            Some((v, _)) if !v.is_empty() => serde_json::from_slice(&v).unwrap(),
+            _ => RunTable::new(),
+        })
+        .collect()
+}
+
+/// A client announcing many distinct runs that never complete: each shard keeps at most its
+/// cap of open runs, the oldest are closed (once each) and handed back for their records.
+#[test]
+fn open_runs_are_bounded_and_the_oldest_closed() {
+    let s = init();
+    let max = 4 * SHARDS as u32; // 4 per shard
+    let mut evicted = Vec::new();
+    for i in 0..2_000u64 {
+        let mut c = RunCounters::default();
+        c.record(RunAnnounce { threads: 1, calls: 5 }, 200, 0, i + 1, i + 1);
+        evicted.extend(merge_run(&s, &format!("flood-{i}"), &c, max).unwrap().evicted);
+    }
+    let tables = shard_runs(&s);
+    for t in &tables {
+        assert!(t.values().filter(|c| !c.emitted).count() <= shard_cap(max));
+        assert!(t.len() <= 2 * shard_cap(max));
+    }
+    let open: usize = tables.iter().map(|t| t.values().filter(|c| !c.emitted).count()).sum();
+    assert_eq!(evicted.len() + open, 2_000, "every run is either still open or closed exactly once");
+    let mut names: Vec<&String> = evicted.iter().map(|(r, _)| r).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), evicted.len());
+    assert!(evicted.iter().all(|(_, c)| !c.is_complete()));
+    // the newest runs survive: the last one of each shard is still open
+    assert!(tables.iter().flat_map(|t| t.keys()).any(|r| r == "flood-1999"));
+}
+
+/// A completed run survives a flood of other runs as emitted (late responses stay late) until the
+/// shard's emitted share is full; a run in progress is closed only when it is the oldest.
+#[test]
+fn an_active_run_outlives_older_ones() {
+    let s = init();
+    let a = RunAnnounce { threads: 1, calls: 1_000 };
+    let mut active = RunCounters::default();
+    active.record(a, 200, 0, 1, 1);
+    merge_run(&s, "active", &active, 2 * SHARDS as u32).unwrap();
+    let shard = shard_of("active");
+    let others: Vec<String> = (0..10_000).map(|i| format!("o-{i}")).filter(|r| shard_of(r) == shard).take(3).collect();
+    for (i, r) in others.iter().enumerate() {
+        let mut c = RunCounters::default();
+        c.record(a, 200, 0, 10 + i as u64, 10 + i as u64);
+        // a later share of the active run keeps it the newest
+        let mut more = RunCounters::default();
+        more.record(a, 200, 0, 100 + i as u64, 100 + i as u64);
+        let m = merge_run(&s, r, &c, 2 * SHARDS as u32).unwrap();
+        assert!(m.evicted.iter().all(|(e, _)| e != "active"), "{m:?}");
+        merge_run(&s, "active", &more, 2 * SHARDS as u32).unwrap();
+    }
+    assert!(shard_runs(&s)[shard].get("active").is_some_and(|c| !c.emitted));
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any sequence of merges of any runs: the bound holds, and no response is lost or
+        /// counted twice (open + emitted + evicted tables add up to what was merged).
+        #[test]
+        fn bound_and_conservation(ops in prop::collection::vec((0u32..200, 1u32..4, 0u64..1_000), 1..300),
+                                  max in 16u32..64) {
+            let s = init();
+            let mut merged = 0u64;
+            let mut evicted = 0u64;
+            for (run, calls, t) in ops {
+                let mut c = RunCounters::default();
+                c.record(RunAnnounce { threads: 1, calls }, 200, 0, t + 1, t + 1);
+                merged += 1;
+                let m = merge_run(&s, &format!("r{run}"), &c, max).unwrap();
+                evicted += m.evicted.len() as u64;
+                for t in shard_runs(&s) {
+                    prop_assert!(t.values().filter(|c| !c.emitted).count() <= shard_cap(max));
+                }
+            }
+            let kept: u64 = shard_runs(&s).iter().flat_map(|t| t.values()).map(|c| c.responses()).sum();
+            prop_assert!(kept <= merged);
+            prop_assert!(evicted <= merged);
+        }
+    }
+}
