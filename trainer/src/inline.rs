@@ -128,7 +128,13 @@ pub fn records_since(lab: &Lab, offset: u64) -> Result<Vec<TraceRecord>> {
     f.seek(SeekFrom::Start(offset))?;
     let mut text = String::new();
     f.read_to_string(&mut text)?;
-    Ok(text.lines().filter_map(TraceRecord::from_log_line).filter_map(Result::ok).collect())
+    // Only lines Envoy's Wasm logger wrote count (an access-log line cannot pose as a record).
+    Ok(text
+        .lines()
+        .filter_map(|l| sfr2l_core::trace::auth::check_line(l, None))
+        .filter_map(Result::ok)
+        .map(|a| a.record)
+        .collect())
 }
 
 /// Pushes load-test mode with `models` for `rule` and waits for the sidecar's inline test
