@@ -82,7 +82,7 @@ proptest! {
 
     #[test]
     fn destination_rule_mutated(e in edits(8)) {
-        let yaml = mutate(repo_file("manifests/destinationrule-istio-task.yaml"), &e);
+        let yaml = mutate(repo_file("manifests/overlays/istio-task/destinationrule.yaml"), &e);
         let text = String::from_utf8_lossy(&yaml);
         if let Err(err) = sfr2l::destination_rule::parse(&text, "dr.yaml") {
             let msg = format!("{err:#}");

@@ -47,7 +47,12 @@ fn spoofed_access_log_lines_are_rejected() {
     }
     let log = envoy.log.clone();
     assert!(
-        wait_until(Duration::from_secs(10), || reliab::read_log(&log).matches(" mac=").count() >= 3),
+        // Envoy flushes its access log on a timer: wait for the three echoed spoofs too.
+        wait_until(Duration::from_secs(10), || {
+            let t = reliab::read_log(&log);
+            t.matches(" mac=").count() >= 3
+                && ["spoof-bare", "spoof-prefixed", "spoof-envoy-shaped"].iter().all(|s| t.contains(s))
+        }),
         "no signed records: {}",
         envoy.log_text()
     );
