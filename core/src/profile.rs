@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+mod lab;
+
+use lab::{lab, quota, quota_lab};
+pub use lab::{BadMode, Capacity, LabTopology, Quota};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProfileId {
@@ -82,105 +87,6 @@ impl Grid {
     }
 }
 
-/// How a bad host fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BadMode {
-    /// The host's server-side fault filter aborts with 503 (fast: no call to the app).
-    #[default]
-    FaultAbort,
-    /// The app itself answers 503 (httpbin `/status/200:w,503:w`): same latency as a good
-    /// request, so least-request balancing does not favour bad hosts.
-    App503,
-}
-
-/// The upstream side of the lab for one profile: how many hosts the cluster has and which
-/// faults they inject (a real Envoy fault filter on each host's server-side listener).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LabTopology {
-    /// Hosts (endpoints) of the client-side cluster.
-    pub hosts: u32,
-    /// How many of them are "bad": they abort with 503 at `bad_abort_percent`.
-    pub bad_hosts: u32,
-    pub bad_abort_percent: f64,
-    #[serde(default)]
-    pub bad_mode: BadMode,
-    /// Fixed delay every host adds to `delay_percent` of its requests.
-    pub delay_ms: u32,
-    pub delay_percent: f64,
-    /// Worker threads of the client-side sidecar (Istio default: 2).
-    pub client_workers: u32,
-    /// A request quota per client (load test) on some hosts (see [`Quota`]); none when absent.
-    #[serde(default)]
-    pub client_quota: Option<Quota>,
-    /// A request quota per connection on some hosts: each new connection gets a full bucket.
-    #[serde(default)]
-    pub conn_quota: Option<Quota>,
-    /// A fixed worker capacity on some hosts (see [`Capacity`]); none when absent.
-    #[serde(default)]
-    pub capacity: Option<Capacity>,
-}
-
-/// A host that serves a budget of requests and then fails fast with 503 until the budget
-/// refills: an upstream that grants each client a quota (as rate-limited APIs do per API key;
-/// each load test is a new client, named by its run header), or a per-connection resource that
-/// runs out (each new connection starts with a full budget). Envoy's local rate limit on the
-/// server sidecar: a token bucket of `tokens`, refilled at `refill_per_s`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Quota {
-    /// The first `hosts` hosts have the quota.
-    pub hosts: u32,
-    pub tokens: u32,
-    pub refill_per_s: u32,
-}
-
-/// A host with a fixed number of workers: `concurrency` requests in service, `queue` more
-/// waiting, any beyond answered 503 at once (a server-side circuit breaker in front of the
-/// app, as a bounded thread pool with a bounded accept queue behaves).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Capacity {
-    /// The first `hosts` hosts have the limit.
-    pub hosts: u32,
-    pub concurrency: u32,
-    pub queue: u32,
-}
-
-fn fields<const N: usize>(s: &str, what: &str, form: &str) -> Result<[u32; N], String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != N {
-        return Err(format!("{what} {s:?}: expected {form}"));
-    }
-    let mut out = [0; N];
-    for (o, p) in out.iter_mut().zip(&parts) {
-        *o = p.trim().parse().map_err(|_| format!("{what} {s:?}: {p:?} is not a whole number ({form})"))?;
-    }
-    Ok(out)
-}
-
-impl FromStr for Quota {
-    type Err = String;
-    /// `HOSTS:TOKENS:REFILL_PER_S`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let [hosts, tokens, refill_per_s] = fields::<3>(s, "quota", "HOSTS:TOKENS:REFILL_PER_S, e.g. 2:50:100")?;
-        if tokens == 0 {
-            return Err(format!("quota {s:?}: TOKENS must be >= 1"));
-        }
-        Ok(Quota { hosts, tokens, refill_per_s })
-    }
-}
-
-impl FromStr for Capacity {
-    type Err = String;
-    /// `HOSTS:CONCURRENCY:QUEUE`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let [hosts, concurrency, queue] = fields::<3>(s, "capacity", "HOSTS:CONCURRENCY:QUEUE, e.g. 3:4:2")?;
-        if concurrency == 0 {
-            return Err(format!("capacity {s:?}: CONCURRENCY must be >= 1"));
-        }
-        Ok(Capacity { hosts, concurrency, queue })
-    }
-}
-
 /// A dataset profile.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
@@ -197,43 +103,6 @@ pub struct Profile {
     pub thread_grid: Grid,
     pub call_grid: Grid,
     pub lab: LabTopology,
-}
-
-const fn lab(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u32, delay_percent: f64) -> LabTopology {
-    LabTopology {
-        hosts,
-        bad_hosts,
-        bad_abort_percent,
-        bad_mode: BadMode::FaultAbort,
-        delay_ms,
-        delay_percent,
-        client_workers: 2,
-        client_quota: None,
-        conn_quota: None,
-        capacity: None,
-    }
-}
-
-/// A lab whose hosts grant each load test a quota (`client_quota`), optionally with a
-/// per-connection budget on some hosts and `bad_hosts` that abort 90% of requests. See
-/// data/README.md ("Failure modes per profile") for why each profile has the modes it has.
-const fn quota_lab(hosts: u32, bad_hosts: u32, client_quota: Quota, conn_quota: Option<Quota>) -> LabTopology {
-    LabTopology {
-        hosts,
-        bad_hosts,
-        bad_abort_percent: if bad_hosts > 0 { 90.0 } else { 0.0 },
-        bad_mode: BadMode::FaultAbort,
-        delay_ms: 2,
-        delay_percent: 100.0,
-        client_workers: 2,
-        client_quota: Some(client_quota),
-        conn_quota,
-        capacity: None,
-    }
-}
-
-const fn quota(hosts: u32, tokens: u32, refill_per_s: u32) -> Quota {
-    Quota { hosts, tokens, refill_per_s }
 }
 
 impl Profile {
@@ -399,19 +268,6 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quota_and_capacity_parse_with_named_errors() {
-        let q: Quota = "2:20:5".parse().unwrap();
-        assert_eq!(q, Quota { hosts: 2, tokens: 20, refill_per_s: 5 });
-        assert!("2:20".parse::<Quota>().unwrap_err().contains("expected"));
-        assert!("2:x:5".parse::<Quota>().unwrap_err().contains("\"x\""));
-        assert!("2:0:5".parse::<Quota>().is_err());
-        let c: Capacity = "3:4:2".parse().unwrap();
-        assert_eq!(c, Capacity { hosts: 3, concurrency: 4, queue: 2 });
-        assert!("3:0:2".parse::<Capacity>().is_err());
-        assert!("3:4".parse::<Capacity>().is_err());
-    }
 
     #[test]
     fn parse_and_display() {
