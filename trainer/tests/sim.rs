@@ -164,6 +164,9 @@ fn sim_fit_writes_the_artifacts_and_keeps_other_files() {
     let out = dir.path().join("policies/s1");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("thread.onnx"), "agent").unwrap();
+    let agents = out.join("agents/call/seed-1");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(agents.join("call.onnx"), "trained agent").unwrap();
     let o = bin()
         .args(["sim", "fit", "--hidden", "16", "--epochs", "2", "--ensemble", "1", "--data"])
         .arg(root().join("data/s1.csv"))
@@ -175,6 +178,8 @@ fn sim_fit_writes_the_artifacts_and_keeps_other_files() {
     for f in ["simulator.onnx", "simulator.json", "config.json", "thread.onnx"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // Folders (agents trained on the previous simulator) are kept too.
+    assert_eq!(std::fs::read_to_string(agents.join("call.onnx")).unwrap(), "trained agent");
     let cfg: SimConfig = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!((cfg.hidden, cfg.max_epochs, cfg.ensemble), (16, 2, 1));
     let o = bin()

@@ -94,7 +94,8 @@ fn table_cmd(a: SimTableArgs) -> Result<()> {
     if let Some(s) = a.tune.seed {
         command.push_str(&format!(" --seed {s}"));
     }
-    let md = table::render(&cards, &command);
+    let old = std::fs::read_to_string(&a.report).ok();
+    let md = crate::history::with_history(&table::render(&cards, &command), old.as_deref(), &crate::history::today());
     if let Some(dir) = a.report.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -337,16 +337,37 @@ fn simulator_card(
 /// Writes `simulator.onnx`, `simulator.json` and `config.json` into `out` as one step: the
 /// files go to a temporary sibling folder first, which then replaces `out`. Other files
 /// already in `out` (agents of a later stage) are carried over.
+/// Recreates the tree `src` at `dst` with hard links (a copy where linking fails), so that
+/// keeping large agent folders through a re-export costs no space and no time.
+fn link_tree(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let to = dst.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            link_tree(&e.path(), &to)?;
+        } else if std::fs::hard_link(e.path(), &to).is_err() {
+            std::fs::copy(e.path(), &to)?;
+        }
+    }
+    Ok(())
+}
+
 pub fn write_artifacts(out: &Path, fitted: &FittedSimulator) -> Result<()> {
     let stage = StagedDir::new(out, ".sim-")?;
     if out.is_dir() {
         for e in std::fs::read_dir(out)? {
             let e = e?;
             let name = e.file_name();
-            if e.file_type()?.is_file()
+            let kind = e.file_type()?;
+            if kind.is_file()
                 && !["simulator.onnx", "simulator.json", "config.json"].contains(&name.to_string_lossy().as_ref())
             {
                 std::fs::copy(e.path(), stage.path().join(&name))?;
+            } else if kind.is_dir() {
+                // Agents trained on the previous simulator stay (their cards pin its sha256, so
+                // using them against the new one is a clear error, not a silent loss).
+                link_tree(&e.path(), &stage.path().join(&name))?;
             }
         }
     }
