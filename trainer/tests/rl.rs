@@ -180,3 +180,92 @@ fn a_grid_outside_the_training_range_is_refused() {
     let e = RewardTable::build(&sim, sfr2l_core::ProfileId::S1, &rows, Objective::Worst).unwrap_err().to_string();
     assert!(e.contains("call grid value 435") && e.contains("training range"), "{e}");
 }
+
+/// `rl table` saves every finished cell: killed after its first cell, `--resume` takes the saved
+/// cells as they are, trains the rest, and ends with the same table as an uninterrupted run; a
+/// resume with other settings names the stale cell instead of mixing protocols.
+#[test]
+fn an_interrupted_table_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |sub: &str, extra: &[&str]| -> Vec<String> {
+        let d = dir.path().join(sub);
+        let mut v: Vec<String> = [
+            "rl",
+            "table",
+            "--datasets",
+            "s1",
+            "--configs",
+            "call,thread-call",
+            "--seeds",
+            "2",
+            "--epochs",
+            "6",
+            "--interactions",
+            "200",
+            "--hidden",
+            "32",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        v.extend(["--report".into(), d.join("table5.md").display().to_string()]);
+        v.extend(["--export-to".into(), d.join("policies").display().to_string()]);
+        v.extend(extra.iter().map(ToString::to_string));
+        v
+    };
+    let runs = |sub: &str| -> Vec<(String, u64, f64, f64, f64, usize)> {
+        let text = std::fs::read_to_string(dir.path().join(sub).join("table5-runs.json")).unwrap();
+        let v: Vec<sfr2l::rl::run::RunSummary> = serde_json::from_str(&text).unwrap();
+        v.into_iter()
+            .map(|r| (r.label, r.seed, r.sim_ratio, r.optimum_ratio, r.rl_over_optimum, r.best_epoch))
+            .collect()
+    };
+
+    let o = bin().args(args("whole", &[])).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Interrupted: SIGKILL as soon as the first cell is saved.
+    let cells = dir.path().join("cut/.table5-cells");
+    let mut child = bin().args(args("cut", &[])).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let saved = loop {
+        let n = std::fs::read_dir(&cells).map(|d| d.count()).unwrap_or(0);
+        if n > 0 || t0.elapsed() > std::time::Duration::from_secs(300) {
+            break n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(saved >= 1, "no cell saved within 300 s");
+    let before: Vec<(PathBuf, std::time::SystemTime)> = std::fs::read_dir(&cells)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.path(), e.metadata().unwrap().modified().unwrap())
+        })
+        .collect();
+    assert!(before.len() < 4, "the run finished before it was killed ({} cells)", before.len());
+    assert!(!dir.path().join("cut/table5.md").exists(), "no report from an interrupted table");
+
+    let o = bin().args(args("cut", &["--resume"])).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("(resumed,").count(), before.len(), "{err}");
+    assert_eq!(err.matches("(trained,").count(), 4 - before.len(), "{err}");
+    for (p, t) in &before {
+        assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *t, "{} was rewritten", p.display());
+    }
+    assert_eq!(runs("cut"), runs("whole"));
+    let agent = "s1/agents/thread-call/seed-1/thread.onnx";
+    let (a, b) = (dir.path().join("whole/policies").join(agent), dir.path().join("cut/policies").join(agent));
+    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    let md = std::fs::read_to_string(dir.path().join("cut/table5.md")).unwrap();
+    assert!(md.contains(&format!("{} of 4 cells resumed", before.len())), "{md}");
+
+    // Other settings: the stale cell is named, nothing is trained.
+    let o = bin().args(args("cut", &["--resume", "--beta", "0.4"])).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains(".table5-cells/s1-call-seed-1.json") && err.contains("other settings"), "{err}");
+}

@@ -5,7 +5,7 @@ use super::Exit;
 use crate::artifact::{git_commit, read_config};
 use crate::cli::{RlCommand, RlDecideArgs, RlLearnArgs, RlTableArgs, RlTuneArgs};
 use crate::rl::run::{agent_dir_name, load_service, train_agents, write_run, Service};
-use crate::rl::table::{run_table, write_table5, TableJob};
+use crate::rl::table::{cells_dir, run_table, write_table5, TableJob};
 use crate::rl::RlConfig;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
@@ -139,6 +139,8 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
         export_to: a.export_to.clone().unwrap_or_else(|| a.policies.clone()),
         objective: a.tune.objective,
         base: rl_config(&a.tune, 1)?,
+        cells: a.cells.clone().unwrap_or_else(|| cells_dir(&a.report)),
+        resume: a.resume,
     };
     let table = run_table(&job, &git_commit())?;
     let base = &job.base;
@@ -159,8 +161,8 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
     let note = format!(
         "Protocol: {} epochs x {} interactions per service, {} seed(s) per cell, Q-networks {}-wide (trunk {} layers), \
          lr {:e} (collaborative {:e}), discount {}, beta {}, objective {:?}. Collaborative rows use {} copies of the \
-         dataset's simulator, each service drawing its own rules, with {} seed(s) per cell. Wall time of the whole table: \
-         {:.1} minutes on this machine.",
+         dataset's simulator, each service drawing its own rules, with {} seed(s) per cell. Training time summed over \
+         the cells: {:.1} minutes on this machine{}.",
         base.epochs,
         base.interactions,
         a.seeds,
@@ -173,7 +175,12 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
         job.objective,
         a.services,
         job.collab_seeds,
-        table.seconds / 60.0
+        table.seconds / 60.0,
+        if table.resumed > 0 {
+            format!(" ({} of {} cells resumed from an earlier sitting)", table.resumed, table.runs.len())
+        } else {
+            String::new()
+        }
     );
     let md = write_table5(&a.report, &job, &table, &command, &note)?;
     print!("{md}");
