@@ -45,13 +45,16 @@ fn pin(root: &Path, onnx: &Path, card: &CardPin) -> Result<ArtifactRef> {
 }
 
 /// Models configuration for the agents in `agents_dir` (`policies/sN/agents/<config>/seed-S`,
-/// with `thread.json` / `call.json` cards beside the graphs), served from `root` through
-/// `cluster`; with `simulator`, the dataset's simulator (three folders up) as well.
+/// with `thread.json` / `call.json` cards beside the graphs; for a collaborative run, service 0's
+/// `thread-svc0.json` / `call-svc0.json`), served from `root` through `cluster`; with `simulator`,
+/// the dataset's simulator (three folders up) as well.
 pub fn models_config(root: &Path, agents_dir: &Path, simulator: bool, cluster: &str) -> Result<ModelsConfig> {
     let root = root.canonicalize().with_context(|| format!("served folder {}", root.display()))?;
+    let single = ["thread", "call"].iter().any(|n| agents_dir.join(format!("{n}.json")).exists());
+    let suffix = if single { "" } else { "-svc0" };
     let cards: Vec<(&str, PathBuf)> = ["thread", "call"]
         .iter()
-        .map(|n| (*n, agents_dir.join(format!("{n}.json"))))
+        .map(|n| (*n, agents_dir.join(format!("{n}{suffix}.json"))))
         .filter(|(_, p)| p.exists())
         .collect();
     let (_, first) =
@@ -64,7 +67,7 @@ pub fn models_config(root: &Path, agents_dir: &Path, simulator: bool, cluster: &
     let mut profile: Option<String> = None;
     for spec in configuration.agents() {
         let name = spec.kind.name();
-        let card_path = agents_dir.join(format!("{name}.json"));
+        let card_path = agents_dir.join(format!("{name}{suffix}.json"));
         let card = read_card(&card_path)?;
         if card.configuration.as_deref() != Some(configuration.slug()) {
             bail!("{}: configuration {:?}, expected {}", card_path.display(), card.configuration, configuration.slug());
@@ -73,7 +76,7 @@ pub fn models_config(root: &Path, agents_dir: &Path, simulator: bool, cluster: &
             bail!("{}: profile {} differs from the other agent's", card_path.display(), card.profile);
         }
         profile = Some(card.profile.clone());
-        agents.insert(name.to_string(), pin(&root, &agents_dir.join(format!("{name}.onnx")), &card)?);
+        agents.insert(name.to_string(), pin(&root, &agents_dir.join(format!("{name}{suffix}.onnx")), &card)?);
     }
     let profile: ProfileId = profile.context("no agents")?.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let simulator = if simulator {

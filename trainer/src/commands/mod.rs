@@ -11,6 +11,7 @@ pub mod oci;
 pub mod rl;
 pub mod sim;
 pub mod traces;
+pub mod validate;
 
 use crate::cli::{Cli, Commands};
 use anyhow::Result;
@@ -44,5 +45,6 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Commands::Oci(a) => oci::run(a),
         Commands::Advise(a) => advise::run(a),
         Commands::Explore(a) => explore::run(a),
+        Commands::Validate(a) => validate::run(a),
     }
 }
