@@ -16,6 +16,22 @@ def within_share(rows, col):
     total = st.variance([float(r[col]) for r in rows])
     return within / total if total > 0 else float("nan"), len(reps)
 
+def faults(t):
+    """The topology's failure modes in words (data/README.md, "Failure modes per profile")."""
+    parts = [f"{t['hosts']} hosts"]
+    if t["bad_hosts"]:
+        parts.append(f"{t['bad_hosts']} bad at {t['bad_abort_percent']:g}% 503")
+    for key, what in (("client_quota", "per-test quota"), ("conn_quota", "per-connection budget")):
+        q = t.get(key)
+        if q:
+            refill = f" +{q['refill_per_s']}/s" if q["refill_per_s"] else ""
+            parts.append(f"{what} {q['tokens']}{refill} on {q['hosts']} host{'s' if q['hosts'] > 1 else ''}")
+    c = t.get("capacity")
+    if c:
+        parts.append(f"capacity {c['concurrency']}+{c['queue']} on {c['hosts']} hosts")
+    parts.append(f"{t['delay_ms']} ms delay")
+    return ", ".join(parts)
+
 def card(path):
     rows = list(csv.DictReader(open(path)))
     meta = json.load(open(path.replace(".csv", ".meta.json")))
@@ -28,7 +44,7 @@ def card(path):
     return (f"| {meta['profile'].upper()} | {len(rows)} | {st.mean(r503):.3f} (sd {st.pstdev(r503):.3f}) | "
             f"{min(qps):.0f} .. {max(qps):.0f} (median {st.median(qps):.0f}) | {wq:.2f} | {w503:.2f} | {n} | "
             f"{meta['collection_seconds']/60:.1f} min | {meta['median_overhead_ms']:.0f} ms | "
-            f"{t['hosts']} hosts, {t['bad_hosts']} bad at {t['bad_abort_percent']:g}% 503, {t['delay_ms']} ms delay | "
+            f"{faults(t)} | "
             f"{meta['rejected_tries']} | {st.median(la):.2f} |")
 
 print("| dataset | rows | 503 share (mean, sd) | QPS range | within-config share of variance, QPS | same, 503 rate | repeat configs | collection time | median lab overhead/row | upstream faults | rejected tries | median load avg |")
