@@ -121,8 +121,18 @@ impl Lab {
             std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
         let mut lab = Lab { opts: opts.clone(), ports, procs: Vec::new(), generation: 1, rule: None, stopped: false };
-        let attached = opts.attached;
 
+        // A lab that fails to come up leaves nothing behind, also when started detached.
+        if let Err(e) = Self::bring_up(&mut lab, &opts, &ports) {
+            lab.stop();
+            return Err(e);
+        }
+        Ok(lab)
+    }
+
+    /// Starts the processes of a new lab, each recorded in `lab.procs` as soon as it runs.
+    fn bring_up(lab: &mut Lab, opts: &LabOptions, ports: &Ports) -> Result<()> {
+        let (dir, attached) = (&opts.dir, opts.attached);
         // httpbin under gunicorn (threaded workers keep upstream connections alive).
         let mut cmd = Command::new(&opts.tools.gunicorn);
         cmd.args(["--bind", &format!("127.0.0.1:{}", ports.httpbin)])
@@ -174,7 +184,7 @@ impl Lab {
         let r = wait_ready(lab.procs.last_mut().context("no proc")?, Duration::from_secs(30), || admin::is_live(port));
         r?;
         lab.wait_versions(Duration::from_secs(10), true)?;
-        Ok(lab)
+        Ok(())
     }
 
     fn spawn_envoy(&self, name: &str, config: &Path, workers: u32, log: &str) -> Result<Proc> {
