@@ -142,3 +142,29 @@ fn killed_collection_leaves_no_processes_and_resumes() {
     assert_eq!(meta["rows"], 12);
     assert!(meta["envoy_version"].as_str().unwrap().contains("1.40.0"));
 }
+
+/// A detached `lab up` that fails after starting some processes (here: a filter module Envoy
+/// cannot load, so the client sidecar never takes its listener) stops what it started.
+#[test]
+fn a_failed_lab_up_leaves_no_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("broken.wasm");
+    std::fs::write(&wasm, b"\0asm not really").unwrap();
+    let lab = dir.path().join("lab");
+    let o = bin()
+        .args(["lab", "up", "--profile", "s1", "--base-port", "22700", "--wasm"])
+        .arg(&wasm)
+        .arg("--dir")
+        .arg(&lab)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a broken filter module must fail `lab up`");
+    // It failed after its processes started: Envoy itself rejected the module.
+    assert!(err.contains("Unable to create Wasm plugin"), "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let needle = lab.display().to_string();
+    assert!(lab_processes(&needle).is_empty(), "orphans: {:?}", lab_processes(&needle));
+    assert!(lab_processes("127.0.0.1:22703").is_empty(), "gunicorn left: {:?}", lab_processes("127.0.0.1:22703"));
+}
