@@ -149,7 +149,7 @@ impl Lab {
 
         // Server-side sidecars: static config.
         let up = dir.join("upstream.json");
-        write_json(&up, &envoy::upstream_static(&ports, &opts.topology))?;
+        write_json(&up, &envoy::upstream_static(ports, &opts.topology))?;
         let p = lab.spawn_envoy("upstream-envoy", &up, opts.upstream_workers, "upstream-envoy.log")?;
         lab.procs.push(p);
         let port = ports.upstream_admin;
@@ -171,12 +171,12 @@ impl Lab {
 
         // Client sidecar: file-based LDS/CDS.
         let boot = dir.join("client-bootstrap.json");
-        write_json(&boot, &envoy::client_bootstrap(dir, &ports))?;
+        write_json(&boot, &envoy::client_bootstrap(dir, ports))?;
         let rule = open_rule();
         write_json(&dir.join("cds/cds.json"), &lab.cds(&rule))?;
         write_json(
             &dir.join("lds/lds.json"),
-            &envoy::client_lds(&ports, &opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation),
+            &envoy::client_lds(ports, &opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation),
         )?;
         let p = lab.spawn_envoy("client-envoy", &boot, opts.topology.client_workers, "client-envoy.log")?;
         lab.procs.push(p);
