@@ -163,11 +163,19 @@ fn sanitize(slot: &str) -> String {
 /// waits for the round trip of its local 503.
 fn pump(l: &mut Local, now: u64) {
     let Some(lt) = l.running.as_ref().map(|r| r.lt.clone()) else { return };
+    let run_header = l.config.headers.run.clone();
     let slots = l.running.as_ref().map(|r| r.scheduler.ready()).unwrap_or(0);
     let mut refused = false;
     for _ in 0..slots {
         let Some(r) = &mut l.running else { return };
-        let headers = vec![(":method", "GET"), (":path", lt.path.as_str()), (":authority", lt.authority.as_str())];
+        // The test announces itself upstream as a fortio client's run does: services that key
+        // per-client state on it (the lab's per-load-test quota) see each test as a new client.
+        let headers = vec![
+            (":method", "GET"),
+            (":path", lt.path.as_str()),
+            (":authority", lt.authority.as_str()),
+            (run_header.as_str(), r.run.as_str()),
+        ];
         r.scheduler.on_sent();
         let seq = r.seq;
         match hostcalls::dispatch_http_call(
