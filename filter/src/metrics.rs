@@ -33,6 +33,9 @@ pub struct Metrics {
     pub trace_lines_dropped: Option<u32>,
     pub open_runs: Option<u32>,
     pub shared_bytes: Option<u32>,
+    /// Streams that ended before any response (the client or a drain reset them): not an error
+    /// of the filter, so not in `internal_errors`.
+    pub client_resets: Option<u32>,
 }
 
 fn define(t: MetricType, name: &str) -> Option<u32> {
@@ -78,6 +81,7 @@ impl Metrics {
             trace_lines_dropped: define(c, "sfr2l_trace_lines_dropped_total"),
             open_runs: define(g, "sfr2l_open_runs"),
             shared_bytes: define(g, "sfr2l_shared_run_bytes"),
+            client_resets: define(c, "sfr2l_client_resets_total"),
         }
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use sfr2l_core::profile::Profile;
 use sfr2l_core::trace::DatasetRow;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// What to collect and how.
@@ -35,6 +35,8 @@ pub struct Collected {
     pub rows: usize,
     pub rejected_tries: u64,
     pub skipped_rows: u64,
+    /// Lab processes restarted after they died mid-collection.
+    pub lab_restarts: u64,
     pub seconds: f64,
     /// Stopped by Ctrl-C: continue with `--resume`.
     pub interrupted: bool,
@@ -47,6 +49,8 @@ struct Progress {
     rejected: u64,
     skipped: u64,
     overheads_ms: Vec<f64>,
+    /// Lab processes restarted after they died mid-collection.
+    restarts: u64,
 }
 
 impl Progress {
@@ -72,6 +76,7 @@ impl Progress {
             collection_seconds: self.t0.elapsed().as_secs_f64(),
             rejected_tries: self.rejected,
             skipped_rows: self.skipped,
+            lab_restarts: self.restarts,
             median_overhead_ms: self.overheads_ms.get(self.overheads_ms.len() / 2).copied().unwrap_or(f64::NAN),
             nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             git_commit: git_commit(),
@@ -86,12 +91,37 @@ pub fn collect_dataset(job: &CollectJob, opts: LabOptions) -> Result<Collected> 
     let profile = &job.profile;
     let plan = plan(profile, job.rows, job.seed, job.repeats.configs, job.repeats.repeats);
     let mut file = DatasetFile::open(&job.out, job.resume)?;
-    let todo: Vec<_> =
-        plan.iter().enumerate().filter(|(_, e)| !file.done.contains(&(e.config_id.clone(), e.repeat))).collect();
     let stop = interrupt_flag()?;
     let mut lab = if job.attach { Lab::attach(&opts.dir)? } else { Lab::start(opts)? };
-    let mut progress =
-        Progress { started: now_rfc3339(), t0: Instant::now(), rejected: 0, skipped: 0, overheads_ms: Vec::new() };
+    let done = collect_on(job, &mut lab, &plan, &mut file, &stop)?;
+    if job.attach {
+        lab.detach()?; // the lab belongs to `lab up`: leave it running
+    } else {
+        lab.stop();
+    }
+    Ok(done)
+}
+
+/// Collects the rows of `plan` not yet in `file` on a running `lab`, healing it when a process
+/// dies (a restarted process, then the row again) and stopping cleanly when `stop` is set.
+pub fn collect_on(
+    job: &CollectJob,
+    lab: &mut Lab,
+    plan: &[super::PlanEntry],
+    file: &mut DatasetFile,
+    stop: &AtomicBool,
+) -> Result<Collected> {
+    let profile = &job.profile;
+    let todo: Vec<_> =
+        plan.iter().enumerate().filter(|(_, e)| !file.done.contains(&(e.config_id.clone(), e.repeat))).collect();
+    let mut progress = Progress {
+        started: now_rfc3339(),
+        t0: Instant::now(),
+        rejected: 0,
+        skipped: 0,
+        overheads_ms: Vec::new(),
+        restarts: 0,
+    };
     let bar = if job.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(todo.len() as u64) };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -108,7 +138,20 @@ pub fn collect_dataset(job: &CollectJob, opts: LabOptions) -> Result<Collected> 
         for t in 0..job.tries {
             let run_id = format!("{}-{}-{idx}-{t}-g{}", profile.id, job.seed, lab.generation() + 1);
             let load_avg = load_avg_1m();
-            match run_once(&mut lab, entry, &run_id, &job.path, job.warmup_calls)? {
+            let outcome = match run_once(lab, entry, &run_id, &job.path, job.warmup_calls) {
+                Ok(o) => o,
+                // A run that could not even be measured (a dead Envoy refuses the switch): heal
+                // the lab and try the row again; an error with a healthy lab is the caller's.
+                Err(e) if !lab.faults().is_empty() => Err(format!("{e:#}")),
+                Err(e) => return Err(e),
+            };
+            if outcome.is_err() {
+                for line in lab.heal(crate::lab::STOPPED_WAIT)? {
+                    progress.restarts += 1;
+                    bar.suspend(|| eprintln!("sfr2l: {line}"));
+                }
+            }
+            match outcome {
                 Ok(out) => {
                     let row = DatasetRow::new(
                         &entry.rule,
@@ -134,21 +177,17 @@ pub fn collect_dataset(job: &CollectJob, opts: LabOptions) -> Result<Collected> 
         }
         bar.inc(1);
         if file.rows % 50 == 0 {
-            progress.write_meta(job, &file, &lab)?;
+            progress.write_meta(job, file, lab)?;
         }
     }
     bar.finish_and_clear();
-    progress.write_meta(job, &file, &lab)?;
+    progress.write_meta(job, file, lab)?;
     let interrupted = stop.load(Ordering::SeqCst);
-    if job.attach {
-        lab.detach()?; // the lab belongs to `lab up`: leave it running
-    } else {
-        lab.stop();
-    }
     Ok(Collected {
         rows: file.rows,
         rejected_tries: progress.rejected,
         skipped_rows: progress.skipped,
+        lab_restarts: progress.restarts,
         seconds: progress.t0.elapsed().as_secs_f64(),
         interrupted,
     })

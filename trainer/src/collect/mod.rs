@@ -4,7 +4,7 @@
 mod job;
 pub mod pilot;
 
-pub use job::{collect_dataset, CollectJob, Collected};
+pub use job::{collect_dataset, collect_on, CollectJob, Collected};
 
 use crate::data::csv_rows;
 use crate::lab::Lab;
@@ -132,6 +132,31 @@ pub fn check_conservation(
     Ok(())
 }
 
+/// Envoy cluster counters that a healthy lab never moves during a run: each one means a process
+/// died, was paused or reset connections mid-run (a fault drill, or a real fault), and the run
+/// measured the fault rather than the rule. Checked on the client sidecar and the server side.
+pub const FAULT_COUNTERS: [&str; 5] = [
+    "upstream_cx_connect_fail",
+    "upstream_cx_destroy_remote_with_active_rq",
+    "upstream_rq_rx_reset",
+    "upstream_rq_timeout",
+    "upstream_rq_pending_failure_eject",
+];
+
+/// The fault counters that moved during a run (`client` and `server`: deltas keyed by counter
+/// name, summed over clusters), as one message; `None` for a clean run.
+pub fn lab_faults(client: &BTreeMap<String, u64>, server: &BTreeMap<String, u64>) -> Option<String> {
+    let mut moved = Vec::new();
+    for (side, delta) in [("client sidecar", client), ("server side", server)] {
+        for c in FAULT_COUNTERS {
+            if let Some(n) = delta.get(c).filter(|n| **n > 0) {
+                moved.push(format!("{side} {c} +{n}"));
+            }
+        }
+    }
+    (!moved.is_empty()).then(|| format!("lab fault during the run ({})", moved.join(", ")))
+}
+
 /// Subtracts a baseline snapshot of counters.
 pub fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     after.iter().map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0)))).collect()
@@ -188,9 +213,22 @@ impl DatasetFile {
     }
 
     /// Appends one row with a single write.
+    /// Appends one row; on a failed write (a full disk) the file is cut back to its last whole
+    /// row, so what is on disk always resumes.
     pub fn append(&mut self, row: &DatasetRow) -> Result<()> {
         let line = format!("{}\n", row.to_fields().join(","));
-        self.file.write_all(line.as_bytes()).with_context(|| format!("appending to {}", self.path.display()))?;
+        let len = self.file.metadata().with_context(|| format!("reading {}", self.path.display()))?.len();
+        if let Err(e) = self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()) {
+            let cut = self.file.set_len(len);
+            let kept = if cut.is_ok() { "the file keeps its whole rows" } else { "the last line may be torn" };
+            return Err(e).with_context(|| {
+                format!(
+                    "appending row {} to {} ({kept}; free space, then continue with --resume)",
+                    self.rows + 1,
+                    self.path.display()
+                )
+            });
+        }
         self.rows += 1;
         Ok(())
     }
@@ -218,6 +256,8 @@ pub struct DatasetMeta {
     pub collection_seconds: f64,
     pub rejected_tries: u64,
     pub skipped_rows: u64,
+    /// Lab processes restarted after they died mid-collection (fault drills, real faults).
+    pub lab_restarts: u64,
     pub median_overhead_ms: f64,
     pub nproc: usize,
     pub git_commit: String,
@@ -258,6 +298,7 @@ pub fn run_once(
     let t0 = Instant::now();
     lab.apply(&entry.rule)?;
     let before = lab.cluster_stats()?;
+    let server_before = lab.server_fault_stats()?;
     let mut tail = crate::ingest::LogTail::at_end(&lab.client_log())?;
     let switch = t0.elapsed();
 
@@ -284,6 +325,15 @@ pub fn run_once(
     };
     let cluster = delta(&lab.cluster_stats()?, &before);
     let overhead = switch + t1.elapsed();
+    // A process that died or was paused during the run, or reset its connections, makes the
+    // run a measurement of the fault: never a row, even when the codes add up.
+    let faults = lab.faults();
+    if let Some((name, pid, state)) = faults.first() {
+        return Ok(Err(format!("lab fault during the run: {name} (pid {pid}) is {state}")));
+    }
+    if let Some(why) = lab_faults(&cluster, &delta(&lab.server_fault_stats()?, &server_before)) {
+        return Ok(Err(why));
+    }
     Ok(check_conservation(entry.load.calls, result.ret_codes(), &record, &cluster, lab.generation())
         .map(|()| RunOutcome { record, overhead }))
 }

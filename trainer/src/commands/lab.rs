@@ -223,11 +223,12 @@ fn collect(a: CollectArgs) -> Result<Exit> {
     };
     let done = collect_dataset(&job, opts)?;
     println!(
-        "{} rows in {} ({} rejected tries, {} rows skipped) in {:.0} s{}",
+        "{} rows in {} ({} rejected tries, {} rows skipped, {} lab processes restarted) in {:.0} s{}",
         done.rows,
         job.out.display(),
         done.rejected_tries,
         done.skipped_rows,
+        done.lab_restarts,
         done.seconds,
         if done.interrupted { "; interrupted: continue with --resume" } else { "" }
     );

@@ -4,7 +4,7 @@ use super::lab::lab_options;
 use super::Exit;
 use crate::artifact::write_atomic;
 use crate::cli::ValidateArgs;
-use crate::collect::{interrupt_flag, run_once, PlanEntry};
+use crate::collect::{self, interrupt_flag, run_once, PlanEntry};
 use crate::inline;
 use crate::lab::{envoy, Lab};
 use crate::rng::SplitMix64;
@@ -318,10 +318,16 @@ fn measured_run(
     let mut why = String::new();
     for t in 0..a.tries.max(1) {
         let run_id = format!("val-{}-{}-{who}-{t}-g{}", set.profile, s.index, lab.generation() + 1);
-        match run_once(lab, &entry, &run_id, &a.path, 0)? {
+        let outcome = match run_once(lab, &entry, &run_id, &a.path, 0) {
+            Ok(o) => o,
+            Err(e) if !lab.faults().is_empty() => Err(format!("{e:#}")),
+            Err(e) => return Err(e),
+        };
+        match outcome {
             Ok(o) => return Ok(Measured::new(o.record.qps, o.record.rate_503, set.objective)),
             Err(w) => {
                 eprintln!("sfr2l: run {run_id} rejected: {w}");
+                heal(lab)?;
                 why = w;
             }
         }
@@ -338,7 +344,28 @@ fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Re
         let mut lt = inline::lab_loadtest(&trigger);
         lt.threads = Some(s.fixed.threads);
         lt.calls = Some(s.fixed.calls);
-        let rec = inline::run_inline_test(lab, &s.rule, models, lt, Duration::from_secs(120))?;
+        let (client, server) = (lab.cluster_stats()?, lab.server_fault_stats()?);
+        let rec = match inline::run_inline_test(lab, &s.rule, models, lt, Duration::from_secs(120)) {
+            Ok(r) => r,
+            Err(e) if !lab.faults().is_empty() => {
+                eprintln!("sfr2l: inline run {trigger} failed on a faulty lab: {e:#}");
+                heal(lab)?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let fault = match lab.faults().first() {
+            Some((name, pid, state)) => Some(format!("lab fault during the run: {name} (pid {pid}) is {state}")),
+            None => collect::lab_faults(
+                &collect::delta(&lab.cluster_stats()?, &client),
+                &collect::delta(&lab.server_fault_stats()?, &server),
+            ),
+        };
+        if let Some(why) = fault {
+            eprintln!("sfr2l: inline run {trigger} rejected: {why}");
+            heal(lab)?;
+            continue;
+        }
         if rec.complete && rec.responses == u64::from(rec.calls) {
             let load = LoadSetting { threads: rec.threads, calls: rec.calls };
             return Ok((load, Measured::new(rec.qps, rec.rate_503, set.objective)));
@@ -346,4 +373,12 @@ fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Re
         eprintln!("sfr2l: inline run {trigger} incomplete: {} of {} responses", rec.responses, rec.calls);
     }
     bail!("the inline run of sample {} was incomplete {} times", s.index, a.tries)
+}
+
+/// Restarts what died, says so, and waits for a paused process (or fails naming it).
+fn heal(lab: &mut Lab) -> Result<()> {
+    for line in lab.heal(crate::lab::STOPPED_WAIT)? {
+        eprintln!("sfr2l: {line}");
+    }
+    Ok(())
 }

@@ -6,14 +6,16 @@ pub mod envoy;
 pub mod manifests;
 mod ports;
 pub mod process;
+mod spawn;
 mod toolchain;
 
 pub use ports::{Ports, MAX_HOSTS};
+pub use spawn::STOPPED_WAIT;
 pub use toolchain::Toolchain;
 
 use crate::artifact::write_atomic;
 use anyhow::{bail, Context, Result};
-use process::{wait_ready, Proc};
+use process::Proc;
 use serde::{Deserialize, Serialize};
 use sfr2l_core::config::ConfigV1;
 use sfr2l_core::profile::LabTopology;
@@ -60,6 +62,8 @@ pub struct Lab {
     generation: u64,
     rule: Option<TrafficRule>,
     stopped: bool,
+    /// Held while this process drives the lab (see [`lock`]).
+    lock: Option<std::fs::File>,
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
@@ -120,10 +124,12 @@ impl Lab {
         for sub in ["logs", "lds", "cds"] {
             std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
-        let mut lab = Lab { opts: opts.clone(), ports, procs: Vec::new(), generation: 1, rule: None, stopped: false };
+        let lock = Some(lock(dir)?);
+        let mut lab =
+            Lab { opts: opts.clone(), ports, procs: Vec::new(), generation: 1, rule: None, stopped: false, lock };
 
         // A lab that fails to come up leaves nothing behind, also when started detached.
-        if let Err(e) = Self::bring_up(&mut lab, &opts, &ports) {
+        if let Err(e) = Self::bring_up(&mut lab) {
             lab.stop();
             return Err(e);
         }
@@ -131,59 +137,16 @@ impl Lab {
     }
 
     /// Starts the processes of a new lab, each recorded in `lab.procs` as soon as it runs.
-    fn bring_up(lab: &mut Lab, opts: &LabOptions, ports: &Ports) -> Result<()> {
-        let (dir, attached) = (&opts.dir, opts.attached);
-        // httpbin under gunicorn (threaded workers keep upstream connections alive).
-        let mut cmd = Command::new(&opts.tools.gunicorn);
-        cmd.args(["--bind", &format!("127.0.0.1:{}", ports.httpbin)])
-            .args(["--workers", &opts.httpbin_workers.to_string(), "--worker-class", "gthread"])
-            .args(["--threads", &opts.httpbin_threads.to_string(), "--keep-alive", "75", "--log-level", "warning"])
-            .arg("httpbin:app");
-        let mut p = Proc::spawn("httpbin", cmd, &dir.join("logs/httpbin.log"), attached, libc::SIGTERM)?;
-        let port = ports.httpbin;
-        let r = wait_ready(&mut p, Duration::from_secs(30), || {
-            matches!(admin::request(port, "GET", "/status/200"), Ok((200, _)))
-        });
-        lab.procs.push(p);
-        r?;
-
-        // Server-side sidecars: static config.
-        let up = dir.join("upstream.json");
-        write_json(&up, &envoy::upstream_static(ports, &opts.topology))?;
-        let p = lab.spawn_envoy("upstream-envoy", &up, opts.upstream_workers, "upstream-envoy.log")?;
-        lab.procs.push(p);
-        let port = ports.upstream_admin;
-        let r = wait_ready(lab.procs.last_mut().context("no proc")?, Duration::from_secs(30), || admin::is_live(port));
-        r?;
-
-        // Artifact server: any static HTTP server does; the lab uses Python's.
-        if let Some(root) = &opts.artifacts {
-            let python = opts.tools.gunicorn.with_file_name("python");
-            let mut cmd = Command::new(&python);
-            cmd.args(["-m", "http.server", "--bind", "127.0.0.1", &ports.artifacts.to_string(), "--directory"])
-                .arg(root);
-            let mut p = Proc::spawn("artifacts", cmd, &dir.join("logs/artifacts.log"), attached, libc::SIGTERM)?;
-            let port = ports.artifacts;
-            let r = wait_ready(&mut p, Duration::from_secs(30), || admin::request(port, "GET", "/").is_ok());
-            lab.procs.push(p);
-            r?;
-        }
-
-        // Client sidecar: file-based LDS/CDS.
-        let boot = dir.join("client-bootstrap.json");
-        write_json(&boot, &envoy::client_bootstrap(dir, ports))?;
+    fn bring_up(lab: &mut Lab) -> Result<()> {
+        // The client sidecar starts on an open rule (its filter observing, unconfigured).
         let rule = open_rule();
-        write_json(&dir.join("cds/cds.json"), &lab.cds(&rule))?;
-        write_json(
-            &dir.join("lds/lds.json"),
-            &envoy::client_lds(ports, &opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation),
-        )?;
-        let p = lab.spawn_envoy("client-envoy", &boot, opts.topology.client_workers, "client-envoy.log")?;
-        lab.procs.push(p);
-        let port = ports.client_admin;
-        let r = wait_ready(lab.procs.last_mut().context("no proc")?, Duration::from_secs(30), || admin::is_live(port));
-        r?;
-        lab.wait_versions(Duration::from_secs(10), true)?;
+        write_json(&lab.opts.dir.join("cds/cds.json"), &lab.cds(&rule))?;
+        let lds =
+            envoy::client_lds(&lab.ports, &lab.opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation);
+        write_json(&lab.opts.dir.join("lds/lds.json"), &lds)?;
+        for name in lab.wanted() {
+            lab.start_proc(name)?;
+        }
         Ok(())
     }
 
@@ -201,6 +164,7 @@ impl Lab {
     /// Re-attaches to a lab started by `lab up`; fails if any of its processes died.
     pub fn attach(dir: &Path) -> Result<Lab> {
         let mut lab = Self::attach_unchecked(dir)?;
+        lab.lock = Some(lock(dir)?);
         lab.check()?;
         Ok(lab)
     }
@@ -221,6 +185,7 @@ impl Lab {
             generation: st.generation,
             rule: None,
             stopped: false,
+            lock: None,
         })
     }
 
@@ -233,6 +198,19 @@ impl Lab {
         };
         write_atomic(&Self::state_path(&self.opts.dir), serde_json::to_string_pretty(&st)?.as_bytes())?;
         self.stopped = true;
+        self.lock = None;
+        Ok(())
+    }
+
+    /// Records restarted processes' pids for `attach` / `lab down` (a lab started by `lab up`).
+    fn save_pids(&self) -> Result<()> {
+        let path = Self::state_path(&self.opts.dir);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(mut st) = serde_json::from_str::<LabState>(&text) {
+                st.pids = self.procs.iter().map(|p| (p.name.clone(), p.pid)).collect();
+                write_atomic(&path, serde_json::to_string_pretty(&st)?.as_bytes())?;
+            }
+        }
         Ok(())
     }
 
@@ -346,6 +324,19 @@ impl Lab {
         Ok(nums.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v))).collect())
     }
 
+    /// The server-side Envoy's fault counters (`collect::FAULT_COUNTERS`), summed over its clusters.
+    pub fn server_fault_stats(&self) -> Result<BTreeMap<String, u64>> {
+        let names = crate::collect::FAULT_COUNTERS.join("|");
+        let (nums, _) = admin::stats(self.ports.upstream_admin, &format!("^cluster\\..*\\.({names})$"))?;
+        let mut out = BTreeMap::new();
+        for (k, v) in nums {
+            if let Some(c) = k.rsplit('.').next() {
+                *out.entry(c.to_string()).or_insert(0) += v;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn client_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.ports.client_listener, path)
     }
@@ -364,6 +355,39 @@ impl Lab {
     pub fn pids(&self) -> Vec<i32> {
         self.procs.iter().map(|p| p.pid).collect()
     }
+}
+
+/// One process drives a lab at a time: a rule pushed by `lab apply` in the middle of a
+/// collection's run would make that run measure another rule than its row says. `Lab::start`
+/// and `Lab::attach` hold an exclusive lock on `<dir>/lab.lock` (released with the process, also
+/// when it is killed); a second one fails naming the holder.
+fn lock(dir: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("lab.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = f.read_to_string(&mut holder);
+        bail!(
+            "the lab in {} is in use by another sfr2l process ({}): wait for its collection, validation or load test to finish, or stop it",
+            dir.display(),
+            holder.trim()
+        );
+    }
+    f.set_len(0)?;
+    f.rewind()?;
+    let me = std::env::args().collect::<Vec<_>>().join(" ");
+    let _ = write!(f, "pid {}: {}", std::process::id(), me.chars().take(200).collect::<String>());
+    Ok(f)
 }
 
 impl Drop for Lab {

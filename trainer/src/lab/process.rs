@@ -9,6 +9,35 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What a lab process is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    Running,
+    /// Paused (SIGSTOP, or a tracer's stop): alive, but answers nothing.
+    Stopped,
+    /// Exited, killed or a zombie.
+    Dead,
+}
+
+impl std::fmt::Display for ProcState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProcState::Running => "running",
+            ProcState::Stopped => "stopped (SIGSTOP)",
+            ProcState::Dead => "dead",
+        })
+    }
+}
+
+/// The state letter of `/proc/<pid>/stat` (the field after the command name in parentheses).
+pub fn parse_stat_state(stat: &str) -> ProcState {
+    match stat.rsplit(')').next().and_then(|r| r.trim_start().chars().next()) {
+        Some('Z' | 'X' | 'x') | None => ProcState::Dead,
+        Some('T' | 't') => ProcState::Stopped,
+        Some(_) => ProcState::Running,
+    }
+}
+
 /// A lab process.
 #[derive(Debug)]
 pub struct Proc {
@@ -54,6 +83,17 @@ impl Proc {
         pid_alive(self.pid)
     }
 
+    /// Running, paused or dead (reaps it if it exited).
+    pub fn state(&mut self) -> ProcState {
+        if !self.alive() {
+            return ProcState::Dead;
+        }
+        match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
+            Ok(s) => parse_stat_state(&s),
+            Err(_) => ProcState::Dead,
+        }
+    }
+
     /// SIGTERM to the group, then SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) {
         if self.pid <= 0 {
@@ -96,7 +136,7 @@ pub fn pid_alive(pid: i32) -> bool {
     }
     // A zombie still "exists" for kill(0): look at /proc state too.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(s) => parse_stat_state(&s) != ProcState::Dead,
         Err(_) => false,
     }
 }
@@ -131,5 +171,44 @@ pub fn wait_ready(p: &mut Proc, timeout: Duration, mut ready: impl FnMut() -> bo
             );
         }
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_states_read_past_a_command_name_with_parentheses() {
+        assert_eq!(parse_stat_state("42 (envoy) S 1 42 42 0"), ProcState::Running);
+        assert_eq!(parse_stat_state("42 (gunicorn: worker [httpbin:app]) R 1"), ProcState::Running);
+        assert_eq!(parse_stat_state("42 (a) b) T 1 42"), ProcState::Stopped);
+        assert_eq!(parse_stat_state("42 (python) t 1"), ProcState::Stopped);
+        assert_eq!(parse_stat_state("42 (envoy) Z 1"), ProcState::Dead);
+        assert_eq!(parse_stat_state(""), ProcState::Dead);
+    }
+
+    #[test]
+    fn a_paused_child_reads_stopped_then_running_then_dead() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut p = Proc::spawn("sleep", cmd, &dir.path().join("sleep.log"), true, libc::SIGKILL)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let wait_for = |p: &mut Proc, want: ProcState| {
+            let t0 = Instant::now();
+            while p.state() != want && t0.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            p.state()
+        };
+        assert_eq!(p.state(), ProcState::Running);
+        // SAFETY: signals to the child we started.
+        unsafe { libc::kill(p.pid, libc::SIGSTOP) };
+        assert_eq!(wait_for(&mut p, ProcState::Stopped), ProcState::Stopped);
+        unsafe { libc::kill(p.pid, libc::SIGCONT) };
+        assert_eq!(wait_for(&mut p, ProcState::Running), ProcState::Running);
+        unsafe { libc::kill(p.pid, libc::SIGKILL) };
+        assert_eq!(wait_for(&mut p, ProcState::Dead), ProcState::Dead);
     }
 }
