@@ -11,7 +11,7 @@ use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
 use sfr2l_tests::{processes_mentioning, start_lab, topology};
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// Limits no run reaches: every row is 200s unless a fault intervenes.

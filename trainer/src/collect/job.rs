@@ -176,7 +176,7 @@ pub fn collect_on(
             progress.skipped += 1;
         }
         bar.inc(1);
-        if file.rows % 50 == 0 {
+        if file.rows.is_multiple_of(50) {
             progress.write_meta(job, file, lab)?;
         }
     }

@@ -163,8 +163,10 @@ impl Lab {
 
     /// Re-attaches to a lab started by `lab up`; fails if any of its processes died.
     pub fn attach(dir: &Path) -> Result<Lab> {
+        // The lock first: a lab driven by another process is in use whatever it recorded.
+        let held = if dir.is_dir() { Some(lock(dir)?) } else { None };
         let mut lab = Self::attach_unchecked(dir)?;
-        lab.lock = Some(lock(dir)?);
+        lab.lock = held;
         lab.check()?;
         Ok(lab)
     }
@@ -364,7 +366,6 @@ impl Lab {
 fn lock(dir: &Path) -> Result<std::fs::File> {
     use std::io::{Read, Seek, Write};
     use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("lab.lock");
     let mut f = std::fs::OpenOptions::new()
         .read(true)
