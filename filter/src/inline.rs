@@ -156,62 +156,51 @@ fn sanitize(slot: &str) -> String {
     slot.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
 
-/// Calls Envoy may refuse at dispatch within one event before the rest wait for the next tick.
-/// A fortio thread sends its next call as soon as its local 503 is back (about 0.1-0.2 ms on
-/// loopback); a 1 ms tick fires every 3-4 ms in practice (measured: 216 refusals of a
-/// one-thread test with every host ejected took 0.86 s more than outside), so refused slots are
-/// refilled at once, up to this bound, which keeps one event's time in the VM to a few ms.
-const MAX_REFUSED_PER_EVENT: u32 = 64;
-
 /// Fills the closed loop's free slots, once per event (a response or a tick). A call Envoy
 /// refuses at dispatch got a local 503 inline (measured: each one is an
-/// `upstream_rq_pending_overflow` or a no-healthy-upstream reply in the cluster's stats); its
-/// slot is refilled at once, as a fortio thread's is, up to [`MAX_REFUSED_PER_EVENT`] per
-/// event, then the 1 ms tick takes over.
+/// `upstream_rq_pending_overflow` in the cluster's stats); its slot waits for the next event
+/// instead of spinning through the whole test within one event-loop turn, as a fortio thread
+/// waits for the round trip of its local 503.
 fn pump(l: &mut Local, now: u64) {
     let Some(lt) = l.running.as_ref().map(|r| r.lt.clone()) else { return };
     let run_header = l.config.headers.run.clone();
-    let mut refused = 0u32;
-    loop {
-        let slots = l.running.as_ref().map(|r| r.scheduler.ready()).unwrap_or(0);
-        let before = refused;
-        for _ in 0..slots {
-            let Some(r) = &mut l.running else { return };
-            // The test announces itself upstream as a fortio client's run does: services that
-            // key per-client state on it (the lab's per-load-test quota) see each test as a new
-            // client.
-            let headers = vec![
-                (":method", "GET"),
-                (":path", lt.path.as_str()),
-                (":authority", lt.authority.as_str()),
-                (run_header.as_str(), r.run.as_str()),
-            ];
-            r.scheduler.on_sent();
-            let seq = r.seq;
-            match hostcalls::dispatch_http_call(
-                &lt.cluster,
-                headers,
-                None,
-                vec![],
-                Duration::from_secs_f64(lt.timeout.secs()),
-            ) {
-                Ok(token) => {
-                    l.callouts.insert(token, Callout::Test { seq, start_ns: now });
-                }
-                Err(_) => {
-                    r.counters.record_reason(r.announce, 503, Reason::Refused, now, now);
-                    r.scheduler.on_done();
-                    refused += 1;
-                }
+    let slots = l.running.as_ref().map(|r| r.scheduler.ready()).unwrap_or(0);
+    let mut refused = false;
+    for _ in 0..slots {
+        let Some(r) = &mut l.running else { return };
+        // The test announces itself upstream as a fortio client's run does: services that key
+        // per-client state on it (the lab's per-load-test quota) see each test as a new client.
+        let headers = vec![
+            (":method", "GET"),
+            (":path", lt.path.as_str()),
+            (":authority", lt.authority.as_str()),
+            (run_header.as_str(), r.run.as_str()),
+        ];
+        r.scheduler.on_sent();
+        let seq = r.seq;
+        match hostcalls::dispatch_http_call(
+            &lt.cluster,
+            headers,
+            None,
+            vec![],
+            Duration::from_secs_f64(lt.timeout.secs()),
+        ) {
+            Ok(token) => {
+                l.callouts.insert(token, Callout::Test { seq, start_ns: now });
             }
-        }
-        if refused == before || refused >= MAX_REFUSED_PER_EVENT {
-            break;
+            Err(_) => {
+                r.counters.record_reason(r.announce, 503, Reason::Refused, now, now);
+                r.scheduler.on_done();
+                refused = true;
+            }
         }
     }
     // The period changes here, not at the next tick: a slot refused in a response callback
-    // would otherwise wait a whole flush period (50 ms) for its retry.
-    l.fast_tick = refused > 0;
+    // would otherwise wait a whole flush period (50 ms) for its retry. Refilling refused slots
+    // at once instead (up to 64 per event) was tried and reverted: inside the VM a refusal costs
+    // microseconds, against fortio's ~0.15 ms round trip for its local 503, so tests whose calls
+    // Envoy mostly refused finished in microseconds (S1 in-Envoy Val. 7-29 against 0.8-1.9).
+    l.fast_tick = refused;
     crate::plugin::set_tick(l);
     if l.running.as_ref().is_some_and(|r| r.scheduler.finished()) {
         let seq = l.running.as_ref().map(|r| r.seq).unwrap_or(0);

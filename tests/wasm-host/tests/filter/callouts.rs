@@ -46,12 +46,9 @@ fn failed_and_lost_calls_close_the_test_as_incomplete_after_the_stall_timeout() 
 fn refused_dispatches_count_as_503_refused() {
     let r = test_rule();
     let mut h = host(1);
-    // More calls than one event may refuse, so that some are dispatched once refusals stop.
-    let calls: u64 = 200;
-    start_loadtest(&mut h, 1, &loadtest(1, r, models(false), "t1", calls as u32));
+    start_loadtest(&mut h, 1, &loadtest(1, r, models(false), "t1", MAX_CALLS));
     h.shared.borrow_mut().refusing.insert(SERVICE.into());
-    // The claiming tick refills refused slots at once, up to 64 refusals (whole rounds of
-    // `threads` calls), then the slots refill on the fast tick.
+    // The claiming tick refuses every slot (`threads` calls), then the slots refill fast.
     advance_until(&mut h, 10, 2_000, |h| h.shared.borrow().refused > 0);
     let refused = h.shared.borrow().refused;
     assert!(test_calls(&h).is_empty());
@@ -67,13 +64,13 @@ fn refused_dispatches_count_as_503_refused() {
     let recs = records(&h);
     assert_eq!(recs.len(), 1);
     let rec = &recs[0];
-    assert_eq!(u64::from(rec.calls), calls);
-    let t = u64::from(rec.threads);
-    assert_eq!(refused, (64u64.div_ceil(t) * t).min(calls), "refusals of the claiming tick");
-    assert_eq!((rec.responses, rec.count(503), rec.count(200)), (calls, refused, calls - refused));
-    assert!(refused < calls, "every call was refused");
-    assert_eq!((rec.reasons.refused, rec.reasons.upstream), (refused, calls - refused));
-    assert_eq!(dispatched_tests(&h).len() as u64, calls - refused);
+    assert_eq!(u64::from(rec.threads), refused, "one refusal per slot of the claiming tick");
+    assert_eq!(
+        (rec.responses, rec.count(503), rec.count(200)),
+        (MAX_CALLS as u64, refused, MAX_CALLS as u64 - refused)
+    );
+    assert_eq!((rec.reasons.refused, rec.reasons.upstream), (refused, MAX_CALLS as u64 - refused));
+    assert_eq!(dispatched_tests(&h).len() as u64, MAX_CALLS as u64 - refused);
     // An unknown cluster is refused too (BadArgument): the models fetch is retried, not lost.
     let mut m = models(false);
     m.cluster = "no-such-cluster".into();
