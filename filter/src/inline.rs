@@ -133,7 +133,7 @@ pub fn tick_test(l: &mut Local, now: u64) {
         generation: config.generation,
         rule,
         models,
-        scheduler: Scheduler::new(decision.load),
+        scheduler: Scheduler::new(decision.load, u64::from(lt.refusal_cost_us) * 1_000),
         decision,
         counters: RunCounters::new(announce),
         announce,
@@ -156,18 +156,21 @@ fn sanitize(slot: &str) -> String {
     slot.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
 
-/// Fills the closed loop's free slots, once per event (a response or a tick). A call Envoy
-/// refuses at dispatch got a local 503 inline (measured: each one is an
-/// `upstream_rq_pending_overflow` in the cluster's stats); its slot waits for the next event
-/// instead of spinning through the whole test within one event-loop turn, as a fortio thread
-/// waits for the round trip of its local 503.
+/// At most this many calls start in one event (a response or a tick); the rest start at the
+/// next one. Bounds the time one event-loop turn spends in a test whose calls are refused.
+const MAX_CALLS_PER_EVENT: u32 = 4096;
+
+/// Fills the closed loop's free slots at an event (a response or a tick). A call Envoy refuses
+/// at dispatch got a local 503 inline (measured: each one is an `upstream_rq_pending_overflow`
+/// in the cluster's stats); its slot is held (core's `Scheduler`: until the next response while
+/// other calls are in flight, else for the configured refusal cost of virtual time), as a
+/// fortio thread waits for the round trip of its local 503.
 fn pump(l: &mut Local, now: u64) {
     let Some(lt) = l.running.as_ref().map(|r| r.lt.clone()) else { return };
     let run_header = l.config.headers.run.clone();
-    let slots = l.running.as_ref().map(|r| r.scheduler.ready()).unwrap_or(0);
-    let mut refused = false;
-    for _ in 0..slots {
+    for _ in 0..MAX_CALLS_PER_EVENT {
         let Some(r) = &mut l.running else { return };
+        let Some(start) = r.scheduler.next_call(now) else { break };
         // The test announces itself upstream as a fortio client's run does: services that key
         // per-client state on it (the lab's per-load-test quota) see each test as a new client.
         let headers = vec![
@@ -176,7 +179,6 @@ fn pump(l: &mut Local, now: u64) {
             (":authority", lt.authority.as_str()),
             (run_header.as_str(), r.run.as_str()),
         ];
-        r.scheduler.on_sent();
         let seq = r.seq;
         match hostcalls::dispatch_http_call(
             &lt.cluster,
@@ -189,18 +191,14 @@ fn pump(l: &mut Local, now: u64) {
                 l.callouts.insert(token, Callout::Test { seq, start_ns: now });
             }
             Err(_) => {
-                r.counters.record_reason(r.announce, 503, Reason::Refused, now, now);
-                r.scheduler.on_done();
-                refused = true;
+                let end = r.scheduler.on_refused(start);
+                r.counters.record_reason(r.announce, 503, Reason::Refused, start, end);
             }
         }
     }
-    // The period changes here, not at the next tick: a slot refused in a response callback
-    // would otherwise wait a whole flush period (50 ms) for its retry. Refilling refused slots
-    // at once instead (up to 64 per event) was tried and reverted: inside the VM a refusal costs
-    // microseconds, against fortio's ~0.15 ms round trip for its local 503, so tests whose calls
-    // Envoy mostly refused finished in microseconds (S1 in-Envoy Val. 7-29 against 0.8-1.9).
-    l.fast_tick = refused;
+    // The 1 ms tick is set here, not at the next tick: a slot held in a response callback would
+    // otherwise wait a whole flush period (50 ms) for its next call.
+    l.fast_tick = l.running.as_ref().is_some_and(|r| r.scheduler.next_due().is_some());
     crate::plugin::set_tick(l);
     if l.running.as_ref().is_some_and(|r| r.scheduler.finished()) {
         let seq = l.running.as_ref().map(|r| r.seq).unwrap_or(0);
@@ -240,7 +238,7 @@ fn on_test_response(
         (code, inline::callout_flags(code, overloaded, &prefix))
     };
     r.counters.record(r.announce, code, flags, start_ns, now);
-    r.scheduler.on_done();
+    r.scheduler.on_done(now);
     r.last_progress_ns = now;
     if may_dispatch {
         pump(l, now);

@@ -116,6 +116,7 @@ pub fn lab_loadtest(trigger: &str) -> LoadTestConfig {
         threads: None,
         calls: None,
         max_calls: 10_000,
+        refusal_cost_us: sfr2l_core::config::DEFAULT_REFUSAL_COST_US,
     }
 }
 

@@ -74,6 +74,12 @@ pub struct LoadTestConfig {
     /// Safety cap on the calls of one test, whatever an agent asks for.
     #[serde(default = "default_max_calls")]
     pub max_calls: u32,
+    /// How long a call Envoy refuses at dispatch holds its slot: the round trip of the local
+    /// 503 a fortio thread waits for (calibrated on the lab, bench/README.md), so that a test
+    /// whose calls are mostly refused runs at fortio's pace inside the VM too.
+    /// In microseconds (below Istio's 1 ms duration floor).
+    #[serde(default = "default_refusal_cost_us")]
+    pub refusal_cost_us: u32,
 }
 
 fn default_fetch_timeout() -> IstioDuration {
@@ -87,6 +93,11 @@ fn default_path() -> String {
 }
 fn default_max_calls() -> u32 {
     10_000
+}
+/// The measured cost of a local 503 to a fortio thread on the lab (refusal calibration).
+pub const DEFAULT_REFUSAL_COST_US: u32 = 150;
+pub fn default_refusal_cost_us() -> u32 {
+    DEFAULT_REFUSAL_COST_US
 }
 
 /// `thread-call`, as in the agents' folder names and cards.
@@ -159,6 +170,9 @@ impl LoadTestConfig {
         }
         if self.max_calls == 0 || self.max_calls > 1_000_000 {
             return bad("loadtest.max_calls: must be within 1..=1000000");
+        }
+        if !(1..=100_000).contains(&self.refusal_cost_us) {
+            return bad("loadtest.refusal_cost_us: must be within 1..=100000");
         }
         Ok(())
     }

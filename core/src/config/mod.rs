@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 mod loadtest;
 #[cfg(test)]
 mod props;
-pub use loadtest::{ArtifactRef, LoadTestConfig, ModelsConfig};
+pub use loadtest::{default_refusal_cost_us, ArtifactRef, LoadTestConfig, ModelsConfig, DEFAULT_REFUSAL_COST_US};
 
 /// What the filter does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

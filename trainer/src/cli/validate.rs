@@ -52,7 +52,13 @@ pub struct ValidateArgs {
     /// conservation check is retried, never dropped).
     #[arg(long, default_value_t = 3)]
     pub tries: u32,
-    /// Path requested on httpbin.
+    /// Path requested on httpbin (outside and, with `--inline`, inside Envoy).
     #[arg(long, default_value = "/status/200")]
     pub path: String,
+    /// With `--inline`: how long a call Envoy refuses at dispatch holds its thread's slot in the
+    /// filter, in microseconds (`loadtest.refusal_cost_us`, default 150: a fortio thread's
+    /// local-503 round trip on this lab). To calibrate it for another machine, compare the
+    /// inside and outside QPS of tests whose calls are mostly refused.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub refusal_cost_us: Option<u32>,
 }

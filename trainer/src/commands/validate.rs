@@ -342,6 +342,11 @@ fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Re
         let models = inline::models_config(&root, &set.dir, false, envoy::ARTIFACTS_CLUSTER)?;
         let trigger = format!("val-{}-{}-inline-{t}-g{}", set.profile, s.index, lab.generation() + 1);
         let mut lt = inline::lab_loadtest(&trigger);
+        // The same request as the outside replay's (a good host answers /get with a body).
+        lt.path.clone_from(&a.path);
+        if let Some(c) = a.refusal_cost_us {
+            lt.refusal_cost_us = c;
+        }
         lt.threads = Some(s.fixed.threads);
         lt.calls = Some(s.fixed.calls);
         let (client, server) = (lab.cluster_stats()?, lab.server_fault_stats()?);

@@ -83,3 +83,25 @@ fn refused_dispatches_count_as_503_refused() {
     assert_eq!(h.metric("sfr2l_model_errors_total"), Some(1), "{:#?}", h.logs());
     assert_eq!(log_count(&h, "fetch from cluster `no-such-cluster` timed out"), 1);
 }
+
+#[test]
+fn a_refused_test_runs_at_the_refusal_cost() {
+    // Every call refused (all hosts ejected, or the circuit breaker open): each thread's calls
+    // follow one another at the refusal cost, as a fortio thread's do behind its sidecar's local
+    // 503s, though the 1 ms ticks that drive them come once per seven refusals.
+    let r = test_rule();
+    let mut h = host(1);
+    let calls = 120;
+    start_loadtest(&mut h, 1, &loadtest(1, r, models(false), "t1", calls));
+    h.shared.borrow_mut().refusing.insert(SERVICE.into());
+    advance_until(&mut h, 1, 2_000, |h| !records(h).is_empty());
+    let recs = records(&h);
+    let rec = &recs[0];
+    assert!(rec.complete, "{rec:?}");
+    assert_eq!((rec.responses, rec.reasons.refused), (u64::from(calls), u64::from(calls)));
+    assert!(dispatched_tests(&h).is_empty());
+    let cost = u64::from(sfr2l_core::config::DEFAULT_REFUSAL_COST_US) * 1_000;
+    let per_thread = u64::from(calls.div_ceil(rec.threads));
+    assert_eq!(rec.last_ns - rec.first_ns, per_thread * cost, "{rec:?}");
+    assert_eq!(h.metric("sfr2l_internal_errors_total").unwrap_or(0), 0);
+}

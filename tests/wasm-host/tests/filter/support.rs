@@ -106,6 +106,7 @@ pub fn loadtest(generation: u64, r: TrafficRule, m: ModelsConfig, trigger: &str,
         threads: None,
         calls: None,
         max_calls,
+        refusal_cost_us: sfr2l_core::config::DEFAULT_REFUSAL_COST_US,
     };
     let c = ConfigV1 {
         mode: Mode::LoadTest,
