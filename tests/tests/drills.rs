@@ -1,14 +1,17 @@
 //! Fault drills on the real lab (issue 15): during a collection, kill -9 the server-side Envoy,
 //! a gunicorn worker and httpbin as a whole, pause the server-side Envoy past the load timeout,
-//! push a rule under the collector's feet, and fill the disk the dataset goes to. Expected: no
-//! row that measured a fault, no row lost or written twice, a clear message for each case, and
-//! no process left behind. Ports 22800-22999.
+//! push a rule under the collector's feet, and fill the disk the dataset goes to; during an
+//! inline load test (load-test mode), kill -9 the server-side Envoy and the client sidecar that
+//! runs the test. Expected: no row that measured a fault, no row lost or written twice, every
+//! call of an inline test accounted for, a clear message for each case, and no process left
+//! behind. Ports 22600-22699 and 22800-22999.
 
 use sfr2l::collect::{self, CollectJob, DatasetFile, PlanEntry, Repeats};
-use sfr2l::lab::{admin, Lab};
+use sfr2l::inline::{lab_loadtest, log_offset, models_config, records_since, run_inline_test};
+use sfr2l::lab::{admin, envoy, Lab, STOPPED_WAIT};
 use sfr2l_core::profile::{Profile, ProfileId};
 use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
-use sfr2l_tests::{processes_mentioning, start_lab, topology};
+use sfr2l_tests::{processes_mentioning, repo_root, start_lab, start_lab_with, topology};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -80,15 +83,25 @@ fn wait_mid_run(lab_admin: u16, out: &Path, rows: usize) {
     let t0 = Instant::now();
     loop {
         let have = std::fs::read_to_string(out).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0);
-        if have >= rows {
-            if let Ok((nums, _)) = admin::stats(lab_admin, "^cluster\\.httpbin\\.upstream_rq_active$") {
-                if nums.get("cluster.httpbin.upstream_rq_active").copied().unwrap_or(0) > 0 {
-                    return;
-                }
-            }
+        if have >= rows && in_flight(lab_admin) {
+            return;
         }
         assert!(t0.elapsed() < Duration::from_secs(60), "no run in flight after row {rows}");
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether the client sidecar has a call to httpbin in flight.
+fn in_flight(lab_admin: u16) -> bool {
+    admin::stats(lab_admin, "^cluster\\.httpbin\\.upstream_rq_active$")
+        .is_ok_and(|(nums, _)| nums.get("cluster.httpbin.upstream_rq_active").copied().unwrap_or(0) > 0)
+}
+
+fn wait_in_flight(lab_admin: u16) {
+    let t0 = Instant::now();
+    while !in_flight(lab_admin) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no call in flight");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -247,4 +260,84 @@ fn a_full_disk_stops_the_collection_whole_and_it_resumes_without_loss() {
     assert_eq!(after.len(), rows as usize);
     assert_eq!(after[..before.len()], before[..]);
     assert_eq!(done.rows, rows as usize);
+}
+
+#[test]
+fn an_inline_test_survives_a_killed_server_and_a_killed_sidecar_runs_it_again() {
+    let root = repo_root().join("policies");
+    let agents = root.join("s1/agents/call/seed-1");
+    let (mut lab, dir) = start_lab_with(22600, topology(2, 0, 0.0, 4), Some(root.clone()));
+    let models = models_config(&root, &agents, false, envoy::ARTIFACTS_CLUSTER).unwrap();
+    let lt = |trigger: &str| {
+        let mut lt = lab_loadtest(trigger);
+        lt.threads = Some(2);
+        lt.path = "/status/200".into();
+        lt
+    };
+    let admin_port = lab.ports.client_admin;
+    let errors = |lab: &Lab| {
+        let (nums, _) = admin::stats(lab.ports.client_admin, "^wasmcustom\\.sfr2l_internal_errors_total$").unwrap();
+        nums.get("wasmcustom.sfr2l_internal_errors_total").copied().unwrap_or(0)
+    };
+    let whole = |rec: &sfr2l_core::TraceRecord| rec.complete && rec.responses == u64::from(rec.calls);
+
+    // 1. kill -9 the server-side Envoy mid-test: the calls it broke and the ones after it are
+    // counted as failures, none is lost, and the record is whole.
+    let upstream = lab.pid_of("upstream-envoy").unwrap();
+    let rec = std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_in_flight(admin_port);
+            signal(upstream, libc::SIGKILL);
+        });
+        run_inline_test(&mut lab, &open_rule(0), models.clone(), lt("server-killed"), Duration::from_secs(60))
+    })
+    .unwrap();
+    eprintln!(
+        "FIGURE inline drill, server killed: {} calls, codes {:?}, reasons {:?}",
+        rec.calls, rec.codes, rec.reasons
+    );
+    assert!(whole(&rec), "{rec:?}");
+    assert!(rec.count(200) < u64::from(rec.calls), "the kill failed no call: {rec:?}");
+    let healed = lab.heal(STOPPED_WAIT).unwrap();
+    assert!(healed.iter().any(|l| l.starts_with("upstream-envoy")), "{healed:?}");
+    let rec =
+        run_inline_test(&mut lab, &open_rule(1), models.clone(), lt("after-server"), Duration::from_secs(60)).unwrap();
+    assert!(whole(&rec) && rec.count(200) == u64::from(rec.calls), "after the heal: {rec:?}");
+    assert_eq!(errors(&lab), 0, "the filter failed (it must fail open, not err)");
+
+    // 2. kill -9 the client sidecar mid-test: its record dies with it, and the wait ends with a
+    // message naming the dead process.
+    let client = lab.pid_of("client-envoy").unwrap();
+    let offset = log_offset(&lab);
+    let err = std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_in_flight(admin_port);
+            signal(client, libc::SIGKILL);
+        });
+        run_inline_test(&mut lab, &open_rule(2), models.clone(), lt("client-killed"), Duration::from_secs(5))
+    })
+    .map(|r| format!("a record: {r:?}"))
+    .unwrap_or_else(|e| format!("{e:#}"));
+    eprintln!("FIGURE inline drill, sidecar killed: {err}");
+    assert!(err.contains("client-envoy"), "{err}");
+    // Restarted, the sidecar reads the same configuration and runs the interrupted test again,
+    // whole (at least once: its claim lived in the killed process's shared data).
+    let healed = lab.heal(STOPPED_WAIT).unwrap();
+    assert!(healed.iter().any(|l| l.starts_with("client-envoy")), "{healed:?}");
+    let t0 = Instant::now();
+    let rec = loop {
+        let recs = records_since(&lab, offset).unwrap();
+        if let Some(r) = recs.into_iter().find(|r| r.inline.as_ref().is_some_and(|i| i.slot == "client-killed")) {
+            break r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "the restarted sidecar never ran the test");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(whole(&rec) && rec.count(200) == u64::from(rec.calls), "rerun: {rec:?}");
+    assert_eq!(errors(&lab), 0);
+    let needle = dir.path().to_string_lossy().to_string();
+    lab.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    let left = processes_mentioning(&needle);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
 }

@@ -1,24 +1,22 @@
 //! `sfr2l lab collect`: draw rules and loads from a profile, run each on the lab, keep a row only
 //! if calls sent = responses traced = Envoy's cluster stats, code by code.
 
+mod check;
+mod file;
 mod job;
 pub mod pilot;
 
+pub use check::{check_conservation, delta, lab_faults, FAULT_COUNTERS};
+pub use file::{meta_path, DatasetFile, DatasetMeta};
 pub use job::{collect_dataset, collect_on, CollectJob, Collected};
 
-use crate::data::csv_rows;
 use crate::lab::Lab;
 use crate::load::{self, LoadSpec};
 use crate::rng::SplitMix64;
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use anyhow::{Context, Result};
 use sfr2l_core::artifact::header;
 use sfr2l_core::profile::Profile;
-use sfr2l_core::trace::DatasetRow;
 use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule, N_FEATURES};
-use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,188 +82,6 @@ impl std::fmt::Display for Repeats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.configs, self.repeats)
     }
-}
-
-/// Conservation for one run: what the load generator got, what the filter traced and what
-/// Envoy's cluster counted must agree status code by status code.
-pub fn check_conservation(
-    sent: u32,
-    load_codes: &BTreeMap<i32, u64>,
-    rec: &TraceRecord,
-    cluster: &BTreeMap<String, u64>,
-    generation: u64,
-) -> Result<(), String> {
-    let got: u64 = load_codes.values().sum();
-    if got != sent as u64 {
-        return Err(format!("load generator finished {got} of {sent} calls"));
-    }
-    if let Some(n) = load_codes.get(&-1) {
-        return Err(format!("{n} socket errors at the load generator"));
-    }
-    if rec.generation != generation {
-        return Err(format!("trace generation {} != applied {generation}", rec.generation));
-    }
-    if !rec.complete || rec.responses != sent as u64 || rec.mismatched != 0 {
-        return Err(format!(
-            "trace has {} responses (complete {}, mismatched {}) for {sent} calls",
-            rec.responses, rec.complete, rec.mismatched
-        ));
-    }
-    for (code, n) in load_codes {
-        let traced = rec.count(*code as u16);
-        let envoy = cluster.get(&format!("upstream_rq_{code}")).copied().unwrap_or(0);
-        if traced != *n || envoy != *n {
-            return Err(format!("code {code}: load generator {n}, trace {traced}, cluster upstream_rq_{code} {envoy}"));
-        }
-    }
-    let completed = cluster.get("upstream_rq_completed").copied().unwrap_or(0);
-    if completed != sent as u64 {
-        return Err(format!("cluster upstream_rq_completed {completed} != {sent} calls"));
-    }
-    let overflow = cluster.get("upstream_rq_pending_overflow").copied().unwrap_or(0);
-    if overflow != rec.reasons.overflow {
-        return Err(format!(
-            "cluster upstream_rq_pending_overflow {overflow} != traced overflow {}",
-            rec.reasons.overflow
-        ));
-    }
-    Ok(())
-}
-
-/// Envoy cluster counters that a healthy lab never moves during a run: each one means a process
-/// died, was paused or reset connections mid-run (a fault drill, or a real fault), and the run
-/// measured the fault rather than the rule. Checked on the client sidecar and the server side.
-pub const FAULT_COUNTERS: [&str; 5] = [
-    "upstream_cx_connect_fail",
-    "upstream_cx_destroy_remote_with_active_rq",
-    "upstream_rq_rx_reset",
-    "upstream_rq_timeout",
-    "upstream_rq_pending_failure_eject",
-];
-
-/// The fault counters that moved during a run (`client` and `server`: deltas keyed by counter
-/// name, summed over clusters), as one message; `None` for a clean run.
-pub fn lab_faults(client: &BTreeMap<String, u64>, server: &BTreeMap<String, u64>) -> Option<String> {
-    let mut moved = Vec::new();
-    for (side, delta) in [("client sidecar", client), ("server side", server)] {
-        for c in FAULT_COUNTERS {
-            if let Some(n) = delta.get(c).filter(|n| **n > 0) {
-                moved.push(format!("{side} {c} +{n}"));
-            }
-        }
-    }
-    (!moved.is_empty()).then(|| format!("lab fault during the run ({})", moved.join(", ")))
-}
-
-/// Subtracts a baseline snapshot of counters.
-pub fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after.iter().map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0)))).collect()
-}
-
-/// The dataset file: header, whole lines only; resume skips rows already there.
-pub struct DatasetFile {
-    path: PathBuf,
-    file: std::fs::File,
-    pub done: HashSet<(String, u32)>,
-    pub rows: usize,
-}
-
-impl DatasetFile {
-    pub fn open(path: &Path, resume: bool) -> Result<DatasetFile> {
-        let header = DatasetRow::header().join(",");
-        let mut done = HashSet::new();
-        let mut rows = 0;
-        if path.exists() {
-            if !resume {
-                bail!("{} already exists: pass --resume to continue it, or choose another --out", path.display());
-            }
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            // A partial last line from a hard kill is dropped (the run is redone).
-            let keep = text.rfind('\n').map_or(0, |i| i + 1);
-            for (i, row) in csv_rows(&text[..keep]).enumerate() {
-                let row = row.with_context(|| format!("reading {}", path.display()))?;
-                let fields = row.fields();
-                if i == 0 {
-                    let l = fields.join(",");
-                    if row.line != 1 || l != header {
-                        bail!(
-                            "{}:1: header differs from this version's columns:\n  found    {l}\n  expected {header}",
-                            path.display()
-                        );
-                    }
-                } else {
-                    let row = DatasetRow::from_fields(&fields)
-                        .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), row.line))?;
-                    done.insert((row.config_id, row.repeat));
-                    rows += 1;
-                }
-            }
-            let f = std::fs::OpenOptions::new().write(true).open(path)?;
-            f.set_len(keep as u64)?;
-        } else {
-            if let Some(d) = path.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            std::fs::write(path, format!("{header}\n")).with_context(|| format!("writing {}", path.display()))?;
-        }
-        let file = std::fs::OpenOptions::new().append(true).open(path)?;
-        Ok(DatasetFile { path: path.to_path_buf(), file, done, rows })
-    }
-
-    /// Appends one row with a single write.
-    /// Appends one row; on a failed write (a full disk) the file is cut back to its last whole
-    /// row, so what is on disk always resumes.
-    pub fn append(&mut self, row: &DatasetRow) -> Result<()> {
-        let line = format!("{}\n", row.to_fields().join(","));
-        let len = self.file.metadata().with_context(|| format!("reading {}", self.path.display()))?.len();
-        if let Err(e) = self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()) {
-            let cut = self.file.set_len(len);
-            let kept = if cut.is_ok() { "the file keeps its whole rows" } else { "the last line may be torn" };
-            return Err(e).with_context(|| {
-                format!(
-                    "appending row {} to {} ({kept}; free space, then continue with --resume)",
-                    self.rows + 1,
-                    self.path.display()
-                )
-            });
-        }
-        self.rows += 1;
-        Ok(())
-    }
-}
-
-/// The `.meta.json` beside a dataset.
-#[derive(Debug, Serialize)]
-pub struct DatasetMeta {
-    pub schema: u32,
-    pub profile: String,
-    pub rows: usize,
-    pub planned_rows: u32,
-    pub seed: u64,
-    pub repeats: String,
-    pub envoy_version: String,
-    pub topology: sfr2l_core::profile::LabTopology,
-    pub upstream: String,
-    pub httpbin_workers: u32,
-    pub httpbin_threads: u32,
-    pub upstream_workers: u32,
-    pub path: String,
-    pub warmup_calls: u32,
-    pub started: String,
-    pub updated: String,
-    pub collection_seconds: f64,
-    pub rejected_tries: u64,
-    pub skipped_rows: u64,
-    /// Lab processes restarted after they died mid-collection (fault drills, real faults).
-    pub lab_restarts: u64,
-    pub median_overhead_ms: f64,
-    pub nproc: usize,
-    pub git_commit: String,
-    pub filter_sha256: String,
-}
-
-pub fn meta_path(out: &Path) -> PathBuf {
-    out.with_extension("meta.json")
 }
 
 pub fn load_avg_1m() -> f64 {
@@ -358,6 +174,8 @@ mod tests {
     use super::*;
     use sfr2l_core::counters::{RunAnnounce, RunCounters};
     use sfr2l_core::profile::ProfileId;
+    use sfr2l_core::trace::DatasetRow;
+    use std::collections::BTreeMap;
 
     #[test]
     fn plan_is_deterministic_with_a_spread_repeat_block() {

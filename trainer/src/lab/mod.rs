@@ -125,6 +125,11 @@ impl Lab {
             std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
         let lock = Some(lock(dir)?);
+        // A new lab starts its logs afresh; a process that `heal` restarts appends to its own, so
+        // the records written before a crash stay where readers' offsets point.
+        for name in spawn::START_ORDER {
+            let _ = std::fs::remove_file(dir.join("logs").join(format!("{name}.log")));
+        }
         let mut lab =
             Lab { opts: opts.clone(), ports, procs: Vec::new(), generation: 1, rule: None, stopped: false, lock };
 

@@ -51,7 +51,11 @@ impl Proc {
     /// Starts `cmd` with stdout and stderr appended to `log`. With `attached`, the process gets
     /// `death_signal` when this process dies.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path, attached: bool, death_signal: i32) -> Result<Proc> {
-        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
         let err = out.try_clone()?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         // SAFETY: only async-signal-safe calls between fork and exec.
