@@ -9,7 +9,7 @@ PROFILE ?= s1
 ROWS ?= 2000
 SEED ?= 1
 
-.PHONY: setup venv wasm-target kubectl explorer-tools explorer filter build test demo bench collect clean lab-down oci
+.PHONY: lint setup venv wasm-target kubectl explorer-tools explorer filter build test demo bench collect clean lab-down oci
 
 setup: wasm-target venv kubectl explorer-tools
 
@@ -37,8 +37,6 @@ explorer-tools:
 # The explorer page's module: sfr2l-runtime (tract, SIMD kernels) for the browser, then
 # wasm-bindgen --target web into target/explorer/ (served by `sfr2l explore`). WASM_OPT=1 also runs
 # binaryen's wasm-opt -Oz when present (-14% size, ~2 min on 2 cores).
-# EXPLORER_PROFILE=explorer-test (make test) builds the same code without LTO in about half the
-# time; the page `make demo` serves is the release build.
 EXPLORER_PROFILE ?= release
 explorer: explorer-tools
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
@@ -73,10 +71,15 @@ build: filter
 oci: build
 	$(SFR2L) oci --wasm $(WASM) --out target/oci
 
+# Style gates: rustfmt, and clippy with the workspace lints (the filter has no target-specific
+# code, so its lints are checked natively). Run before each commit; CI runs only rustfmt.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --profile fast --all-targets -p sfr2l-core -p sfr2l-runtime -p sfr2l -p sfr2l-tests -p sfr2l-filter -- -D warnings
+
 # Pure logic natively, then the built binary and the real lab (tests start and stop their own
 # Envoy and httpbin on loopback; one at a time, as they measure on 2 cores).
-test: setup filter
-	$(MAKE) explorer EXPLORER_PROFILE=explorer-test
+test: setup filter explorer
 	$(CARGO) test --profile fast -p sfr2l-core -p sfr2l-runtime -p sfr2l -p sfr2l-tests -p sfr2l-wasm-host -p sfr2l-explorer -- --test-threads=1
 
 # The main job on the embedded default: real Envoy lab, a small live collection, traces checked.

@@ -314,7 +314,7 @@ fn an_inline_test_survives_a_killed_server_and_a_killed_sidecar_runs_it_again() 
             wait_in_flight(admin_port);
             signal(client, libc::SIGKILL);
         });
-        run_inline_test(&mut lab, &open_rule(2), models.clone(), lt("client-killed"), Duration::from_secs(5))
+        run_inline_test(&mut lab, &open_rule(2), models.clone(), lt("client-killed"), Duration::from_secs(3))
     })
     .map(|r| format!("a record: {r:?}"))
     .unwrap_or_else(|e| format!("{e:#}"));

@@ -1,11 +1,11 @@
 //! Soak on the real lab (client sidecar with the observe build, server-side Envoy, httpbin):
 //! announced runs back to back while a second client sends unannounced traffic, with a rule
-//! switch every `SFR2L_SOAK_SWITCH_S` seconds (default 10) for `SFR2L_SOAK_S` seconds (default 30;
+//! switch every `SFR2L_SOAK_SWITCH_S` seconds (default 10) for `SFR2L_SOAK_S` seconds (default 20;
 //! the report's figure: 600 s with 30 s switches). Every run is conserved (calls sent = responses
 //! traced = the load generator's codes), no filter error, no failed unannounced request, the
 //! client Envoy's RSS flat within 5% after warm-up, the shared run tables within their bound.
 //! The same in load-test mode: the sidecar's own inline test every second (`SFR2L_SOAK_LT_S`,
-//! default 20, switches every 5 s unless `SFR2L_SOAK_SWITCH_S` says otherwise), each decided by
+//! default 15, switches every 5 s unless `SFR2L_SOAK_SWITCH_S` says otherwise), each decided by
 //! the agents for the rule in force and each record whole.
 
 mod reliab;
@@ -87,7 +87,7 @@ fn wasm_metric(port: u16, name: &str) -> u64 {
 
 #[test]
 fn soak_observe_mode_with_rule_switches() {
-    let (total, switch_every) = (env_secs("SFR2L_SOAK_S", 30), env_secs("SFR2L_SOAK_SWITCH_S", 10));
+    let (total, switch_every) = (env_secs("SFR2L_SOAK_S", 20), env_secs("SFR2L_SOAK_SWITCH_S", 10));
     let dir = tempfile::tempdir().unwrap();
     let root = sfr2l_tests::repo_root();
     let opts = LabOptions {
@@ -186,7 +186,7 @@ fn soak_observe_mode_with_rule_switches() {
 
 #[test]
 fn soak_loadtest_mode_with_rule_switches() {
-    let (total, switch_every) = (env_secs("SFR2L_SOAK_LT_S", 20), env_secs("SFR2L_SOAK_SWITCH_S", 5));
+    let (total, switch_every) = (env_secs("SFR2L_SOAK_LT_S", 15), env_secs("SFR2L_SOAK_SWITCH_S", 5));
     let root = sfr2l_tests::repo_root().join("policies");
     let agents = root.join("s1/agents/call/seed-1");
     let (mut lab, _dir) = sfr2l_tests::start_lab_with(23000, sfr2l_tests::topology(2, 0, 0.0, 0), Some(root.clone()));
