@@ -58,8 +58,8 @@ pub fn shard_of(run: &str) -> usize {
     (h % SHARDS as u64) as usize
 }
 
-/// Runs of one shard, by id.
-pub type RunTable = std::collections::BTreeMap<String, RunCounters>;
+pub mod table;
+pub use table::RunTable;
 
 fn host_err(e: StoreError) -> MergeError {
     MergeError::Host(format!("{e:?}"))
@@ -79,18 +79,18 @@ pub fn init_shared<S: SharedStore>(store: &S) -> Result<(), MergeError> {
     Ok(())
 }
 
-fn decode_table(key: &str, bytes: Option<&[u8]>) -> Result<RunTable, MergeError> {
-    match bytes {
-        None => Ok(RunTable::new()),
-        Some(b) => serde_json::from_slice(b).map_err(|e| MergeError::Corrupt(key.to_string(), e.to_string())),
-    }
-}
-
-fn encode_table(t: &RunTable) -> Vec<u8> {
-    if t.is_empty() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(t).unwrap_or_default()
+/// A shard's entries; a JSON table left by an older filter is re-encoded into `owned` first.
+fn entries<'a>(key: &str, cur: Option<&'a [u8]>, owned: &'a mut Vec<u8>) -> Result<Vec<table::Entry<'a>>, MergeError> {
+    let corrupt = |e: String| MergeError::Corrupt(key.to_string(), e);
+    match table::scan(cur.unwrap_or_default()).map_err(corrupt)? {
+        table::Table::Binary(entries) => Ok(entries),
+        table::Table::Legacy(t) => {
+            *owned = table::encode(&t);
+            match table::scan(owned).map_err(corrupt)? {
+                table::Table::Binary(entries) => Ok(entries),
+                table::Table::Legacy(_) => Err(MergeError::Corrupt(key.to_string(), "re-encoding failed".into())),
+            }
+        }
     }
 }
 
@@ -132,33 +132,68 @@ pub struct Merged {
     pub evicted: Vec<(String, RunCounters)>,
 }
 
+/// Several runs of one shard merged in one CAS round: each run's outcome, in the order given,
+/// and the open runs closed to make room.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MergedShard {
+    pub outcomes: Vec<MergeOutcome>,
+    pub evicted: Vec<(String, RunCounters)>,
+}
+
 /// Open runs one shard keeps for a total bound of `max_open_runs`; as many emitted runs are kept
 /// beside them (for late-response detection), the oldest dropped first.
 pub fn shard_cap(max_open_runs: u32) -> usize {
     (max_open_runs as usize).div_ceil(SHARDS).max(1)
 }
 
-/// Oldest run (by last response, then id) among those `pick` selects.
-fn oldest(table: &RunTable, pick: impl Fn(&RunCounters) -> bool) -> Option<String> {
-    table.iter().filter(|(_, c)| pick(c)).min_by_key(|(r, c)| (c.last_ns, r.as_str())).map(|(r, _)| r.clone())
+/// A run in a shard being rewritten: its bytes as they lie, until a merge or a close decodes it.
+struct Slot<'a> {
+    id: &'a [u8],
+    emitted: bool,
+    last_ns: u64,
+    state: SlotState<'a>,
+}
+
+enum SlotState<'a> {
+    Raw(table::Entry<'a>),
+    Decoded(RunCounters),
+}
+
+impl<'a> Slot<'a> {
+    fn counters(&mut self, key: &str) -> Result<&mut RunCounters, MergeError> {
+        if let SlotState::Raw(e) = &self.state {
+            let c = e.counters().map_err(|err| MergeError::Corrupt(key.to_string(), err))?;
+            self.state = SlotState::Decoded(c);
+        }
+        match &mut self.state {
+            SlotState::Decoded(c) => Ok(c),
+            SlotState::Raw(_) => Err(MergeError::Corrupt(key.to_string(), "decode failed".into())),
+        }
+    }
+}
+
+/// Index of the oldest slot (by last response, then id) that `pick` selects.
+fn oldest(slots: &[Slot], pick: impl Fn(&Slot) -> bool) -> Option<usize> {
+    (0..slots.len()).filter(|&i| pick(&slots[i])).min_by_key(|&i| (slots[i].last_ns, slots[i].id))
 }
 
 /// Makes room for one new run: closes the oldest open runs beyond `cap - 1` (returned) and drops
-/// the oldest emitted runs beyond `cap - 1`.
-fn make_room(table: &mut RunTable, cap: usize) -> Vec<(String, RunCounters)> {
+/// the oldest emitted runs beyond `cap - 1`. Decodes only the runs it closes.
+fn make_room(key: &str, slots: &mut Vec<Slot>, cap: usize) -> Result<Vec<(String, RunCounters)>, MergeError> {
     let mut evicted = Vec::new();
-    while table.values().filter(|c| !c.emitted).count() >= cap {
-        let Some(run) = oldest(table, |c| !c.emitted) else { break };
-        if let Some(c) = table.get_mut(&run) {
-            c.emitted = true;
-            evicted.push((run, c.clone()));
-        }
+    while slots.iter().filter(|s| !s.emitted).count() >= cap {
+        let Some(i) = oldest(slots, |s| !s.emitted) else { break };
+        let id = String::from_utf8_lossy(slots[i].id).into_owned();
+        let c = slots[i].counters(key)?;
+        c.emitted = true;
+        evicted.push((id, c.clone()));
+        slots[i].emitted = true;
     }
-    while table.values().filter(|c| c.emitted).count() >= cap {
-        let Some(run) = oldest(table, |c| c.emitted) else { break };
-        table.remove(&run);
+    while slots.iter().filter(|s| s.emitted).count() >= cap {
+        let Some(i) = oldest(slots, |s| s.emitted) else { break };
+        slots.remove(i);
     }
-    evicted
+    Ok(evicted)
 }
 
 /// Merges a worker's local share of `run` into its shard; a new run beyond the shard's bound
@@ -169,21 +204,64 @@ pub fn merge_run<S: SharedStore>(
     share: &RunCounters,
     max_open_runs: u32,
 ) -> Result<Merged, MergeError> {
-    let key = shard_key(shard_of(run));
+    let mut m = merge_shard(store, shard_of(run), &[(run, share)], max_open_runs)?;
+    let outcome = m.outcomes.pop().unwrap_or(MergeOutcome::Pending { late: false });
+    Ok(Merged { outcome, evicted: m.evicted })
+}
+
+/// Merges the shares of several runs of shard `shard` (all with `shard_of(run) == shard`) in one
+/// CAS round: one read and one write of the shard for all of them. Runs the merge does not touch
+/// are copied as they lie. A run of another shard is an error, before anything is written.
+pub fn merge_shard<S: SharedStore>(
+    store: &S,
+    shard: usize,
+    shares: &[(&str, &RunCounters)],
+    max_open_runs: u32,
+) -> Result<MergedShard, MergeError> {
+    let key = shard_key(shard);
+    if let Some((run, _)) = shares.iter().find(|(r, _)| shard_of(r) != shard) {
+        return Err(MergeError::Corrupt(key, format!("run {run:?} belongs to shard {}", shard_of(run))));
+    }
     let cap = shard_cap(max_open_runs);
     cas_update(store, &key, |cur| {
-        let mut table = decode_table(&key, cur)?;
-        let evicted = if table.contains_key(run) { Vec::new() } else { make_room(&mut table, cap) };
-        let total = table.entry(run.to_string()).or_default();
-        let was_emitted = total.emitted;
-        total.merge(share);
-        let outcome = if !was_emitted && total.is_complete() {
-            total.emitted = true;
-            MergeOutcome::Completed(total.clone())
-        } else {
-            MergeOutcome::Pending { late: was_emitted }
-        };
-        Ok((encode_table(&table), Merged { outcome, evicted }))
+        let mut owned = Vec::new();
+        let entries = entries(&key, cur, &mut owned)?;
+        let mut slots: Vec<Slot> = entries
+            .into_iter()
+            .map(|e| Slot { id: e.id, emitted: e.emitted, last_ns: e.last_ns, state: SlotState::Raw(e) })
+            .collect();
+        let mut out = MergedShard::default();
+        for (run, share) in shares {
+            let i = match slots.iter().position(|s| s.id == run.as_bytes()) {
+                Some(i) => i,
+                None => {
+                    out.evicted.extend(make_room(&key, &mut slots, cap)?);
+                    let state = SlotState::Decoded(RunCounters::default());
+                    slots.push(Slot { id: run.as_bytes(), emitted: false, last_ns: 0, state });
+                    slots.len() - 1
+                }
+            };
+            let total = slots[i].counters(&key)?;
+            let was_emitted = total.emitted;
+            total.merge(share);
+            out.outcomes.push(if !was_emitted && total.is_complete() {
+                total.emitted = true;
+                MergeOutcome::Completed(total.clone())
+            } else {
+                MergeOutcome::Pending { late: was_emitted }
+            });
+            let (emitted, last_ns) = (total.emitted, total.last_ns);
+            slots[i].emitted = emitted;
+            slots[i].last_ns = last_ns;
+        }
+        let mut bytes = Vec::with_capacity(cur.map_or(0, <[u8]>::len) + 64 * shares.len());
+        for s in &slots {
+            match &s.state {
+                SlotState::Raw(e) => table::push_raw(&mut bytes, e.raw),
+                SlotState::Decoded(c) => table::push_entry(&mut bytes, s.id, c),
+            }
+        }
+        Ok((table::finish(bytes), out))
     })
 }
 
@@ -199,17 +277,18 @@ pub struct IdleScan {
 /// Claims every run idle for `idle_ns` (not yet emitted) for its idle-timeout record, and
 /// prunes emitted runs older than [`KEEP_EMITTED_NS`]. Each run is claimed by one caller only.
 pub fn claim_idle_runs<S: SharedStore>(store: &S, now_ns: u64, idle_ns: u64) -> Result<IdleScan, MergeError> {
-    let idle = |c: &RunCounters| !c.emitted && now_ns.saturating_sub(c.last_ns) >= idle_ns;
-    let stale = |c: &RunCounters| c.emitted && now_ns.saturating_sub(c.last_ns) >= KEEP_EMITTED_NS;
+    let idle = |e: &table::Entry| !e.emitted && now_ns.saturating_sub(e.last_ns) >= idle_ns;
+    let stale = |e: &table::Entry| e.emitted && now_ns.saturating_sub(e.last_ns) >= KEEP_EMITTED_NS;
     let mut out = IdleScan::default();
     for i in 0..SHARDS {
         let key = shard_key(i);
         let needs = match store.get(&key).map_err(host_err)? {
             Some((v, _)) if !v.is_empty() => {
-                let table = decode_table(&key, Some(&v))?;
+                let mut owned = Vec::new();
+                let entries = entries(&key, Some(&v), &mut owned)?;
                 out.bytes += v.len();
-                out.open_runs += table.values().filter(|c| !c.emitted && !idle(c)).count();
-                table.values().any(|c| idle(c) || stale(c))
+                out.open_runs += entries.iter().filter(|e| !e.emitted && !idle(e)).count();
+                entries.iter().any(|e| idle(e) || stale(e))
             }
             _ => false,
         };
@@ -217,16 +296,21 @@ pub fn claim_idle_runs<S: SharedStore>(store: &S, now_ns: u64, idle_ns: u64) -> 
             continue;
         }
         let claimed = cas_update(store, &key, |cur| {
-            let mut table = decode_table(&key, cur)?;
-            table.retain(|_, c| !stale(c));
+            let mut owned = Vec::new();
+            let entries = entries(&key, cur, &mut owned)?;
             let mut claimed = Vec::new();
-            for (run, c) in table.iter_mut() {
-                if idle(c) {
+            let mut out = Vec::with_capacity(cur.map_or(0, <[u8]>::len));
+            for e in entries.iter().filter(|e| !stale(e)) {
+                if idle(e) {
+                    let mut c = e.counters().map_err(|err| MergeError::Corrupt(key.clone(), err))?;
                     c.emitted = true;
-                    claimed.push((run.clone(), c.clone()));
+                    table::push_entry(&mut out, e.id, &c);
+                    claimed.push((e.id_str(), c));
+                } else {
+                    table::push_raw(&mut out, e.raw);
                 }
             }
-            Ok((encode_table(&table), claimed))
+            Ok((table::finish(out), claimed))
         })?;
         out.claimed.extend(claimed);
     }

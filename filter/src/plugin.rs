@@ -15,7 +15,7 @@ use sfr2l_core::store::{self, MergeOutcome};
 use sfr2l_core::trace::TraceRecord;
 use sfr2l_core::window::RollingWindow;
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -224,51 +224,97 @@ fn take_trace_token(l: &mut Local, now: u64) -> bool {
     }
 }
 
-fn emit(l: &mut Local, run: &str, counters: &RunCounters) {
-    let rec = TraceRecord::from_counters(run, l.config.generation, l.config.rule, counters);
-    if take_trace_token(l, host::now_ns()) {
-        host::log(LogLevel::Info, &trace_line(l, &rec));
-    } else {
-        metrics::inc(l.metrics.trace_lines_dropped, 1);
-    }
-    let id = if rec.complete { l.metrics.runs_completed } else { l.metrics.runs_incomplete };
-    metrics::inc(id, 1);
+/// Records written (or dropped by the line cap) in one pass, counted in the metrics once at the
+/// end: a flood closes runs by the hundred, and each metric update is a host call.
+#[derive(Default)]
+struct Emitted {
+    completed: u64,
+    incomplete: u64,
+    dropped: u64,
 }
 
-/// Merges this VM's shares into shared data; writes the record of any run this completes.
+impl Emitted {
+    /// Writes a run's record, unless the line cap is reached (then the record is not even built).
+    fn emit(&mut self, l: &mut Local, now: u64, run: &str, counters: &RunCounters) {
+        if take_trace_token(l, now) {
+            let rec = TraceRecord::from_counters(run, l.config.generation, l.config.rule, counters);
+            host::log(LogLevel::Info, &trace_line(l, &rec));
+        } else {
+            self.dropped += 1;
+        }
+        if counters.is_complete() {
+            self.completed += 1;
+        } else {
+            self.incomplete += 1;
+        }
+    }
+
+    fn count(self, l: &Local) {
+        for (id, n) in [
+            (l.metrics.runs_completed, self.completed),
+            (l.metrics.runs_incomplete, self.incomplete),
+            (l.metrics.trace_lines_dropped, self.dropped),
+        ] {
+            if n > 0 {
+                metrics::inc(id, n as i64);
+            }
+        }
+    }
+}
+
+/// Merges this VM's shares into shared data, one CAS round per shard; writes the record of any
+/// run this completes.
 fn flush_runs(l: &mut Local) {
     if l.runs.is_empty() {
         return;
     }
-    let runs: Vec<String> = l.runs.keys().cloned().collect();
-    for run in runs {
-        flush_run(l, &run);
+    let mut by_shard: BTreeMap<usize, Vec<(String, RunCounters)>> = BTreeMap::new();
+    for (run, share) in l.runs.drain() {
+        by_shard.entry(store::shard_of(&run)).or_default().push((run, share));
+    }
+    for (shard, shares) in by_shard {
+        merge_shares(l, shard, shares);
     }
 }
 
-/// Merges this VM's share of one run: from `on_log` once a batch is full, and from the tick.
+/// Merges this VM's share of one run: from `on_log` once a batch is full.
 fn flush_run(l: &mut Local, run: &str) {
-    let Some(share) = l.runs.remove(run) else { return };
-    match store::merge_run(&HostStore, run, &share, l.config.max_open_runs) {
+    if let Some(share) = l.runs.remove(run) {
+        merge_shares(l, store::shard_of(run), vec![(run.to_string(), share)]);
+    }
+}
+
+/// Merges shares of runs of one shard; on contention or a missing entry keeps them for the next
+/// tick (nothing is lost).
+fn merge_shares(l: &mut Local, shard: usize, shares: Vec<(String, RunCounters)>) {
+    let refs: Vec<(&str, &RunCounters)> = shares.iter().map(|(r, c)| (r.as_str(), c)).collect();
+    match store::merge_shard(&HostStore, shard, &refs, l.config.max_open_runs) {
         Ok(merged) => {
+            let (now, mut out) = (host::now_ns(), Emitted::default());
+            if !merged.evicted.is_empty() {
+                metrics::inc(l.metrics.runs_evicted, merged.evicted.len() as i64);
+            }
             for (old, total) in &merged.evicted {
-                metrics::inc(l.metrics.runs_evicted, 1);
-                emit(l, old, total);
+                out.emit(l, now, old, total);
             }
-            match merged.outcome {
-                MergeOutcome::Completed(total) => emit(l, run, &total),
-                MergeOutcome::Pending { late: true } => {
-                    metrics::inc(l.metrics.late_responses, share.responses() as i64)
+            for ((run, share), outcome) in shares.iter().zip(merged.outcomes) {
+                match outcome {
+                    MergeOutcome::Completed(total) => out.emit(l, now, run, &total),
+                    MergeOutcome::Pending { late: true } => {
+                        metrics::inc(l.metrics.late_responses, share.responses() as i64)
+                    }
+                    MergeOutcome::Pending { late: false } => {}
                 }
-                MergeOutcome::Pending { late: false } => {}
             }
+            out.count(l);
         }
         Err(store::MergeError::Contended(_) | store::MergeError::NotInitialised(_)) => {
             if let Err(e) = store::init_shared(&HostStore) {
                 l.internal_error("init_shared", &e.to_string());
             }
-            // Keep the share and try again on the next tick: nothing is lost.
-            l.runs.entry(run.to_string()).or_default().merge(&share);
+            for (run, share) in shares {
+                l.runs.entry(run).or_default().merge(&share);
+            }
         }
         Err(e) => l.internal_error("merge", &e.to_string()),
     }
@@ -285,9 +331,11 @@ fn close_idle_runs(l: &mut Local, now: u64) {
         Ok(scan) => {
             metrics::set(l.metrics.open_runs, scan.open_runs as u64);
             metrics::set(l.metrics.shared_bytes, scan.bytes as u64);
+            let mut out = Emitted::default();
             for (run, total) in scan.claimed {
-                emit(l, &run, &total);
+                out.emit(l, now, &run, &total);
             }
+            out.count(l);
         }
         Err(e) => l.internal_error("idle", &e.to_string()),
     }

@@ -84,6 +84,16 @@ fn idle_claim_is_exclusive_and_prunes() {
 }
 
 #[test]
+fn a_batch_with_a_run_of_another_shard_is_refused() {
+    let s = init();
+    let (a, b) = ("run-a", (0..100).map(|i| format!("b{i}")).find(|r| shard_of(r) != shard_of("run-a")).unwrap());
+    let (ca, cb) = (share(&[200]), share(&[200]));
+    let err = merge_shard(&s, shard_of(a), &[(a, &ca), (&b, &cb)], 1024).unwrap_err();
+    assert!(matches!(err, MergeError::Corrupt(_, ref m) if m.contains("belongs to shard")), "{err:?}");
+    assert_eq!(merge(&s, a, &share(&[200])), MergeOutcome::Pending { late: false }, "nothing was written");
+}
+
+#[test]
 fn endless_contention_is_an_error() {
     let s = init();
     *s.interleave.borrow_mut() = u32::MAX;
@@ -110,7 +120,7 @@ fn window_merges() {
 fn shard_runs(s: &MemoryStore) -> Vec<RunTable> {
     (0..SHARDS)
         .map(|i| match s.get(&shard_key(i)).unwrap() {
-            Some((v, _)) if !v.is_empty() => serde_json::from_slice(&v).unwrap(),
+            Some((v, _)) if !v.is_empty() => table::decode(&v).unwrap(),
             _ => RunTable::new(),
         })
         .collect()
@@ -195,5 +205,59 @@ mod props {
             prop_assert!(kept <= merged);
             prop_assert!(evicted <= merged);
         }
+
+        /// Merging a shard's runs in one CAS round (the filter's flush) leaves the same bytes,
+        /// outcomes and closed runs as merging them one by one.
+        #[test]
+        fn a_batched_merge_equals_merges_one_by_one(ops in prop::collection::vec((0u32..120, 1u32..4, 0u64..1_000), 1..200),
+                                                    max in 16u32..64, batch in 1usize..40) {
+            let (one, many) = (init(), init());
+            let (mut out1, mut out2) = (Vec::new(), Vec::new());
+            let (mut ev1, mut ev2) = (Vec::new(), Vec::new());
+            let ops: Vec<(String, RunCounters)> = ops.into_iter().map(|(run, calls, t)| {
+                let mut c = RunCounters::default();
+                c.record(RunAnnounce { threads: 1, calls }, 200, 0, t + 1, t + 1);
+                (format!("r{run}"), c)
+            }).collect();
+            for chunk in ops.chunks(batch) {
+                for (run, c) in chunk {
+                    let m = merge_run(&one, run, c, max).unwrap();
+                    out1.push((run.clone(), m.outcome));
+                    ev1.extend(m.evicted);
+                }
+                let mut by_shard: std::collections::BTreeMap<usize, Vec<(&str, &RunCounters)>> = Default::default();
+                for (run, c) in chunk {
+                    by_shard.entry(shard_of(run)).or_default().push((run.as_str(), c));
+                }
+                for (shard, shares) in by_shard {
+                    let m = merge_shard(&many, shard, &shares, max).unwrap();
+                    out2.extend(shares.iter().map(|(r, _)| r.to_string()).zip(m.outcomes));
+                    ev2.extend(m.evicted);
+                }
+            }
+            out1.sort_by(|a, b| a.0.cmp(&b.0));
+            out2.sort_by(|a, b| a.0.cmp(&b.0));
+            ev1.sort_by(|a, b| a.0.cmp(&b.0));
+            ev2.sort_by(|a, b| a.0.cmp(&b.0));
+            prop_assert_eq!(out1, out2);
+            prop_assert_eq!(ev1, ev2);
+            for i in 0..SHARDS {
+                prop_assert_eq!(one.get(&shard_key(i)).unwrap().unwrap().0, many.get(&shard_key(i)).unwrap().unwrap().0);
+            }
+        }
     }
+}
+
+/// A JSON table left by an older filter (a rolling upgrade) is merged into, and rewritten in the
+/// binary encoding: nothing in it is lost.
+#[test]
+fn a_legacy_json_table_is_merged_and_rewritten() {
+    let s = init();
+    let key = shard_key(shard_of("r"));
+    let mut old = RunTable::new();
+    old.insert("r".to_string(), share(&[200, 503]));
+    s.set(&key, &serde_json::to_vec(&old).unwrap(), None).unwrap();
+    let c = completed(merge(&s, "r", &share(&[200, 200])));
+    assert_eq!((c.count(200), c.count(503)), (3, 1));
+    assert_eq!(s.get(&key).unwrap().unwrap().0[0], table::MAGIC);
 }

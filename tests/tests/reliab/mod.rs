@@ -71,6 +71,12 @@ pub fn rss_kb(pid: i32) -> u64 {
 /// Starts Envoy (2 workers) with the filter configured by `filter_json` in front of a direct
 /// 200 response; `access_log`: an access-log format written to the same log as Envoy's own lines.
 pub fn start_envoy(base: u16, filter_json: &str, access_log: Option<&str>) -> Envoy {
+    start_envoy_with(base, filter_json, access_log, 2)
+}
+
+/// [`start_envoy`] with `workers` worker threads (1: every connection on one event loop).
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn start_envoy_with(base: u16, filter_json: &str, access_log: Option<&str>, workers: u32) -> Envoy {
     let dir = tempfile::tempdir().unwrap();
     let (admin, listener) = (base, base + 1);
     let access = access_log.map(|fmt| {
@@ -110,7 +116,7 @@ pub fn start_envoy(base: u16, filter_json: &str, access_log: Option<&str>) -> En
     let child = Command::new(&tools.envoy)
         .arg("-c")
         .arg(&cfg)
-        .args(["--concurrency", "2", "--disable-hot-restart"])
+        .args(["--concurrency", &workers.to_string(), "--disable-hot-restart"])
         .args(["-l", "warning", "--component-log-level", "wasm:info"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
