@@ -11,5 +11,7 @@ cargo run -q --profile fast -p sfr2l --example bench -- --rounds "${ROUNDS:-5}" 
 # Simulator: fit times and exported-model throughput (appended to the same report).
 cargo run -q --profile fast -p sfr2l --example sim_bench | tee -a "bench/last-run.md"
 ./bench/rl_vs_pytorch.sh | tee -a "bench/last-run.md"
+# RL training against the machine's matmul limit (Flex and gemm), and the full protocol's FLOPs.
+cargo run -q --profile fast -p sfr2l --example rl_bench | tee -a "bench/last-run.md"
 # Load-test mode in Envoy: module sizes, start, model load, decision latency in V8, throughput.
 cargo run -q --profile fast -p sfr2l --example inline_bench -- "${DECISIONS:-200}" "${ROUNDS:-5}" | tee -a "bench/last-run.md"

@@ -207,6 +207,10 @@ pub struct RlTableArgs {
     /// Folder of the saved cells (default: .<report name>-cells beside the report).
     #[arg(long)]
     pub cells: Option<PathBuf>,
+    /// Cells trained at once. The table is the same for any value (each cell is deterministic);
+    /// a single-agent cell uses one core, so 2 fills a 2-core machine.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     #[command(flatten)]
     pub tune: RlTuneArgs,
 }

@@ -183,7 +183,8 @@ fn a_grid_outside_the_training_range_is_refused() {
 
 /// `rl table` saves every finished cell: killed after its first cell, `--resume` takes the saved
 /// cells as they are, trains the rest, and ends with the same table as an uninterrupted run; a
-/// resume with other settings names the stale cell instead of mixing protocols.
+/// resume with other settings names the stale cell instead of mixing protocols. The resume runs
+/// on two jobs, so the same comparison shows that parallel cells change nothing.
 #[test]
 fn an_interrupted_table_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
@@ -248,7 +249,8 @@ fn an_interrupted_table_resumes_where_it_stopped() {
     assert!(before.len() < 4, "the run finished before it was killed ({} cells)", before.len());
     assert!(!dir.path().join("cut/table5.md").exists(), "no report from an interrupted table");
 
-    let o = bin().args(args("cut", &["--resume"])).output().unwrap();
+    // Resumed on two jobs: the cells trained in parallel equal the serial run's.
+    let o = bin().args(args("cut", &["--resume", "--jobs", "2"])).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert_eq!(err.matches("(resumed,").count(), before.len(), "{err}");

@@ -141,6 +141,7 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
         base: rl_config(&a.tune, 1)?,
         cells: a.cells.clone().unwrap_or_else(|| cells_dir(&a.report)),
         resume: a.resume,
+        jobs: usize::from(a.jobs),
     };
     let table = run_table(&job, &git_commit())?;
     let base = &job.base;

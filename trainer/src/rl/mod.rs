@@ -23,6 +23,7 @@
 
 pub mod card;
 pub mod config;
+pub mod cost;
 pub mod env;
 pub mod export;
 pub mod protocol;

@@ -35,6 +35,10 @@ pub struct TableJob {
     pub cells: PathBuf,
     /// Take saved cells whose fingerprint matches instead of training them again.
     pub resume: bool,
+    /// Cells trained at once (1: one after the other). Each cell is deterministic on its own,
+    /// so the table is the same for any value; a single-agent cell keeps one core busy, so two
+    /// jobs fill a 2-core machine.
+    pub jobs: usize,
 }
 
 /// The cell folder beside a report: `report/table5.md` -> `report/.table5-cells/`.
@@ -113,7 +117,24 @@ pub struct TableRuns {
     pub resumed: usize,
 }
 
-/// Runs the table; every simulator is loaded and checked before the first run.
+/// One cell of the table, before it runs.
+struct Cell {
+    dataset: usize,
+    configuration: Configuration,
+    services: usize,
+    seed: u64,
+    folder: String,
+    cfg: RlConfig,
+    export: Option<PathBuf>,
+    fingerprint: String,
+    path: PathBuf,
+}
+
+/// A finished cell: its summary, curve, and whether it was resumed.
+type Done = (RunSummary, Option<Vec<f64>>, bool);
+
+/// Runs the table; every simulator is loaded and checked before the first run. With
+/// `job.jobs > 1` cells run on that many threads; the result is the same in any case.
 pub fn run_table(job: &TableJob, commit: &str) -> Result<TableRuns> {
     let objective = job.objective;
     let datasets: Vec<String> = job.datasets.iter().map(ProfileId::to_string).collect();
@@ -121,11 +142,8 @@ pub fn run_table(job: &TableJob, commit: &str) -> Result<TableRuns> {
     for d in &datasets {
         services.push(load_service(&job.policies.join(d), None, objective)?);
     }
-    let mut runs: Vec<RunSummary> = Vec::new();
-    let mut curves: Vec<Vec<(String, Vec<f64>)>> = vec![Vec::new(); datasets.len()];
-    let (mut seconds, mut resumed) = (0.0, 0);
-    let started = std::time::Instant::now();
     std::fs::create_dir_all(&job.cells).with_context(|| format!("creating {}", job.cells.display()))?;
+    let mut cells = Vec::new();
     for (di, svc) in services.iter().enumerate() {
         for (c, n) in &job.configs {
             let seeds = if *n > 1 { job.collab_seeds } else { job.seeds };
@@ -137,7 +155,7 @@ pub fn run_table(job: &TableJob, commit: &str) -> Result<TableRuns> {
                     job.export_to.join(&datasets[di]).join("agents").join(&folder).join(format!("seed-{seed}"))
                 });
                 let label = format!("{folder}/{}", c.label());
-                let fp = cell_fingerprint(
+                let fingerprint = cell_fingerprint(
                     &cfg,
                     &label,
                     objective,
@@ -145,49 +163,119 @@ pub fn run_table(job: &TableJob, commit: &str) -> Result<TableRuns> {
                     &svc.card.dataset.sha256,
                     export.as_deref(),
                 );
-                let cell_path = job.cells.join(format!("{}-{folder}-seed-{seed}.json", datasets[di]));
-                let saved = if job.resume { saved_cell(&cell_path, &fp, export.as_deref())? } else { None };
-                let (s, curve, how) = match saved {
-                    Some(cell) => {
-                        resumed += 1;
-                        (cell.summary, cell.curve, "resumed")
-                    }
-                    None => {
-                        let svcs: Vec<&Service> = vec![svc; *n];
-                        let r = train_agents(*c, &svcs, &cfg, |_, _| {})?;
-                        let out = export.clone().unwrap_or_else(|| {
-                            std::env::temp_dir().join(format!("sfr2l-rl-{}-{}", std::process::id(), seed))
-                        });
-                        let s = write_run(&out, &r, &svcs, &cfg, objective, commit)?;
-                        if export.is_none() {
-                            std::fs::remove_dir_all(&out).ok();
-                        }
-                        let curve = (seed == 1).then(|| r.epochs.iter().map(|e| e.rl / e.random).collect::<Vec<_>>());
-                        let cell = SavedCell { fingerprint: fp, summary: s.clone(), curve: curve.clone() };
-                        write_atomic(&cell_path, (serde_json::to_string_pretty(&cell)? + "\n").as_bytes())?;
-                        (s, curve, "trained")
-                    }
-                };
-                seconds += s.seconds;
-                eprintln!(
-                    "{} {:<14} seed {seed}: sim {:.3}, optimum/random {:.3}, rl/optimum {:.3}, greedy/optimum {:.3} ({how}, {:.0} s; {:.0} s so far)",
-                    datasets[di].to_uppercase(),
-                    s.label,
-                    s.sim_ratio,
-                    s.optimum_ratio,
-                    s.rl_over_optimum,
-                    s.greedy_over_optimum,
-                    s.seconds,
-                    started.elapsed().as_secs_f64()
-                );
-                if let Some(curve) = curve {
-                    curves[di].push((s.label.clone(), curve));
-                }
-                runs.push(s);
+                let path = job.cells.join(format!("{}-{folder}-seed-{seed}.json", datasets[di]));
+                cells.push(Cell {
+                    dataset: di,
+                    configuration: *c,
+                    services: *n,
+                    seed,
+                    folder: folder.clone(),
+                    cfg,
+                    export,
+                    fingerprint,
+                    path,
+                });
             }
         }
     }
-    Ok(TableRuns { runs, curves, seconds, resumed })
+
+    let started = std::time::Instant::now();
+    let run_cell = |cell: &Cell| -> Result<Done> {
+        let saved = if job.resume { saved_cell(&cell.path, &cell.fingerprint, cell.export.as_deref())? } else { None };
+        if let Some(saved) = saved {
+            return Ok((saved.summary, saved.curve, true));
+        }
+        let svcs: Vec<&Service> = vec![&services[cell.dataset]; cell.services];
+        let r = train_agents(cell.configuration, &svcs, &cell.cfg, |_, _| {})?;
+        let out = cell.export.clone().unwrap_or_else(|| {
+            let name =
+                format!("sfr2l-rl-{}-{}-{}-{}", std::process::id(), datasets[cell.dataset], cell.folder, cell.seed);
+            std::env::temp_dir().join(name)
+        });
+        let s = write_run(&out, &r, &svcs, &cell.cfg, objective, commit)?;
+        if cell.export.is_none() {
+            std::fs::remove_dir_all(&out).ok();
+        }
+        let curve = (cell.seed == 1).then(|| r.epochs.iter().map(|e| e.rl / e.random).collect::<Vec<_>>());
+        let saved = SavedCell { fingerprint: cell.fingerprint.clone(), summary: s.clone(), curve: curve.clone() };
+        write_atomic(&cell.path, (serde_json::to_string_pretty(&saved)? + "\n").as_bytes())?;
+        Ok((s, curve, false))
+    };
+    let report = |cell: &Cell, (s, _, resumed): &Done| {
+        eprintln!(
+            "{} {:<14} seed {}: sim {:.3}, optimum/random {:.3}, rl/optimum {:.3}, greedy/optimum {:.3} ({}, {:.0} s; {:.0} s so far)",
+            datasets[cell.dataset].to_uppercase(),
+            s.label,
+            cell.seed,
+            s.sim_ratio,
+            s.optimum_ratio,
+            s.rl_over_optimum,
+            s.greedy_over_optimum,
+            if *resumed { "resumed" } else { "trained" },
+            s.seconds,
+            started.elapsed().as_secs_f64()
+        );
+    };
+    let done = run_cells(&cells, job.jobs.max(1), &run_cell, &report)?;
+
+    let mut out = TableRuns { runs: Vec::new(), curves: vec![Vec::new(); datasets.len()], seconds: 0.0, resumed: 0 };
+    for (cell, (s, curve, resumed)) in cells.iter().zip(done) {
+        out.seconds += s.seconds;
+        out.resumed += usize::from(resumed);
+        if let Some(curve) = curve {
+            out.curves[cell.dataset].push((s.label.clone(), curve));
+        }
+        out.runs.push(s);
+    }
+    Ok(out)
+}
+
+/// Runs every cell on `jobs` threads (each takes the next cell not yet started), reporting each
+/// as it finishes; results in the cells' order. After an error no new cell starts, and the
+/// first error is returned once the running cells are done (they are saved: nothing is lost).
+fn run_cells(
+    cells: &[Cell],
+    jobs: usize,
+    run: &(dyn Fn(&Cell) -> Result<Done> + Sync),
+    report: &(dyn Fn(&Cell, &Done) + Sync),
+) -> Result<Vec<Done>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<Done>>>> = Mutex::new((0..cells.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(cells.len()) {
+            s.spawn(|| loop {
+                if failed.load(Ordering::SeqCst) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(cell) = cells.get(i) else { return };
+                let r = run(cell);
+                match &r {
+                    Ok(d) => report(cell, d),
+                    Err(_) => failed.store(true, Ordering::SeqCst),
+                }
+                if let Ok(mut v) = results.lock() {
+                    v[i] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().map_err(|_| anyhow::anyhow!("a table job panicked"))?;
+    let mut done = Vec::with_capacity(cells.len());
+    for (cell, r) in cells.iter().zip(results) {
+        match r {
+            Some(r) => {
+                done.push(r.with_context(|| {
+                    format!("cell {} {} seed {}", cell.folder, cell.configuration.label(), cell.seed)
+                })?)
+            }
+            None => bail!("cell {} seed {} did not run (an earlier cell failed)", cell.folder, cell.seed),
+        }
+    }
+    Ok(done)
 }
 
 /// Writes the Markdown report, `curves/<dataset>.svg` and `table5-runs.json` beside it; returns
