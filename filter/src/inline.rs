@@ -266,7 +266,7 @@ fn finish(l: &mut Local, seq: u64, now: u64) {
         predicted: r.predicted,
         decide_ns: r.decide_ns,
     });
-    host::log(LogLevel::Info, &crate::plugin::trace_line(l, &rec));
+    host::log(LogLevel::Info, &crate::runs::trace_line(l, &rec));
     let m = l.metrics;
     metrics::inc(m.inline_tests, 1);
     metrics::inc(if rec.complete { m.runs_completed } else { m.runs_incomplete }, 1);

@@ -14,6 +14,7 @@ mod inline;
 mod metrics;
 mod models;
 mod plugin;
+mod runs;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
