@@ -187,7 +187,9 @@ fn is_dependent(a: usize, l: &Learner) -> bool {
 }
 
 /// Every agent's choices on the epoch's states (`rows[service][interaction]`), in acting order:
-/// a dependent agent sees the first agent's actual choice. Epsilon-greedy on `explore`.
+/// a dependent agent sees the first agent's actual choice. Epsilon-greedy on `explore`. The
+/// services' forward passes of one agent run on two threads; the exploration draws follow in
+/// the same order as before, so the choices do not depend on the threading.
 fn act(
     learners: &[Learner],
     tables: &[&RewardTable],
@@ -199,14 +201,19 @@ fn act(
     let mut seen: Vec<LearnerEpoch> = Vec::with_capacity(learners.len());
     for (a, l) in learners.iter().enumerate() {
         let valid = l.model.valid();
+        let xs: Vec<Vec<f32>> = rows
+            .iter()
+            .enumerate()
+            .map(|(n, rows_n)| {
+                let first_vals: Option<Vec<u32>> =
+                    is_dependent(a, l).then(|| seen[0].acted[n].iter().map(|&i| learners[0].grids[n][i]).collect());
+                standardise(&raw_states(&l.spec, tables[n], rows_n, first_vals.as_deref()), &l.norms[n])
+            })
+            .collect();
+        let width = l.spec.state_width();
+        let qs = q_values_by_service(&valid, &xs, width, infer);
         let mut e = LearnerEpoch { inputs: vec![], acted: vec![], greedy: vec![], qmax: vec![] };
-        for (n, rows_n) in rows.iter().enumerate() {
-            let inter = rows_n.len();
-            let first_vals: Option<Vec<u32>> =
-                is_dependent(a, l).then(|| seen[0].acted[n].iter().map(|&i| learners[0].grids[n][i]).collect());
-            let raw = raw_states(&l.spec, tables[n], rows_n, first_vals.as_deref());
-            let x = standardise(&raw, &l.norms[n]);
-            let q = q_rows(valid.forward(n, matrix(x.clone(), inter, l.spec.state_width(), infer)));
+        for (n, ((rows_n, x), q)) in rows.iter().zip(xs).zip(qs).enumerate() {
             let g: Vec<usize> = q.iter().map(|r| argmax(r).unwrap_or(0)).collect();
             let acts: Vec<usize> =
                 g.iter().map(|&gi| if explore.unit() < eps { explore.below(l.grids[n].len()) } else { gi }).collect();
@@ -225,6 +232,26 @@ fn act(
         seen.push(e);
     }
     seen
+}
+
+/// Q-values of every service's states through its head, `[service][row][action]`; with more
+/// than one service, half of them on a second thread (each forward is single-threaded).
+fn q_values_by_service(model: &QModel, xs: &[Vec<f32>], width: usize, infer: &Device) -> Vec<Vec<Vec<f32>>> {
+    let forward = |n: usize| q_rows(model.forward(n, matrix(xs[n].clone(), xs[n].len() / width, width, infer)));
+    if xs.len() < 2 {
+        return (0..xs.len()).map(forward).collect();
+    }
+    let half = xs.len().div_ceil(2);
+    std::thread::scope(|s| {
+        let second = s.spawn(|| (half..xs.len()).map(forward).collect::<Vec<_>>());
+        let mut out: Vec<Vec<Vec<f32>>> = (0..half).map(forward).collect();
+        match second.join() {
+            Ok(rest) => out.extend(rest),
+            // The thread cannot panic short of a bug in the backend; recompute here if it did.
+            Err(_) => out.extend((half..xs.len()).map(forward)),
+        }
+        out
+    })
 }
 
 /// One service's states of the epoch: its index, reward table and drawn rows.

@@ -81,24 +81,23 @@ pub(super) fn train_learner(
     for j0 in (0..inter).step_by(cfg.batch_size) {
         let j1 = (j0 + cfg.batch_size).min(inter);
         let b = j1 - j0;
-        let mut loss: Option<Tensor<1>> = None;
-        for n in 0..n_svc {
-            let na = l.grids[n].len();
-            let x = matrix(seen.inputs[n][j0 * width..j1 * width].to_vec(), b, width, &device);
-            let mut oh = vec![0.0f32; b * na];
-            for (k, j) in (j0..j1).enumerate() {
-                oh[k * na + seen.acted[n][j]] = 1.0;
-            }
-            let oh = matrix(oh, b, na, &device);
-            let tg = matrix(targets[n][j0..j1].to_vec(), b, 1, &device);
-            let (_, ln) = l.model.forward_step(n, x, oh, tg);
-            loss = Some(match loss {
-                Some(s) => s + ln,
-                None => ln,
-            });
-        }
+        let batches: Vec<(Tensor<2>, Tensor<2>, Tensor<2>)> = (0..n_svc)
+            .map(|n| {
+                let na = l.grids[n].len();
+                let x = matrix(seen.inputs[n][j0 * width..j1 * width].to_vec(), b, width, &device);
+                let mut oh = vec![0.0f32; b * na];
+                for (k, j) in (j0..j1).enumerate() {
+                    oh[k * na + seen.acted[n][j]] = 1.0;
+                }
+                (x, matrix(oh, b, na, &device), matrix(targets[n][j0..j1].to_vec(), b, 1, &device))
+            })
+            .collect();
+        let loss = if n_svc == 1 {
+            batches.into_iter().next().map(|(x, oh, tg)| l.model.forward_step(0, x, oh, tg).1)
+        } else {
+            l.model.services_loss(batches)
+        };
         let Some(loss) = loss else { continue };
-        let loss = loss.div_scalar(n_svc as f32);
         let grads = GradientsParams::from_grads(loss.backward(), &l.model);
         let model = std::mem::replace(&mut l.model, QModel { trunk: crate::nn::Mlp { layers: vec![] }, heads: vec![] });
         l.model = l.optim.step(lr, model, grads);
