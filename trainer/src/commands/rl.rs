@@ -163,7 +163,7 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
         "Protocol: {} epochs x {} interactions per service, {} seed(s) per cell, Q-networks {}-wide (trunk {} layers), \
          lr {:e} (collaborative {:e}), discount {}, beta {}, objective {:?}. Collaborative rows use {} copies of the \
          dataset's simulator, each service drawing its own rules, with {} seed(s) per cell. Training time summed over \
-         the cells: {:.1} minutes on this machine{}.",
+         the cells: {:.1} minutes on this machine{}{}.",
         base.epochs,
         base.interactions,
         a.seeds,
@@ -181,6 +181,15 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
             format!(" ({} of {} cells resumed from an earlier sitting)", table.resumed, table.runs.len())
         } else {
             String::new()
+        },
+        match table.wall {
+            Some(w) => format!(
+                "; wall time {:.2} h over {} sitting(s) with --jobs {} (the union of the cells' training spans)",
+                w.seconds / 3600.0,
+                w.sittings,
+                a.jobs
+            ),
+            None => String::new(),
         }
     );
     let md = write_table5(&a.report, &job, &table, &command, &note)?;

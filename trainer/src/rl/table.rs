@@ -56,6 +56,10 @@ pub struct SavedCell {
     pub summary: RunSummary,
     /// RL/random per epoch (kept for seed 1: the report's learning curves).
     pub curve: Option<Vec<f64>>,
+    /// When the cell's training started and its result was saved, in Unix seconds (absent in
+    /// cells saved before 2026-11-30): the table's wall time is the union of these spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<[f64; 2]>,
 }
 
 /// What a cell's result depends on: the run's config (with its seed), the configuration, the
@@ -115,6 +119,54 @@ pub struct TableRuns {
     pub seconds: f64,
     /// Cells taken from the cell folder instead of trained.
     pub resumed: usize,
+    /// Wall time of the cells' training (the union of their spans, so parallel cells count
+    /// once), and the sittings it was spread over; `None` when a cell has no span.
+    pub wall: Option<WallTime>,
+}
+
+/// The wall time covered by a set of time spans.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WallTime {
+    pub seconds: f64,
+    /// Groups of spans separated by a gap of more than [`SITTING_GAP_S`].
+    pub sittings: usize,
+}
+
+/// A pause between cells longer than this starts a new sitting.
+pub const SITTING_GAP_S: f64 = 60.0;
+
+/// The length of the union of `spans` (`[start, end]`, any order, overlaps counted once) and
+/// how many sittings they form. Pure.
+pub fn wall_time(spans: &[[f64; 2]]) -> WallTime {
+    let mut v: Vec<[f64; 2]> = spans.iter().map(|&[a, b]| [a.min(b), a.max(b)]).collect();
+    v.sort_by(|x, y| x[0].total_cmp(&y[0]));
+    let mut seconds = 0.0;
+    let mut sittings = 0;
+    let mut cur: Option<[f64; 2]> = None;
+    for [a, b] in v {
+        cur = Some(match cur {
+            Some([s, e]) if a <= e => [s, e.max(b)],
+            Some([s, e]) => {
+                seconds += e - s;
+                if a - e > SITTING_GAP_S {
+                    sittings += 1;
+                }
+                [a, b]
+            }
+            None => {
+                sittings += 1;
+                [a, b]
+            }
+        });
+    }
+    if let Some([s, e]) = cur {
+        seconds += e - s;
+    }
+    WallTime { seconds, sittings }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// One cell of the table, before it runs.
@@ -130,8 +182,8 @@ struct Cell {
     path: PathBuf,
 }
 
-/// A finished cell: its summary, curve, and whether it was resumed.
-type Done = (RunSummary, Option<Vec<f64>>, bool);
+/// A finished cell: its summary, curve, whether it was resumed, and its span.
+type Done = (RunSummary, Option<Vec<f64>>, bool, Option<[f64; 2]>);
 
 /// Runs the table; every simulator is loaded and checked before the first run. With
 /// `job.jobs > 1` cells run on that many threads; the result is the same in any case.
@@ -183,8 +235,9 @@ pub fn run_table(job: &TableJob, commit: &str) -> Result<TableRuns> {
     let run_cell = |cell: &Cell| -> Result<Done> {
         let saved = if job.resume { saved_cell(&cell.path, &cell.fingerprint, cell.export.as_deref())? } else { None };
         if let Some(saved) = saved {
-            return Ok((saved.summary, saved.curve, true));
+            return Ok((saved.summary, saved.curve, true, saved.span));
         }
+        let t0 = unix_now();
         let svcs: Vec<&Service> = vec![&services[cell.dataset]; cell.services];
         let r = train_agents(cell.configuration, &svcs, &cell.cfg, |_, _| {})?;
         let out = cell.export.clone().unwrap_or_else(|| {
@@ -197,11 +250,12 @@ pub fn run_table(job: &TableJob, commit: &str) -> Result<TableRuns> {
             std::fs::remove_dir_all(&out).ok();
         }
         let curve = (cell.seed == 1).then(|| r.epochs.iter().map(|e| e.rl / e.random).collect::<Vec<_>>());
-        let saved = SavedCell { fingerprint: cell.fingerprint.clone(), summary: s.clone(), curve: curve.clone() };
+        let span = Some([t0, unix_now()]);
+        let saved = SavedCell { fingerprint: cell.fingerprint.clone(), summary: s.clone(), curve: curve.clone(), span };
         write_atomic(&cell.path, (serde_json::to_string_pretty(&saved)? + "\n").as_bytes())?;
-        Ok((s, curve, false))
+        Ok((s, curve, false, span))
     };
-    let report = |cell: &Cell, (s, _, resumed): &Done| {
+    let report = |cell: &Cell, (s, _, resumed, _): &Done| {
         eprintln!(
             "{} {:<14} seed {}: sim {:.3}, optimum/random {:.3}, rl/optimum {:.3}, greedy/optimum {:.3} ({}, {:.0} s; {:.0} s so far)",
             datasets[cell.dataset].to_uppercase(),
@@ -218,8 +272,15 @@ pub fn run_table(job: &TableJob, commit: &str) -> Result<TableRuns> {
     };
     let done = run_cells(&cells, job.jobs.max(1), &run_cell, &report)?;
 
-    let mut out = TableRuns { runs: Vec::new(), curves: vec![Vec::new(); datasets.len()], seconds: 0.0, resumed: 0 };
-    for (cell, (s, curve, resumed)) in cells.iter().zip(done) {
+    let spans: Option<Vec<[f64; 2]>> = done.iter().map(|d| d.3).collect();
+    let mut out = TableRuns {
+        runs: Vec::new(),
+        curves: vec![Vec::new(); datasets.len()],
+        seconds: 0.0,
+        resumed: 0,
+        wall: spans.map(|s| wall_time(&s)),
+    };
+    for (cell, (s, curve, resumed, _)) in cells.iter().zip(done) {
         out.seconds += s.seconds;
         out.resumed += usize::from(resumed);
         if let Some(curve) = curve {
@@ -303,4 +364,24 @@ pub fn write_table5(report: &Path, job: &TableJob, t: &TableRuns, command: &str,
     let json = serde_json::to_string_pretty(&t.runs)?;
     write_atomic(&dir.join("table5-runs.json"), json.as_bytes())?;
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{wall_time, WallTime};
+
+    #[test]
+    fn parallel_cells_count_once_and_pauses_split_sittings() {
+        assert_eq!(wall_time(&[]), WallTime { seconds: 0.0, sittings: 0 });
+        // Two jobs overlapping, then a third cell right after: one sitting of 30 s.
+        let one = wall_time(&[[0.0, 20.0], [5.0, 25.0], [25.5, 30.0]]);
+        assert_eq!(one.sittings, 1);
+        assert!((one.seconds - 29.5).abs() < 1e-9, "{one:?}");
+        // The same, resumed an hour later for 10 s (given in any order, one span reversed).
+        let two = wall_time(&[[3600.0, 3610.0], [20.0, 0.0], [5.0, 25.0], [25.5, 30.0]]);
+        assert_eq!(two.sittings, 2);
+        assert!((two.seconds - 39.5).abs() < 1e-9, "{two:?}");
+        // A span inside another adds nothing.
+        assert!((wall_time(&[[0.0, 100.0], [10.0, 20.0]]).seconds - 100.0).abs() < 1e-9);
+    }
 }
