@@ -264,6 +264,8 @@ fn an_interrupted_table_resumes_where_it_stopped() {
     assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
     let md = std::fs::read_to_string(dir.path().join("cut/table5.md")).unwrap();
     assert!(md.contains(&format!("{} of 4 cells resumed", before.len())), "{md}");
+    // The wall time counts the saved cells' spans from the first sitting too.
+    assert!(md.contains("; wall time ") && md.contains("sitting(s) with --jobs 2"), "{md}");
 
     // Other settings: the stale cell is named, nothing is trained.
     let o = bin().args(args("cut", &["--resume", "--beta", "0.4"])).output().unwrap();
