@@ -29,27 +29,19 @@ for r in $(seq "$ROUNDS"); do
   ctorch1+=("$("$PY" bench/pytorch_collab.py --epochs "$COLLAB_EPOCHS" --threads 1 | seconds)")
 done
 TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
-python3 - "$COLLAB_EPOCHS" "${crust[*]}" "${ctorch2[*]}" "${ctorch1[*]}" "$TORCH_VERSION" <<'PY'
+# table TITLE EPOCHS "rust seconds" "torch 2-thread seconds" "torch 1-thread seconds"
+table() {
+  python3 - "$@" "$TORCH_VERSION" <<'PY'
 import statistics as st, sys
-e = int(sys.argv[1]); r, t2, t1 = ([float(x) for x in a.split()] for a in sys.argv[2:5])
-m = lambda v: st.median(v)
-print(f"\n## RL training speed: Thread-Call*5 (collaborative) on S1, {e} epochs x 5 services x 1,000 interactions, {len(r)} interleaved rounds (medians)\n")
+title, e = sys.argv[1], int(sys.argv[2]); r, t2, t1 = ([float(x) for x in a.split()] for a in sys.argv[3:6])
+m, v = st.median, sys.argv[6]
+print(f"\n## RL training speed: {title.format(e=e)}, {len(r)} interleaved rounds (medians)\n")
 print("| implementation | seconds | epochs/s | speed vs this trainer |")
 print("|---|---|---|---|")
-print(f"| sfr2l (burn 0.22, Flex CPU) | {m(r):.2f} | {e/m(r):.2f} | 1.00 |")
-print(f"| PyTorch {sys.argv[5]} (2 threads) | {m(t2):.2f} | {e/m(t2):.2f} | {m(r)/m(t2):.2f} |")
-print(f"| PyTorch {sys.argv[5]} (1 thread) | {m(t1):.2f} | {e/m(t1):.2f} | {m(r)/m(t1):.2f} |")
+for name, x in (("sfr2l (burn 0.22, Flex CPU)", r), (f"PyTorch {v} (2 threads)", t2), (f"PyTorch {v} (1 thread)", t1)):
+    print(f"| {name} | {m(x):.2f} | {e/m(x):.2f} | {m(r)/m(x):.2f} |")
 print(f"\nsfr2l vs PyTorch (2 threads): {m(t2)/m(r):.2f}x (target >= 1.5); vs PyTorch (1 thread): {m(t1)/m(r):.2f}x")
 PY
-python3 - "$EPOCHS" "${rust[*]}" "${torch2[*]}" "${torch1[*]}" "$TORCH_VERSION" <<'PY'
-import statistics as st, sys
-e = int(sys.argv[1]); r, t2, t1 = ([float(x) for x in a.split()] for a in sys.argv[2:5])
-m = lambda v: st.median(v)
-print(f"\n## RL training speed: Thread-Call on S1, {e} epochs x 1,000 interactions, {len(r)} interleaved rounds (medians)\n")
-print("| implementation | seconds | epochs/s | speed vs this trainer |")
-print("|---|---|---|---|")
-print(f"| sfr2l (burn 0.22, Flex CPU; one thread per agent) | {m(r):.2f} | {e/m(r):.1f} | 1.00 |")
-print(f"| PyTorch {sys.argv[5]} (2 threads) | {m(t2):.2f} | {e/m(t2):.1f} | {m(r)/m(t2):.2f} |")
-print(f"| PyTorch {sys.argv[5]} (1 thread) | {m(t1):.2f} | {e/m(t1):.1f} | {m(r)/m(t1):.2f} |")
-print(f"\nsfr2l vs PyTorch (2 threads): {m(t2)/m(r):.2f}x (target >= 1.5); vs PyTorch (1 thread): {m(t1)/m(r):.2f}x")
-PY
+}
+table "Thread-Call*5 (collaborative) on S1, {e} epochs x 5 services x 1,000 interactions" "$COLLAB_EPOCHS" "${crust[*]}" "${ctorch2[*]}" "${ctorch1[*]}"
+table "Thread-Call on S1, {e} epochs x 1,000 interactions" "$EPOCHS" "${rust[*]}" "${torch2[*]}" "${torch1[*]}"
