@@ -18,12 +18,12 @@ explored); this script does not, so it does slightly less work.
 usage: pytorch_collab.py --sim policies/s1 --data data/s1.csv --epochs 10 [--threads N]
 Prints one JSON line: seconds of the training loop (table build excluded), ratio figures.
 """
-import argparse, csv, json, time
+import argparse, json, time
 
 import numpy as np
 import torch
 
-from pytorch_thread_call import GRIDS, RULES, reward_table
+from pytorch_thread_call import problem
 
 
 def mlp(widths):
@@ -69,15 +69,7 @@ def main():
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    rows = list(csv.DictReader(open(a.data)))
-    rules = np.array([[float(r[k]) for k in RULES] for r in rows], dtype=np.float32)
-    tg, cg = (list(g) for g in GRIDS[a.profile])
-    table = reward_table(a.sim + "/simulator.onnx", rules, tg, cg)
-    scale = table.std() or 1.0
-    mean, std = rules.mean(0), rules.std(0)
-    std[std < 1e-9] = 1.0
-    rules_n = (rules - mean) / std
-    t_mean, t_std = np.mean(tg), np.std(tg) or 1.0
+    rules, rules_n, tg, cg, table, scale, t_mean, t_std = problem(a)
     n_svc, inter = a.services, a.interactions
 
     nets = [CollabQ(7, len(tg), n_svc), CollabQ(8, len(cg), n_svc)]

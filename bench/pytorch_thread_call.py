@@ -38,6 +38,18 @@ def reward_table(sim, rules, threads, calls):
     return (qps[:, 0].astype(np.float64) * rate[:, 0]).reshape(n, nt, nc)
 
 
+def problem(a):
+    """The dataset's rules (raw and standardised), the grids, the reward table and its scale, and
+    the thread grid's mean and sd (the call agent's extra state column)."""
+    rows = list(csv.DictReader(open(a.data)))
+    rules = np.array([[float(r[k]) for k in RULES] for r in rows], dtype=np.float32)
+    tg, cg = (list(g) for g in GRIDS[a.profile])
+    table = reward_table(a.sim + "/simulator.onnx", rules, tg, cg)
+    mean, std = rules.mean(0), rules.std(0)
+    std[std < 1e-9] = 1.0
+    return rules, (rules - mean) / std, tg, cg, table, table.std() or 1.0, np.mean(tg), np.std(tg) or 1.0
+
+
 def qnet(d_in, actions, hidden=512):
     return torch.nn.Sequential(torch.nn.Linear(d_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
                                torch.nn.ReLU(), torch.nn.Linear(hidden, actions))
@@ -57,16 +69,8 @@ def main():
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    rows = list(csv.DictReader(open(a.data)))
-    rules = np.array([[float(r[k]) for k in RULES] for r in rows], dtype=np.float32)
-    tg, cg = (list(g) for g in GRIDS[a.profile])
-    table = reward_table(a.sim + "/simulator.onnx", rules, tg, cg)
-    scale = table.std() or 1.0
+    rules, rules_n, tg, cg, table, scale, t_mean, t_std = problem(a)
     opt_row = table.reshape(len(rules), -1).max(axis=1)
-    mean, std = rules.mean(0), rules.std(0)
-    std[std < 1e-9] = 1.0
-    rules_n = (rules - mean) / std
-    t_mean, t_std = np.mean(tg), np.std(tg) or 1.0
 
     thread_net, call_net = qnet(7, len(tg)), qnet(8, len(cg))
     opts = [torch.optim.Adam(n.parameters(), lr=5e-5) for n in (thread_net, call_net)]
