@@ -21,6 +21,7 @@
 //! - Rewards are divided by the service's reward scale (the standard deviation over its joint
 //!   reward table) so the targets are O(1); exported graphs multiply it back.
 
+mod act;
 pub mod card;
 pub mod config;
 pub mod cost;
