@@ -229,8 +229,22 @@ fn an_interrupted_table_resumes_where_it_stopped() {
     let cells = dir.path().join("cut/.table5-cells");
     let mut child = bin().args(args("cut", &[])).stderr(std::process::Stdio::null()).spawn().unwrap();
     let t0 = std::time::Instant::now();
+    // Only finished cells count: `write_atomic` stages `.<name>.tmp` beside them, and a kill
+    // between its write and its rename leaves that staging file behind.
+    let finished = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+                        !name.starts_with('.') && name.ends_with(".json")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let saved = loop {
-        let n = std::fs::read_dir(&cells).map(|d| d.count()).unwrap_or(0);
+        let n = finished(&cells).len();
         if n > 0 || t0.elapsed() > std::time::Duration::from_secs(300) {
             break n;
         }
@@ -239,11 +253,11 @@ fn an_interrupted_table_resumes_where_it_stopped() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(saved >= 1, "no cell saved within 300 s");
-    let before: Vec<(PathBuf, std::time::SystemTime)> = std::fs::read_dir(&cells)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.path(), e.metadata().unwrap().modified().unwrap())
+    let before: Vec<(PathBuf, std::time::SystemTime)> = finished(&cells)
+        .into_iter()
+        .map(|p| {
+            let t = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, t)
         })
         .collect();
     assert!(before.len() < 4, "the run finished before it was killed ({} cells)", before.len());
