@@ -25,13 +25,16 @@ wasm-target:
 
 # The explorer's tools: the wasm32-unknown-unknown target, wasm-bindgen-cli at exactly the version
 # of the wasm-bindgen crate in Cargo.lock (crates.io; --locked first, then unlocked if the index
-# lacks a locked dependency), and Debian's chromium for the browser test. Each only when missing.
+# lacks a locked dependency: the locked attempt's errors are shown only if both fail), and Debian's chromium for the browser test. Each only when missing.
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;q}' Cargo.lock)
 explorer-tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-	@test "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
-	  $(CARGO) install -q --locked wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force || \
-	  $(CARGO) install -q wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+	@test "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" || { \
+	  log=$$(mktemp); \
+	  $(CARGO) install -q --locked wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force 2>"$$log" || { \
+	    echo "explorer-tools: wasm-bindgen-cli's lock file names a crate the index lacks; installing it with current dependencies"; \
+	    $(CARGO) install -q wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force || { cat "$$log" >&2; rm -f "$$log"; exit 1; }; }; \
+	  rm -f "$$log"; }
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 # The explorer page's module: sfr2l-runtime (tract, SIMD kernels) for the browser, then
@@ -71,16 +74,19 @@ build: filter
 oci: build
 	$(SFR2L) oci --wasm $(WASM) --out target/oci
 
-# Style gates: rustfmt, and clippy with the workspace lints (the filter has no target-specific
-# code, so its lints are checked natively). Run before each commit; CI runs only rustfmt.
+# Style gates (CI runs them before the tests): rustfmt; no import cycle between the modules of a
+# crate (scripts/module_cycles.py); clippy with the workspace lints on every target of every
+# member, the filter and the explorer included (no target-specific code: checked natively).
+CRATES := -p sfr2l-core -p sfr2l-runtime -p sfr2l-files -p sfr2l-load -p sfr2l-lab -p sfr2l-learn -p sfr2l-deploy -p sfr2l -p sfr2l-tests
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --profile fast --all-targets -p sfr2l-core -p sfr2l-runtime -p sfr2l -p sfr2l-tests -p sfr2l-filter -- -D warnings
+	$(PY) scripts/module_cycles.py
+	$(CARGO) clippy --profile fast --workspace --all-targets -- -D warnings
 
 # Pure logic natively, then the built binary and the real lab (tests start and stop their own
 # Envoy and httpbin on loopback; one at a time, as they measure on 2 cores).
 test: setup filter explorer
-	$(CARGO) test --profile fast -p sfr2l-core -p sfr2l-runtime -p sfr2l -p sfr2l-tests -p sfr2l-wasm-host -p sfr2l-explorer -- --test-threads=1
+	$(CARGO) test --profile fast $(CRATES) -p sfr2l-wasm-host -p sfr2l-explorer -- --test-threads=1
 
 # The main job on the embedded default: real Envoy lab, a small live collection, traces checked.
 demo: setup build explorer

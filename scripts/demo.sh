@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the embedded default profile (S1), end to end on the real lab:
 # real Envoy sidecars + real httpbin, a small live collection with exact traces, the same
-# traces re-ingested from the Envoy log as `kubectl logs` output would be.
+# traces re-ingested from the Envoy log as `kubectl logs` output would be, the simulator and
+# agents, the in-mesh decision, and a small validation of those decisions on the real lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SFR2L=./target/fast/sfr2l
@@ -85,7 +86,13 @@ python3 -c 'import urllib.request; print(" ".join(urllib.request.urlopen("http:/
 $SFR2L lab down --dir "$OUT/mesh"
 trap - EXIT
 echo
-echo "Validation of these decisions on the real lab (the paper's Val. column) is not built yet; see README."
+echo "== 6. Validation on the real lab (the paper's Val. column, small): 4 states of the committed S1"
+echo "   Thread-Call run replayed: the agents' load test and a random one, each run on the lab and"
+echo "   scored as in training; the same states through the simulator beside them"
+$SFR2L validate --agents policies/s1/agents/thread-call/seed-1 --samples 4 --out "$OUT/validation.csv" \
+  --dir "$OUT/validate" --base-port 19700 2>&1 | sed 's/^/   /'
+echo "   per-state results: $OUT/validation.csv; the whole table (16 states per cell, about 29 min):"
+echo "   $SFR2L validate --table   (report/table5.md Val. column, report/validation.md)"
 echo
 if [ -f target/explorer/sfr2l_explorer_bg.wasm ]; then
   if [ "${EXPLORE:-0}" = 1 ]; then

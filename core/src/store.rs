@@ -41,6 +41,10 @@ pub enum MergeError {
 /// Number of shared entries that hold the run tables (runs are spread by a hash of their id).
 pub const SHARDS: usize = 64;
 pub const WINDOW_KEY: &str = "sfr2l/window";
+/// The leader claim of the load test in progress ([`crate::loadtest::Claim`]).
+pub const CLAIM_KEY: &str = "sfr2l/inline/claim";
+/// Counter behind each VM's identity.
+pub const VM_SEQ_KEY: &str = "sfr2l/inline/vm_seq";
 /// Emitted runs are kept this long (for late-response detection), then pruned.
 pub const KEEP_EMITTED_NS: u64 = 120_000_000_000;
 
@@ -69,7 +73,7 @@ fn host_err(e: StoreError) -> MergeError {
 /// unconditionally (CAS only guards existing keys), so every entry that several workers update
 /// is created once at VM start, before traffic, and only ever updated with CAS afterwards.
 pub fn init_shared<S: SharedStore>(store: &S) -> Result<(), MergeError> {
-    let singles = [WINDOW_KEY, crate::inline::CLAIM_KEY, crate::inline::VM_SEQ_KEY];
+    let singles = [WINDOW_KEY, CLAIM_KEY, VM_SEQ_KEY];
     let keys = (0..SHARDS).map(shard_key).chain(singles.iter().map(|k| k.to_string()));
     for key in keys {
         if store.get(&key).map_err(host_err)?.is_none() {

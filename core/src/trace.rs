@@ -61,7 +61,7 @@ pub struct InlineTest {
     /// sha256 of each agent graph, in acting order.
     pub agents_sha256: Vec<String>,
     /// Each agent's state and choice, in acting order.
-    pub steps: Vec<crate::inline::Step>,
+    pub steps: Vec<crate::loadtest::Step>,
     /// Observed reward under the objective (eq. 3: QPS x P503; best: QPS x P200).
     pub reward: f64,
     /// Calls that got no HTTP response (stream reset), counted under code 0.

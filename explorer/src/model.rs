@@ -220,7 +220,7 @@ impl Agents {
         let r = checked(rules, N_RULES)?;
         let rule = TrafficRule::from_values(&std::array::from_fn(|i| r[i]));
         let fixed = sfr2l_core::LoadSetting { threads, calls };
-        let d = sfr2l_core::inline::decide(self.configuration, &rule, fixed, |kind, state| {
+        let d = sfr2l_core::loadtest::decide(self.configuration, &rule, fixed, |kind, state| {
             let (_, agent) = self
                 .agents
                 .iter()

@@ -3,30 +3,20 @@
 //! `Models::build`) and swapped in; the models in use keep serving meanwhile.
 
 use crate::host;
-use crate::inline::Callout;
 use crate::metrics;
-use crate::models::{self, Models, Wanted};
-use crate::plugin::Local;
+use crate::models::{self, Models};
+use crate::state::VmState;
+use crate::state::{Callout, Fetch};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
-use sfr2l_core::config::{ConfigV1, ModelsConfig};
+use sfr2l_core::config::ConfigV1;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Models being fetched for a new configuration; the models in use keep serving meanwhile.
-pub struct Fetch {
-    seq: u64,
-    source: ModelsConfig,
-    wanted: Vec<Wanted>,
-    bodies: BTreeMap<String, Vec<u8>>,
-    started_ns: u64,
-    dispatched: bool,
-}
-
 /// After a configuration change: fetch models if the configuration names others than those in
 /// use (or being fetched); drop them if it names none.
-pub fn on_config(l: &mut Local, config: &ConfigV1, now: u64) {
+pub fn on_config(l: &mut VmState, config: &ConfigV1, now: u64) {
     let Some(source) = &config.models else {
         l.models = None;
         l.fetch = None;
@@ -59,7 +49,7 @@ pub fn on_config(l: &mut Local, config: &ConfigV1, now: u64) {
     }
 }
 
-fn reject(l: &mut Local, why: &str) {
+fn reject(l: &mut VmState, why: &str) {
     metrics::inc(l.metrics.model_errors, 1);
     let keep = if l.models.is_some() { "keeping the models in use" } else { "no models loaded" };
     host::log(LogLevel::Error, &format!("sfr2l: new models rejected: {why} ({keep}; traffic unaffected)"));
@@ -67,7 +57,7 @@ fn reject(l: &mut Local, why: &str) {
 }
 
 /// Tick: dispatch the fetches of a new model set, give up on one that takes too long.
-pub fn tick_fetch(l: &mut Local, now: u64) {
+pub fn tick_fetch(l: &mut VmState, now: u64) {
     let Some(f) = &l.fetch else { return };
     let deadline = f.started_ns + (f.source.fetch_timeout.secs() * 1e9) as u64 + 2_000_000_000;
     if now > deadline {
@@ -121,7 +111,7 @@ pub fn tick_fetch(l: &mut Local, now: u64) {
     }
 }
 
-pub fn on_fetch_response(l: &mut Local, seq: u64, index: usize, num_headers: usize, body_size: usize) {
+pub fn on_fetch_response(l: &mut VmState, seq: u64, index: usize, num_headers: usize, body_size: usize) {
     let Some(f) = &mut l.fetch else { return };
     if f.seq != seq {
         return; // a superseded fetch

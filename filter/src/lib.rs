@@ -10,11 +10,12 @@
 
 mod fetch;
 mod host;
-mod inline;
+mod loadtest;
 mod metrics;
 mod models;
 mod plugin;
 mod runs;
+mod state;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);

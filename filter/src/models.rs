@@ -4,7 +4,7 @@
 
 use sfr2l_core::agent::AgentKind;
 use sfr2l_core::config::{ArtifactRef, ModelsConfig};
-use sfr2l_core::inline::{self, Decision};
+use sfr2l_core::loadtest::{self, Decision};
 use sfr2l_core::rule::{feature_vector, LoadSetting, TrafficRule};
 use sfr2l_core::trace::Predicted;
 #[cfg(feature = "models")]
@@ -145,7 +145,7 @@ impl Models {
 
     /// The configuration's decision for `rule`, dependent agents in order.
     pub fn decide(&self, rule: &TrafficRule, fixed: LoadSetting) -> Result<Decision, String> {
-        inline::decide(self.source.configuration, rule, fixed, |kind, state| {
+        loadtest::decide(self.source.configuration, rule, fixed, |kind, state| {
             let agent = self
                 .agents
                 .iter()

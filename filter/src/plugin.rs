@@ -3,10 +3,10 @@
 
 use crate::fetch;
 use crate::host::{self, HostStore};
-use crate::inline;
+use crate::loadtest;
 use crate::metrics::{self, Metrics};
-use crate::models::Models;
 use crate::runs::{close_idle_runs, flush_run, flush_runs};
+use crate::state::{vm_state, VmState};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
@@ -15,9 +15,7 @@ use sfr2l_core::counters::{RunAnnounce, RunCounters};
 use sfr2l_core::store;
 use sfr2l_core::window::RollingWindow;
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
-use std::time::Duration;
 
 /// Responses of a run a worker accumulates before merging them outside the tick.
 const MERGE_BATCH: u64 = 64;
@@ -25,95 +23,14 @@ const MERGE_BATCH: u64 = 64;
 /// announcing many runs between two ticks cannot grow the VM's memory.
 const LOCAL_MAX_RUNS: usize = 256;
 
-/// Per-VM state, shared by every root context of the VM and their HTTP contexts. It is VM-wide
-/// (not per root context) because an LDS update creates a new root context while connections
-/// accepted just before it still count through the old one: their shares must not be lost when
-/// the old root context goes away, and the newest root context's ticks flush them.
-pub(crate) struct Local {
-    pub(crate) config: Rc<ConfigV1>,
-    pub(crate) metrics: Metrics,
-    /// This worker's not-yet-merged share of each run.
-    pub(crate) runs: HashMap<String, RunCounters>,
-    window: RollingWindow,
-    /// Errors already logged (each kind once).
-    pub(crate) logged: BTreeSet<&'static str>,
-    last_window_read_s: u64,
-    pub(crate) last_idle_scan_ns: u64,
-    /// The models in use (load-test mode, simulator gauges), and a newer set being fetched.
-    pub(crate) models: Option<Rc<Models>>,
-    pub(crate) fetch: Option<fetch::Fetch>,
-    /// The inline test this VM leads, and the callouts in flight by token.
-    pub(crate) running: Option<inline::Running>,
-    pub(crate) callouts: HashMap<u32, inline::Callout>,
-    /// Sequence for fetches and tests (stale callouts are recognised by it).
-    pub(crate) seq: u64,
-    /// This VM's identity in leader claims (0: not assigned yet).
-    pub(crate) vm_id: u64,
-    pub(crate) last_claim_ns: u64,
-    /// The newest configured root context. Only it fetches models and runs inline tests: an
-    /// older one is deleted once its listener drains, and its callouts die with it.
-    pub(crate) current_root: u32,
-    /// Tick period in force on the current root context (ms), and the one wanted: an inline
-    /// test whose calls are refused at dispatch ticks every millisecond to refill their slots.
-    tick_ms: u64,
-    pub(crate) fast_tick: bool,
-    /// Token bucket of trace lines (`max_trace_lines_per_s`), refilled by the host clock.
-    pub(crate) trace_tokens: f64,
-    pub(crate) last_token_ns: u64,
-}
-
-impl Local {
-    fn new() -> Self {
-        let config = ConfigV1::default();
-        let window = RollingWindow::new(config.window_buckets());
-        Local {
-            config: Rc::new(config),
-            metrics: Metrics::default(),
-            runs: HashMap::new(),
-            window,
-            logged: BTreeSet::new(),
-            last_window_read_s: 0,
-            last_idle_scan_ns: 0,
-            models: None,
-            fetch: None,
-            running: None,
-            callouts: HashMap::new(),
-            seq: 0,
-            vm_id: 0,
-            last_claim_ns: 0,
-            current_root: 0,
-            tick_ms: 0,
-            fast_tick: false,
-            trace_tokens: 0.0,
-            last_token_ns: 0,
-        }
-    }
-
-    /// Logs an error kind once per VM and counts every occurrence.
-    pub(crate) fn internal_error(&mut self, kind: &'static str, detail: &str) {
-        metrics::inc(self.metrics.internal_errors, 1);
-        if self.logged.insert(kind) {
-            host::log(LogLevel::Error, &format!("sfr2l: {kind}: {detail} (failing open; logged once)"));
-        }
-    }
-}
-
-thread_local! {
-    static LOCAL: Rc<RefCell<Local>> = Rc::new(RefCell::new(Local::new()));
-}
-
-fn vm_local() -> Rc<RefCell<Local>> {
-    LOCAL.with(Rc::clone)
-}
-
 pub struct Root {
     id: u32,
-    local: Rc<RefCell<Local>>,
+    local: Rc<RefCell<VmState>>,
 }
 
 impl Root {
     pub fn new(id: u32) -> Self {
-        Root { id, local: vm_local() }
+        Root { id, local: vm_state() }
     }
 }
 
@@ -122,7 +39,7 @@ impl Context for Root {
         let now = host::now_ns();
         let mut l = self.local.borrow_mut();
         let current = l.current_root == self.id;
-        inline::on_response(&mut l, token_id, num_headers, body_size, now, current);
+        loadtest::on_response(&mut l, token_id, num_headers, body_size, now, current);
     }
 }
 
@@ -162,7 +79,7 @@ impl RootContext for Root {
             }
         }
         l.tick_ms = 0;
-        set_tick(&mut l);
+        l.set_tick();
         true
     }
 
@@ -174,8 +91,8 @@ impl RootContext for Root {
         update_window(&mut l, now);
         if l.current_root == self.id {
             fetch::tick_fetch(&mut l, now);
-            inline::tick_test(&mut l, now);
-            set_tick(&mut l);
+            loadtest::tick_test(&mut l, now);
+            l.set_tick();
         }
     }
 
@@ -188,24 +105,7 @@ impl RootContext for Root {
     }
 }
 
-/// Sets this root context's tick period if it changed: the flush period, or 1 ms while an
-/// inline test has refused slots to refill.
-pub(crate) fn set_tick(l: &mut Local) {
-    let ms = if l.fast_tick && l.running.is_some() {
-        1
-    } else {
-        (l.config.flush_period.secs() * 1000.0).round().max(1.0) as u64
-    };
-    if ms == l.tick_ms {
-        return;
-    }
-    l.tick_ms = ms;
-    if let Err(s) = hostcalls::set_tick_period(Duration::from_millis(ms)) {
-        l.internal_error("set_tick_period", &format!("{s:?}"));
-    }
-}
-
-fn update_window(l: &mut Local, now: u64) {
+fn update_window(l: &mut VmState, now: u64) {
     let sec = now / 1_000_000_000;
     let merged = if !l.window.is_empty() {
         let local = std::mem::replace(&mut l.window, RollingWindow::new(l.config.window_buckets()));
@@ -227,12 +127,12 @@ fn update_window(l: &mut Local, now: u64) {
         let (qps, rate) = w.stats(now);
         metrics::set(l.metrics.window_qps, qps.round() as u64);
         metrics::set(l.metrics.window_503_permille, (rate * 1000.0).round() as u64);
-        inline::sim_gauges(l, &w, now, qps, rate);
+        loadtest::sim_gauges(l, &w, now, qps, rate);
     }
 }
 
 struct Http {
-    local: Rc<RefCell<Local>>,
+    local: Rc<RefCell<VmState>>,
     run: Option<(String, RunAnnounce)>,
     start_ns: u64,
 }

@@ -3,7 +3,7 @@
 
 use crate::host::{self, HostStore};
 use crate::metrics;
-use crate::plugin::Local;
+use crate::state::VmState;
 use proxy_wasm::types::LogLevel;
 use sfr2l_core::counters::RunCounters;
 use sfr2l_core::store::{self, MergeOutcome};
@@ -11,12 +11,12 @@ use sfr2l_core::trace::TraceRecord;
 use std::collections::BTreeMap;
 
 /// The record's log line, signed with the configured trace key.
-pub(crate) fn trace_line(l: &Local, rec: &TraceRecord) -> String {
+pub(crate) fn trace_line(l: &VmState, rec: &TraceRecord) -> String {
     rec.to_signed_log_line(l.config.trace_key.as_deref().map(str::as_bytes))
 }
 
 /// Takes a token for one trace line; refills `max_trace_lines_per_s` per second up to that burst.
-fn take_trace_token(l: &mut Local, now: u64) -> bool {
+fn take_trace_token(l: &mut VmState, now: u64) -> bool {
     let rate = f64::from(l.config.max_trace_lines_per_s);
     let dt = now.saturating_sub(l.last_token_ns) as f64 / 1e9;
     l.trace_tokens = if l.last_token_ns == 0 { rate } else { (l.trace_tokens + dt * rate).min(rate) };
@@ -40,7 +40,7 @@ struct Emitted {
 
 impl Emitted {
     /// Writes a run's record, unless the line cap is reached (then the record is not even built).
-    fn emit(&mut self, l: &mut Local, now: u64, run: &str, counters: &RunCounters) {
+    fn emit(&mut self, l: &mut VmState, now: u64, run: &str, counters: &RunCounters) {
         if take_trace_token(l, now) {
             let rec = TraceRecord::from_counters(run, l.config.generation, l.config.rule, counters);
             host::log(LogLevel::Info, &trace_line(l, &rec));
@@ -54,7 +54,7 @@ impl Emitted {
         }
     }
 
-    fn count(self, l: &Local) {
+    fn count(self, l: &VmState) {
         for (id, n) in [
             (l.metrics.runs_completed, self.completed),
             (l.metrics.runs_incomplete, self.incomplete),
@@ -69,7 +69,7 @@ impl Emitted {
 
 /// Merges this VM's shares into shared data, one CAS round per shard; writes the record of any
 /// run this completes.
-pub(crate) fn flush_runs(l: &mut Local) {
+pub(crate) fn flush_runs(l: &mut VmState) {
     if l.runs.is_empty() {
         return;
     }
@@ -83,7 +83,7 @@ pub(crate) fn flush_runs(l: &mut Local) {
 }
 
 /// Merges this VM's share of one run: from `on_log` once a batch is full.
-pub(crate) fn flush_run(l: &mut Local, run: &str) {
+pub(crate) fn flush_run(l: &mut VmState, run: &str) {
     if let Some(share) = l.runs.remove(run) {
         merge_shares(l, store::shard_of(run), vec![(run.to_string(), share)]);
     }
@@ -91,7 +91,7 @@ pub(crate) fn flush_run(l: &mut Local, run: &str) {
 
 /// Merges shares of runs of one shard; on contention or a missing entry keeps them for the next
 /// tick (nothing is lost).
-fn merge_shares(l: &mut Local, shard: usize, shares: Vec<(String, RunCounters)>) {
+fn merge_shares(l: &mut VmState, shard: usize, shares: Vec<(String, RunCounters)>) {
     let refs: Vec<(&str, &RunCounters)> = shares.iter().map(|(r, c)| (r.as_str(), c)).collect();
     match store::merge_shard(&HostStore, shard, &refs, l.config.max_open_runs) {
         Ok(merged) => {
@@ -126,7 +126,7 @@ fn merge_shares(l: &mut Local, shard: usize, shares: Vec<(String, RunCounters)>)
 }
 
 /// Closes runs with no response for the idle timeout (at most every 250 ms per VM).
-pub(crate) fn close_idle_runs(l: &mut Local, now: u64) {
+pub(crate) fn close_idle_runs(l: &mut VmState, now: u64) {
     if now.saturating_sub(l.last_idle_scan_ns) < 250_000_000 {
         return;
     }

@@ -1,7 +1,9 @@
 //! Shared set-up for the end-to-end tests: a real lab on its own loopback ports in a temp dir.
 
-use sfr2l::lab::{Lab, LabOptions, Toolchain};
+pub mod mutate;
+
 use sfr2l_core::profile::LabTopology;
+use sfr2l_lab::{Lab, LabOptions, Toolchain};
 use std::path::PathBuf;
 
 pub fn repo_root() -> PathBuf {
@@ -68,7 +70,7 @@ pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
         }
         if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             let cmd = String::from_utf8_lossy(&c).replace('\0', " ");
-            if cmd.contains(needle) && !cmd.contains("cargo") && sfr2l::lab::process::pid_alive(pid) {
+            if cmd.contains(needle) && !cmd.contains("cargo") && sfr2l_lab::process::pid_alive(pid) {
                 out.push((pid, cmd));
             }
         }

@@ -6,11 +6,11 @@
 //! call of an inline test accounted for, a clear message for each case, and no process left
 //! behind. Ports 22600-22699 and 22800-22999.
 
-use sfr2l::collect::{self, CollectJob, DatasetFile, PlanEntry, Repeats};
-use sfr2l::inline::{lab_loadtest, log_offset, models_config, records_since, run_inline_test};
-use sfr2l::lab::{admin, envoy, Lab, STOPPED_WAIT};
 use sfr2l_core::profile::{Profile, ProfileId};
 use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
+use sfr2l_lab::collect::{self, CollectJob, DatasetFile, PlanEntry, Repeats};
+use sfr2l_lab::loadtest::{lab_loadtest, log_offset, models_config, records_since, run_in_sidecar};
+use sfr2l_lab::{admin, envoy, Lab, STOPPED_WAIT};
 use sfr2l_tests::{processes_mentioning, repo_root, start_lab, start_lab_with, topology};
 use std::collections::HashSet;
 use std::path::Path;
@@ -289,7 +289,7 @@ fn an_inline_test_survives_a_killed_server_and_a_killed_sidecar_runs_it_again() 
             wait_in_flight(admin_port);
             signal(upstream, libc::SIGKILL);
         });
-        run_inline_test(&mut lab, &open_rule(0), models.clone(), lt("server-killed"), Duration::from_secs(60))
+        run_in_sidecar(&mut lab, &open_rule(0), models.clone(), lt("server-killed"), Duration::from_secs(60))
     })
     .unwrap();
     eprintln!(
@@ -301,7 +301,7 @@ fn an_inline_test_survives_a_killed_server_and_a_killed_sidecar_runs_it_again() 
     let healed = lab.heal(STOPPED_WAIT).unwrap();
     assert!(healed.iter().any(|l| l.starts_with("upstream-envoy")), "{healed:?}");
     let rec =
-        run_inline_test(&mut lab, &open_rule(1), models.clone(), lt("after-server"), Duration::from_secs(60)).unwrap();
+        run_in_sidecar(&mut lab, &open_rule(1), models.clone(), lt("after-server"), Duration::from_secs(60)).unwrap();
     assert!(whole(&rec) && rec.count(200) == u64::from(rec.calls), "after the heal: {rec:?}");
     assert_eq!(errors(&lab), 0, "the filter failed (it must fail open, not err)");
 
@@ -314,7 +314,7 @@ fn an_inline_test_survives_a_killed_server_and_a_killed_sidecar_runs_it_again() 
             wait_in_flight(admin_port);
             signal(client, libc::SIGKILL);
         });
-        run_inline_test(&mut lab, &open_rule(2), models.clone(), lt("client-killed"), Duration::from_secs(3))
+        run_in_sidecar(&mut lab, &open_rule(2), models.clone(), lt("client-killed"), Duration::from_secs(3))
     })
     .map(|r| format!("a record: {r:?}"))
     .unwrap_or_else(|e| format!("{e:#}"));

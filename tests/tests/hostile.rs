@@ -4,9 +4,9 @@
 //! data stay flat, the log is rate-limited, and other traffic is not slowed by the run state.
 //! `SFR2L_FLOOD_RUNS` sets the flood (default 10,000; report/reliability.md has a longer one).
 
-mod reliab;
+mod reliability;
 
-use reliab::{announce, start_envoy, start_envoy_with, KeepAlive};
+use reliability::{announce, start_envoy, start_envoy_with, KeepAlive};
 use std::time::{Duration, Instant};
 
 fn flood_runs() -> usize {

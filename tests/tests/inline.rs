@@ -4,11 +4,11 @@
 //! the native runtime's on the same states, its counts Envoy's own cluster stats. Bad model
 //! configurations are rejected while traffic keeps flowing.
 
-use sfr2l::inline::{lab_loadtest, models_config, run_inline_test};
-use sfr2l::lab::{admin, envoy};
-use sfr2l::load::{self, LoadSpec};
 use sfr2l_core::agent::AgentKind;
 use sfr2l_core::{IstioDuration, Profile, ProfileId, TrafficRule};
+use sfr2l_lab::loadtest::{lab_loadtest, models_config, run_in_sidecar};
+use sfr2l_lab::{admin, envoy};
+use sfr2l_load::{self as load, LoadSpec};
 use sfr2l_runtime::Agent;
 use sfr2l_tests::{repo_root, start_lab_with};
 use std::time::Duration;
@@ -25,13 +25,13 @@ fn rule(pending: u32, conn: u32, rpc: u32) -> TrafficRule {
     }
 }
 
-fn stat(lab: &sfr2l::lab::Lab, name: &str) -> u64 {
+fn stat(lab: &sfr2l_lab::Lab, name: &str) -> u64 {
     let (nums, _) = admin::stats(lab.ports.client_admin, &format!("^{}$", name.replace('.', "\\."))).unwrap();
     nums.get(name).copied().unwrap_or(0)
 }
 
 /// Responses of the server sidecars summed over hosts: [2xx, 5xx, completed].
-fn server_side(lab: &sfr2l::lab::Lab) -> [u64; 3] {
+fn server_side(lab: &sfr2l_lab::Lab) -> [u64; 3] {
     let (nums, _) =
         admin::stats(lab.ports.upstream_admin, "^http\\.host[0-9]+\\.downstream_rq_(2xx|5xx|completed)$").unwrap();
     let sum = |suffix: &str| nums.iter().filter(|(k, _)| k.ends_with(suffix)).map(|(_, v)| *v).sum();
@@ -53,7 +53,7 @@ fn sidecar_decides_and_runs_the_load_test() {
 
     for (i, r) in [rule(3, 3, 4), rule(6, 7, 3), rule(1, 1, 1)].iter().enumerate() {
         let before = server_side(&lab);
-        let rec = run_inline_test(&mut lab, r, models.clone(), lab_loadtest(&format!("t{i}")), Duration::from_secs(60))
+        let rec = run_in_sidecar(&mut lab, r, models.clone(), lab_loadtest(&format!("t{i}")), Duration::from_secs(60))
             .unwrap();
         let inline = rec.inline.as_ref().unwrap();
         eprintln!(
@@ -106,7 +106,7 @@ fn sidecar_decides_and_runs_the_load_test() {
                 let mut lt = lab_loadtest(&format!("grid-{pending}-{conn}-{rpc}"));
                 lt.max_calls = 1;
                 let rec =
-                    run_inline_test(&mut lab, &rule(pending, conn, rpc), models.clone(), lt, Duration::from_secs(30))
+                    run_in_sidecar(&mut lab, &rule(pending, conn, rpc), models.clone(), lt, Duration::from_secs(30))
                         .unwrap();
                 for (step, (_, agent)) in rec.inline.as_ref().unwrap().steps.iter().zip(&native) {
                     assert_eq!(
@@ -155,7 +155,7 @@ fn sidecar_decides_and_runs_the_load_test() {
         let spec = LoadSpec::from_url(&lab.client_url("/status/200"), 2, 40).unwrap();
         let load = std::thread::spawn(move || load::run(&spec));
         let rec =
-            run_inline_test(&mut lab, &rule(4, 4, 4), m, lab_loadtest(&format!("bad{i}")), Duration::from_secs(60))
+            run_in_sidecar(&mut lab, &rule(4, 4, 4), m, lab_loadtest(&format!("bad{i}")), Duration::from_secs(60))
                 .unwrap();
         let res = load.join().unwrap().unwrap();
         // Every request answered (by the service: the S1 hosts fail some on purpose), and the

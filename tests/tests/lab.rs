@@ -1,11 +1,11 @@
 //! End-to-end: the real lab (two Envoys, httpbin under gunicorn, the built filter) on loopback.
 //! Each test owns its ports and temp dir; the lab is stopped on drop, also when a test fails.
 
-use sfr2l::collect::{self, PlanEntry};
-use sfr2l::destination_rule;
-use sfr2l::lab::admin;
-use sfr2l::load::{self, LoadSpec};
 use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
+use sfr2l_lab::admin;
+use sfr2l_lab::collect::{self, PlanEntry};
+use sfr2l_lab::destination_rule;
+use sfr2l_load::{self as load, LoadSpec};
 use sfr2l_tests::{processes_mentioning, start_lab, topology};
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ fn conservation_holds_with_overflow_and_fault_503s() {
 fn idle_timeout_closes_an_incomplete_run() {
     let (mut lab, _dir) = start_lab(21200, topology(2, 0, 0.0, 0));
     lab.apply(&rule(100, 100, 0, 5, 10)).unwrap();
-    let mut tail = sfr2l::ingest::LogTail::at_end(&lab.client_log()).unwrap();
+    let mut tail = sfr2l_lab::ingest::LogTail::at_end(&lab.client_log()).unwrap();
     let mut spec = LoadSpec::from_url(&lab.client_url("/status/200"), 2, 6).unwrap();
     spec.headers = vec![
         ("x-sfr2l-run".into(), "idle-1".into()),
@@ -130,7 +130,7 @@ fn metrics_window_and_fail_open() {
 fn bad_environment_errors_and_clean_stop() {
     let blocker = std::net::TcpListener::bind("127.0.0.1:21401").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = sfr2l::lab::LabOptions {
+    let opts = sfr2l_lab::LabOptions {
         dir: dir.path().to_path_buf(),
         base_port: 21400,
         topology: topology(1, 0, 0.0, 0),
@@ -142,7 +142,7 @@ fn bad_environment_errors_and_clean_stop() {
         idle_timeout_ms: 1000,
         artifacts: None,
     };
-    let e = format!("{:#}", sfr2l::lab::Lab::start(opts).err().unwrap());
+    let e = format!("{:#}", sfr2l_lab::Lab::start(opts).err().unwrap());
     assert!(e.contains("21401") && e.contains("in use"), "{e}");
     drop(blocker);
 

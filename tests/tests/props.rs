@@ -1,46 +1,12 @@
-//! Property tests of the trainer's and runtime's parsers on mutated real inputs: `traces ingest`,
-//! the DestinationRule reader, the dataset CSV reader, the model cards and the ONNX loading path.
+//! Property tests of the lab's and runtime's parsers on mutated real inputs: `traces ingest`, the
+//! DestinationRule reader and the ONNX loading path (the dataset and card readers: sfr2l-learn).
 //! Every input is accepted or rejected with a typed error naming the place; nothing panics.
 //! `PROPTEST_CASES` sets the count (256 by default).
 
 use proptest::prelude::*;
-use proptest::sample::Index;
-use sfr2l::rl::card::AgentCard;
-use sfr2l_core::card::SimulatorCard;
 use sfr2l_core::ProfileId;
+use sfr2l_tests::mutate::{cases, edits, mutate, repo_file};
 use std::sync::OnceLock;
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
-}
-
-fn repo_file(path: &str) -> Vec<u8> {
-    std::fs::read(sfr2l_tests::repo_root().join(path)).unwrap()
-}
-
-/// Byte edits: (where, byte, 0 = replace / 1 = insert / 2 = delete / 3 = truncate here).
-type Edits = Vec<(Index, u8, u8)>;
-
-fn edits(max: usize) -> impl Strategy<Value = Edits> {
-    prop::collection::vec((any::<Index>(), any::<u8>(), 0u8..4), 1..max)
-}
-
-fn mutate(mut b: Vec<u8>, edits: &Edits) -> Vec<u8> {
-    for (at, byte, op) in edits {
-        let n = b.len();
-        let i = at.index(n.max(1));
-        match op {
-            0 if n > 0 => b[i.min(n - 1)] = *byte,
-            1 => b.insert(i.min(n), *byte),
-            2 if n > 0 => {
-                b.remove(i.min(n - 1));
-            }
-            3 => b.truncate(i),
-            _ => {}
-        }
-    }
-    b
-}
 
 fn ingest_sample() -> &'static Vec<u8> {
     static S: OnceLock<Vec<u8>> = OnceLock::new();
@@ -50,7 +16,7 @@ fn ingest_sample() -> &'static Vec<u8> {
         let mut c = RunCounters::new(a);
         c.record(a, 200, 0, 1_000, 2_000_000);
         c.record(a, 503, 0x80, 1_000, 3_000_000);
-        let rec = sfr2l_core::TraceRecord::from_counters("r-1", 1, Some(sfr2l::lab::open_rule()), &c);
+        let rec = sfr2l_core::TraceRecord::from_counters("r-1", 1, Some(sfr2l_lab::open_rule()), &c);
         format!(
             "noise\n[2026-11-29 12:00:00.000][7][info][wasm] [context.cc:1151] wasm log sfr2l sfr2l: {}\n\
              2026-11-29T12:00:00.000Z\tinfo\twasm\twasm log istio-system.sfr2l: {}\n",
@@ -70,7 +36,7 @@ proptest! {
     fn ingest_mutated_logs(e in edits(12)) {
         let text = mutate(ingest_sample().clone(), &e);
         for key in [None, Some(&b"props-key-0123456789"[..])] {
-            let r = sfr2l::ingest::ingest_checked(text.as_slice(), "p.log", key).unwrap();
+            let r = sfr2l_lab::ingest::ingest_checked(text.as_slice(), "p.log", key).unwrap();
             for i in &r.records {
                 if let Err(msg) = &i.record {
                     prop_assert!(msg.starts_with(&format!("p.log:{}:", i.line)), "{msg}");
@@ -84,33 +50,9 @@ proptest! {
     fn destination_rule_mutated(e in edits(8)) {
         let yaml = mutate(repo_file("manifests/overlays/istio-task/destinationrule.yaml"), &e);
         let text = String::from_utf8_lossy(&yaml);
-        if let Err(err) = sfr2l::destination_rule::parse(&text, "dr.yaml") {
+        if let Err(err) = sfr2l_lab::destination_rule::parse(&text, "dr.yaml") {
             let msg = format!("{err:#}");
             prop_assert!(msg.contains("dr.yaml"), "{msg}");
-        }
-    }
-
-    #[test]
-    fn dataset_csv_mutated(e in edits(8)) {
-        let csv: Vec<u8> = repo_file("data/s1.csv").split(|b| *b == b'\n').take(40).collect::<Vec<_>>().join(&b'\n');
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s1.csv");
-        std::fs::write(&path, mutate(csv, &e)).unwrap();
-        if let Err(err) = sfr2l::data::read_dataset(&path, ProfileId::S1) {
-            let msg = err.to_string();
-            prop_assert!(msg.contains("s1.csv"), "{msg}");
-        }
-    }
-
-    #[test]
-    fn model_cards_mutated(e in edits(8)) {
-        let sim = mutate(repo_file("policies/s1/simulator.json"), &e);
-        if let Err(err) = serde_json::from_slice::<SimulatorCard>(&sim) {
-            prop_assert!(err.line() >= 1 || err.is_eof(), "{err}");
-        }
-        let agent = mutate(repo_file("policies/s1/agents/thread-call/seed-1/thread.json"), &e);
-        if let Err(err) = serde_json::from_slice::<AgentCard>(&agent) {
-            prop_assert!(err.line() >= 1 || err.is_eof(), "{err}");
         }
     }
 }

@@ -1,9 +1,9 @@
 //! End-to-end: the lab's quota failure modes (data/README.md, "Failure modes per profile") on
 //! real Envoy. They are count-based, so the expected counts are exact, not statistical.
 
-use sfr2l::collect::{self, PlanEntry};
 use sfr2l_core::profile::Quota;
 use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
+use sfr2l_lab::collect::{self, PlanEntry};
 use sfr2l_tests::{start_lab, topology};
 
 fn rule(rpc: u32) -> TrafficRule {
@@ -18,7 +18,7 @@ fn rule(rpc: u32) -> TrafficRule {
     }
 }
 
-fn run(lab: &mut sfr2l::lab::Lab, id: &str, rpc: u32, threads: u32, calls: u32) -> (u64, u64) {
+fn run(lab: &mut sfr2l_lab::Lab, id: &str, rpc: u32, threads: u32, calls: u32) -> (u64, u64) {
     let e = PlanEntry { config_id: id.into(), repeat: 0, rule: rule(rpc), load: LoadSetting { threads, calls } };
     let out = collect::run_once(lab, &e, id, "/status/200", 0)
         .unwrap()
@@ -38,8 +38,8 @@ fn client_quota_is_per_load_test_and_exact() {
     // Within one host's quota, however least-request splits the calls.
     assert_eq!(run(&mut lab, "q3", 0, 3, 5), (5, 0));
     // Traffic without run headers is no client of the quota.
-    let spec = sfr2l::load::LoadSpec::from_url(&lab.client_url("/status/200"), 2, 40).unwrap();
-    let r = sfr2l::load::run(&spec).unwrap();
+    let spec = sfr2l_load::LoadSpec::from_url(&lab.client_url("/status/200"), 2, 40).unwrap();
+    let r = sfr2l_load::run(&spec).unwrap();
     assert_eq!(r.ret_codes().get(&200).copied(), Some(40));
 }
 

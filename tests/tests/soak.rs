@@ -8,16 +8,16 @@
 //! default 15, switches every 5 s unless `SFR2L_SOAK_SWITCH_S` says otherwise), each decided by
 //! the agents for the rule in force and each record whole.
 
-mod reliab;
+mod reliability;
 
-use reliab::KeepAlive;
-use sfr2l::ingest::LogTail;
-use sfr2l::inline::{lab_loadtest, log_offset, models_config, records_since};
-use sfr2l::lab::{admin, envoy, Lab, LabOptions, Toolchain};
-use sfr2l::load::{self, LoadSpec};
+use reliability::KeepAlive;
 use sfr2l_core::artifact::header;
 use sfr2l_core::config::{ConfigV1, Mode};
 use sfr2l_core::{IstioDuration, TrafficRule};
+use sfr2l_lab::ingest::LogTail;
+use sfr2l_lab::loadtest::{lab_loadtest, log_offset, models_config, records_since};
+use sfr2l_lab::{admin, envoy, Lab, LabOptions, Toolchain};
+use sfr2l_load::{self as load, LoadSpec};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -70,7 +70,7 @@ impl Background {
 
 /// The filter's error lines in the client log (each kind is logged once).
 fn error_lines(lab: &Lab) -> Vec<String> {
-    let log = reliab::read_log(&lab.client_log());
+    let log = reliability::read_log(&lab.client_log());
     log.lines().filter(|l| l.contains("][error][wasm]")).map(str::to_string).collect()
 }
 
@@ -94,7 +94,7 @@ fn soak_observe_mode_with_rule_switches() {
         dir: dir.path().to_path_buf(),
         base_port: 22300,
         topology: sfr2l_tests::topology(2, 0, 0.0, 0),
-        tools: Toolchain::discover(&root.join(".venv"), &reliab::observe_wasm()).unwrap(),
+        tools: Toolchain::discover(&root.join(".venv"), &reliability::observe_wasm()).unwrap(),
         httpbin_workers: 2,
         httpbin_threads: 16,
         upstream_workers: 1,
@@ -148,7 +148,7 @@ fn soak_observe_mode_with_rule_switches() {
                 calls_total += u64::from(calls);
                 if last_sample.elapsed() >= Duration::from_secs(2) {
                     let shared = wasm_metric(admin_port, "sfr2l_shared_run_bytes");
-                    samples.push((t0.elapsed().as_secs_f64(), reliab::rss_kb(client_pid), shared));
+                    samples.push((t0.elapsed().as_secs_f64(), reliability::rss_kb(client_pid), shared));
                     last_sample = Instant::now();
                 }
             }
@@ -220,7 +220,7 @@ fn soak_loadtest_mode_with_rule_switches() {
                 }
                 if last_sample.elapsed() >= Duration::from_secs(2) {
                     let shared = wasm_metric(admin_port, "sfr2l_shared_run_bytes");
-                    samples.push((t0.elapsed().as_secs_f64(), reliab::rss_kb(client_pid), shared));
+                    samples.push((t0.elapsed().as_secs_f64(), reliability::rss_kb(client_pid), shared));
                     last_sample = Instant::now();
                 }
                 std::thread::sleep(Duration::from_millis(250));

@@ -2,12 +2,12 @@
 //! lines, as in `kubectl logs -c istio-proxy`) echoes a client-controlled header at the end of
 //! the line. Such lines pass a marker-anywhere reader; `traces ingest` must reject them.
 
-mod reliab;
+mod reliability;
 
-use reliab::{announce, start_envoy, wait_until, KeepAlive};
-use sfr2l::ingest;
+use reliability::{announce, start_envoy, wait_until, KeepAlive};
 use sfr2l_core::counters::{RunAnnounce, RunCounters};
 use sfr2l_core::TraceRecord;
+use sfr2l_lab::ingest;
 use std::time::Duration;
 
 const KEY: &str = "spoof-test-key-0123456789";
@@ -20,7 +20,7 @@ fn forged_record(run: &str) -> String {
     for i in 0..100 {
         c.record(a, if i % 2 == 0 { 200 } else { 503 }, 0, 1_000_000_000, 1_500_000_000);
     }
-    let rule = sfr2l::lab::open_rule();
+    let rule = sfr2l_lab::open_rule();
     TraceRecord::from_counters(run, 1, Some(rule), &c).to_log_line()
 }
 
@@ -49,7 +49,7 @@ fn spoofed_access_log_lines_are_rejected() {
     assert!(
         // Envoy flushes its access log on a timer: wait for the three echoed spoofs too.
         wait_until(Duration::from_secs(10), || {
-            let t = reliab::read_log(&log);
+            let t = reliability::read_log(&log);
             t.matches(" mac=").count() >= 3
                 && ["spoof-bare", "spoof-prefixed", "spoof-envoy-shaped"].iter().all(|s| t.contains(s))
         }),

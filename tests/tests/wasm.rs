@@ -25,9 +25,8 @@ fn observe_build_fits_its_budget_and_exports_the_abi() {
 
 #[test]
 fn model_build_fits_its_budget_and_exports_the_abi() {
-    // tract (tract-onnx with its ONNX op registry) inside: 9.2 MB at opt-level z, 6.3 MB after
-    // `wasm-opt -Oz` (bench/README.md). The 4 MB target is missed; this budget stops it
-    // from growing further unnoticed.
+    // tract (tract-onnx with its ONNX op registry) inside; its size is in bench/README.md (module
+    // size). The 4 MB target is missed; this budget stops it from growing further unnoticed.
     let bytes = module("sfr2l_filter.wasm");
     assert!(bytes.len() < 10 << 20, "sfr2l_filter.wasm is {} bytes, budget 10 MiB", bytes.len());
     exports(

@@ -8,9 +8,13 @@ use sfr2l_core::ProfileId;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod advise;
+mod explore;
 mod lab;
 mod validate;
 
+pub use advise::AdviseArgs;
+pub use explore::ExploreArgs;
 pub use lab::*;
 pub use validate::ValidateArgs;
 
@@ -46,9 +50,9 @@ pub enum Commands {
     /// The filter as OCI image layouts (Istio's compat and oci Wasm variants), no daemon needed.
     Oci(OciArgs),
     /// The DestinationRule the simulator predicts best (or worst) at a load, as Istio YAML.
-    Advise(crate::commands::advise::AdviseArgs),
+    Advise(AdviseArgs),
     /// Serve the what-if explorer page (wasm + tract in the browser) and the policies on loopback.
-    Explore(crate::commands::explore::ExploreArgs),
+    Explore(ExploreArgs),
     /// The paper's Val.: replay an exported run's states on the real lab, agents against random.
     Validate(ValidateArgs),
 }
@@ -140,7 +144,7 @@ pub struct RlTuneArgs {
     pub discount: Option<f64>,
     /// What the agents maximise: worst = QPS x P503 (the paper), best = QPS x P200.
     #[arg(long, value_enum, default_value = "worst")]
-    pub objective: crate::rl::env::Objective,
+    pub objective: sfr2l_learn::rl::env::Objective,
 }
 
 #[derive(Debug, Args)]

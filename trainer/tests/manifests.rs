@@ -5,11 +5,11 @@
 
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
-use sfr2l::istio::{self, Object};
-use sfr2l::lab::manifests as lab_manifests;
 use sfr2l_core::config::Mode;
 use sfr2l_core::profile::{Profile, PROFILE_IDS};
 use sfr2l_core::LoadSetting;
+use sfr2l_deploy::istio::{self, Object};
+use sfr2l_deploy::lab_config as lab_manifests;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -54,7 +54,7 @@ fn every_overlay_renders_and_validates() {
         }
         // The lab reads the same overlay: one rule, the WasmPlugin's configuration, equal rules.
         let m = lab_manifests::read(&dir).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
-        let file_rule = sfr2l::destination_rule::read(&dir.join("destinationrule.yaml")).unwrap();
+        let file_rule = sfr2l_lab::destination_rule::read(&dir.join("destinationrule.yaml")).unwrap();
         assert_eq!(m.rule, file_rule, "{}", dir.display());
         let plugin = objects.iter().find_map(|o| if let Object::WasmPlugin(w) = o { Some(w) } else { None }).unwrap();
         assert_eq!(plugin.filter_config().unwrap().rule, Some(file_rule), "{}: filter rule", dir.display());
@@ -66,7 +66,7 @@ fn every_overlay_renders_and_validates() {
 fn profile_presets_lie_in_their_ranges() {
     for id in PROFILE_IDS {
         let path = root().join(format!("manifests/overlays/{id}/destinationrule.yaml"));
-        let rule = sfr2l::destination_rule::read(&path).unwrap();
+        let rule = sfr2l_lab::destination_rule::read(&path).unwrap();
         let p = Profile::get(id);
         let load = LoadSetting { threads: p.threads.lo, calls: p.calls.lo };
         p.check(&rule, &load).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -186,7 +186,7 @@ fn manifests_command_pins_models_filter_and_artifact() {
     assert_eq!(std::fs::read(a_oci.join("index.json")).unwrap(), std::fs::read(b_oci.join("index.json")).unwrap());
     let objects = istio::load(&a).unwrap();
     let plugin = objects.iter().find_map(|o| if let Object::WasmPlugin(w) = o { Some(w) } else { None }).unwrap();
-    let wasm_sha = sfr2l::artifact::sha256_file(&wasm);
+    let wasm_sha = sfr2l_files::sha256_file(&wasm);
     assert_eq!(plugin.spec.sha256.as_deref(), Some(wasm_sha.as_str()));
     assert!(plugin.spec.url.ends_with("/sfr2l_filter.wasm"), "{}", plugin.spec.url);
     let c = plugin.filter_config().unwrap();

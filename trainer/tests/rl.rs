@@ -3,12 +3,12 @@
 
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
-use sfr2l::rl::env::{Objective, RewardTable};
-use sfr2l::rl::protocol::burn_q_values;
-use sfr2l::rl::run::{load_service, train_agents, write_run};
-use sfr2l::rl::RlConfig;
 use sfr2l_core::agent::Configuration;
 use sfr2l_core::{Feature, N_FEATURES, N_RULES};
+use sfr2l_learn::rl::env::{Objective, RewardTable};
+use sfr2l_learn::rl::protocol::burn_q_values;
+use sfr2l_learn::rl::run::{load_service, train_agents, write_run};
+use sfr2l_learn::rl::RlConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -33,7 +33,7 @@ fn tiny(seed: u64) -> RlConfig {
         .with_collab_learning_rate(1e-3)
 }
 
-fn s1() -> sfr2l::rl::run::Service {
+fn s1() -> sfr2l_learn::rl::run::Service {
     std::env::set_current_dir(root()).unwrap();
     load_service(Path::new("policies/s1"), None, Objective::Worst).unwrap()
 }
@@ -174,7 +174,7 @@ fn bad_requests_fail_before_training() {
 #[test]
 fn a_grid_outside_the_training_range_is_refused() {
     let sim = sfr2l_runtime::Simulator::from_path(&root().join("policies/s1/simulator.onnx")).unwrap();
-    let ds = sfr2l::data::read_dataset(&root().join("data/s1.csv"), sfr2l_core::ProfileId::S1).unwrap();
+    let ds = sfr2l_learn::data::read_dataset(&root().join("data/s1.csv"), sfr2l_core::ProfileId::S1).unwrap();
     // Only runs with calls <= 420: the S1 call grid (435..450) lies outside what they cover.
     let rows: Vec<[f64; 9]> = ds.x.iter().copied().filter(|r| r[8] <= 420.0).collect();
     let e = RewardTable::build(&sim, sfr2l_core::ProfileId::S1, &rows, Objective::Worst).unwrap_err().to_string();
@@ -216,7 +216,7 @@ fn an_interrupted_table_resumes_where_it_stopped() {
     };
     let runs = |sub: &str| -> Vec<(String, u64, f64, f64, f64, usize)> {
         let text = std::fs::read_to_string(dir.path().join(sub).join("table5-runs.json")).unwrap();
-        let v: Vec<sfr2l::rl::run::RunSummary> = serde_json::from_str(&text).unwrap();
+        let v: Vec<sfr2l_learn::rl::run::RunSummary> = serde_json::from_str(&text).unwrap();
         v.into_iter()
             .map(|r| (r.label, r.seed, r.sim_ratio, r.optimum_ratio, r.rl_over_optimum, r.best_epoch))
             .collect()

@@ -3,11 +3,11 @@
 
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
-use sfr2l::artifact::rel_diff;
-use sfr2l::data::{read_dataset, Dataset};
-use sfr2l::sim::fit::{burn_predict_raw, fit, random_inputs, FittedSimulator};
-use sfr2l::sim::SimConfig;
 use sfr2l_core::{Profile, ProfileId};
+use sfr2l_learn::data::{read_dataset, Dataset};
+use sfr2l_learn::export::rel_diff;
+use sfr2l_learn::sim::fit::{burn_predict_raw, fit, random_inputs, FittedSimulator};
+use sfr2l_learn::sim::SimConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -203,7 +203,7 @@ fn committed_simulators_match_their_cards_and_datasets() {
         let bytes = std::fs::read(dir.join("simulator.onnx")).unwrap_or_else(|e| panic!("{id}: {e}"));
         let card: sfr2l_core::card::SimulatorCard =
             serde_json::from_str(&std::fs::read_to_string(dir.join("simulator.json")).unwrap()).unwrap();
-        let sha = sfr2l::artifact::sha256_hex;
+        let sha = sfr2l_files::sha256_hex;
         assert_eq!(card.onnx_sha256, sha(&bytes), "{id}: card and onnx differ");
         let data = root().join(format!("data/{id}.csv"));
         let ds = read_dataset(&data, id.parse().unwrap()).unwrap();

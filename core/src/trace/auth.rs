@@ -8,26 +8,26 @@
 //! write such a line: with a key, only records whose MAC verifies are accepted.
 
 use super::{TraceError, TraceRecord, TRACE_MARKER};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// Separates the record's JSON from its MAC on a signed line.
 pub const MAC_TAG: &str = " mac=";
 
-/// HMAC-SHA256 (RFC 2104) over `msg`.
-pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    inner.update(msg);
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 (RFC 2104, the `hmac` crate) keyed with `key`. HMAC takes keys of any length
+/// (longer ones are hashed first), so `None` never happens in practice; it keeps the error
+/// path explicit instead of a panic.
+fn keyed(key: &[u8]) -> Option<HmacSha256> {
+    HmacSha256::new_from_slice(key).ok()
+}
+
+/// HMAC-SHA256 over `msg`.
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Option<[u8; 32]> {
+    let mut mac = keyed(key)?;
+    mac.update(msg);
+    Some(mac.finalize().into_bytes().into())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -70,8 +70,8 @@ impl TraceRecord {
     /// The log line payload, with ` mac=<hex>` over the JSON when a key is given.
     pub fn to_signed_log_line(&self, key: Option<&[u8]>) -> String {
         let json = serde_json::to_string(self).unwrap_or_default();
-        match key {
-            Some(k) => format!("{TRACE_MARKER}{json}{MAC_TAG}{}", hex(&hmac_sha256(k, json.as_bytes()))),
+        match key.and_then(|k| hmac_sha256(k, json.as_bytes())) {
+            Some(mac) => format!("{TRACE_MARKER}{json}{MAC_TAG}{}", hex(&mac)),
             None => format!("{TRACE_MARKER}{json}"),
         }
     }
@@ -129,19 +129,22 @@ pub fn wasm_log_message(line: &str) -> Option<&str> {
     Some(&names_and_msg[colon + 2..])
 }
 
+/// Whether `mac_hex` is the HMAC of `json` under `key`; the comparison is constant-time
+/// (`Mac::verify_slice`, over `subtle`).
 fn verify_mac(key: &[u8], json: &str, mac_hex: &str) -> bool {
-    let want = hmac_sha256(key, json.as_bytes());
-    if mac_hex.len() != 64 {
+    if mac_hex.len() != 64 || !mac_hex.is_ascii() {
         return false;
     }
-    let mut diff = 0u8;
-    for (i, w) in want.iter().enumerate() {
+    let mut got = [0u8; 32];
+    for (i, b) in got.iter_mut().enumerate() {
         match u8::from_str_radix(&mac_hex[2 * i..2 * i + 2], 16) {
-            Ok(b) => diff |= b ^ w,
+            Ok(v) => *b = v,
             Err(_) => return false,
         }
     }
-    diff == 0
+    let Some(mut mac) = keyed(key) else { return false };
+    mac.update(json.as_bytes());
+    mac.verify_slice(&got).is_ok()
 }
 
 /// Checks a log line: `None` when it does not mention the trace marker at all; otherwise the
@@ -193,12 +196,12 @@ mod tests {
     #[test]
     fn rfc4231_case_2() {
         assert_eq!(
-            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?").unwrap()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // case 6: a key longer than the block is hashed first
         assert_eq!(
-            hex(&hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            hex(&hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First").unwrap()),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }

@@ -4,11 +4,11 @@
 
 pub mod search;
 
-use crate::destination_rule;
 use anyhow::{bail, Context, Result};
 use search::{Advice, Objective, Scored};
 use sfr2l_core::card::SimulatorCard;
 use sfr2l_core::{Profile, ProfileId, TrafficRule, N_FEATURES, N_RULES};
+use sfr2l_lab::destination_rule;
 use std::path::Path;
 
 /// Rows per simulator call (bounded memory on the larger grids).

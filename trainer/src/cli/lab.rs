@@ -174,7 +174,7 @@ pub struct CollectArgs {
     pub resume: bool,
     /// Repeat block: `CONFIGS:REPEATS`, e.g. 50:4 (rows with the same config id).
     #[arg(long, default_value = "50:4")]
-    pub repeats: crate::collect::Repeats,
+    pub repeats: sfr2l_lab::collect::Repeats,
     /// Calls sent before each measured run with no run headers (warms connections and caches).
     #[arg(long, default_value_t = 0)]
     pub warmup_calls: u32,

@@ -2,13 +2,13 @@
 
 use super::Exit;
 use crate::cli::{CollectArgs, LabCommand, LabLoadtestArgs, LabSetupArgs, PilotArgs};
-use crate::collect::{collect_dataset, CollectJob};
-use crate::destination_rule;
-use crate::inline;
-use crate::lab::envoy;
-use crate::lab::{Lab, LabOptions, Toolchain};
 use anyhow::{bail, Result};
 use sfr2l_core::profile::Profile;
+use sfr2l_lab::collect::{collect_dataset, CollectJob};
+use sfr2l_lab::destination_rule;
+use sfr2l_lab::envoy;
+use sfr2l_lab::loadtest;
+use sfr2l_lab::{Lab, LabOptions, Toolchain};
 use std::time::Duration;
 use std::time::Instant;
 
@@ -119,7 +119,7 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         LabCommand::Apply(a) => {
-            let m = crate::lab::manifests::read(&a.file)?;
+            let m = sfr2l_deploy::lab_config::read(&a.file)?;
             let mut lab = Lab::attach(&a.dir.dir)?;
             let t0 = Instant::now();
             lab.apply_filter_config(&m.rule, m.config)?;
@@ -138,7 +138,7 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
 }
 
 fn pilot(a: PilotArgs) -> Result<Exit> {
-    use crate::collect::pilot::{pilot_plan, report, run_pilot};
+    use sfr2l_lab::collect::pilot::{pilot_plan, report, run_pilot};
     let (profile, opts) = lab_options(&a.setup, true)?;
     let plan = pilot_plan(&profile, a.rule_sets, a.repeats, a.seed);
     let mut lab = Lab::start(opts)?;
@@ -151,7 +151,7 @@ fn pilot(a: PilotArgs) -> Result<Exit> {
         for r in &rows {
             text.push_str(&format!("{}\n", r.row.to_fields().join(",")));
         }
-        crate::artifact::write_atomic(out, text.as_bytes())?;
+        sfr2l_files::write_atomic(out, text.as_bytes())?;
     }
     print!("{}", report(&profile, &rows));
     if rows.len() < plan.len() {
@@ -173,13 +173,12 @@ fn loadtest(a: LabLoadtestArgs) -> Result<Exit> {
             a.dir.dir.display()
         );
     };
-    let models = inline::models_config(&root, &a.agents, a.simulator, envoy::ARTIFACTS_CLUSTER)?;
-    let trigger =
-        a.trigger.unwrap_or_else(|| format!("cli-{}", crate::artifact::now_rfc3339().replace([':', '.'], "-")));
-    let mut lt = inline::lab_loadtest(&trigger);
+    let models = loadtest::models_config(&root, &a.agents, a.simulator, envoy::ARTIFACTS_CLUSTER)?;
+    let trigger = a.trigger.unwrap_or_else(|| format!("cli-{}", sfr2l_files::now_rfc3339().replace([':', '.'], "-")));
+    let mut lt = loadtest::lab_loadtest(&trigger);
     lt.threads = a.threads;
     lt.calls = a.calls;
-    let rec = inline::run_inline_test(&mut lab, &rule, models, lt, Duration::from_secs(a.timeout_s))?;
+    let rec = loadtest::run_in_sidecar(&mut lab, &rule, models, lt, Duration::from_secs(a.timeout_s))?;
     let Some(i) = &rec.inline else { bail!("the record for {trigger} has no inline section") };
     for s in &i.steps {
         println!("{} agent: state {:?} -> {}", s.agent, s.state, s.choice);

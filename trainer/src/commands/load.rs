@@ -2,9 +2,9 @@
 
 use super::Exit;
 use crate::cli::LoadArgs;
-use crate::load::{self, LoadSpec};
 use anyhow::{bail, Result};
 use sfr2l_core::artifact::header;
+use sfr2l_load::{self as load, LoadSpec};
 
 pub fn run(a: LoadArgs) -> Result<Exit> {
     let mut spec = LoadSpec::from_url(&a.url, a.threads, a.calls)?;

@@ -2,8 +2,8 @@
 
 use super::Exit;
 use crate::cli::ManifestsArgs;
-use crate::manifests::{render, RenderSettings};
 use anyhow::{Context, Result};
+use sfr2l_deploy::manifests::{render, RenderSettings};
 
 pub fn run(a: ManifestsArgs) -> Result<Exit> {
     let s = RenderSettings {
@@ -18,7 +18,7 @@ pub fn run(a: ManifestsArgs) -> Result<Exit> {
         oci_out: a.oci,
     };
     let r = render(&s)?;
-    crate::istio::load(&s.out).with_context(|| format!("validating {}", s.out.display()))?;
+    sfr2l_deploy::istio::load(&s.out).with_context(|| format!("validating {}", s.out.display()))?;
     println!("overlay {} (rendered and validated with kubectl kustomize)", s.out.display());
     println!("artifact {} ({} files): push with", r.artifact_ref, r.artifact.layers.len());
     println!(

@@ -2,15 +2,15 @@
 //! export and the Table 5 report are library calls.
 
 use super::Exit;
-use crate::artifact::{git_commit, read_config};
 use crate::cli::{RlCommand, RlDecideArgs, RlLearnArgs, RlTableArgs, RlTuneArgs};
-use crate::rl::run::{agent_dir_name, load_service, train_agents, write_run, Service};
-use crate::rl::table::{cells_dir, run_table, write_table5, TableJob};
-use crate::rl::RlConfig;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
 use sfr2l_core::profile::PROFILE_IDS;
 use sfr2l_core::ProfileId;
+use sfr2l_files::{git_commit, read_config};
+use sfr2l_learn::rl::run::{agent_dir_name, load_service, train_agents, write_run, Service};
+use sfr2l_learn::rl::table::{cells_dir, run_table, write_table5, TableJob};
+use sfr2l_learn::rl::RlConfig;
 
 pub fn run(cmd: RlCommand) -> Result<Exit> {
     match cmd {
@@ -75,7 +75,7 @@ pub fn rl_config(t: &RlTuneArgs, seed: u64) -> Result<RlConfig> {
         cfg.discount = v;
     }
     cfg.check()?;
-    crate::device::compute_device()?;
+    sfr2l_learn::device::compute_device()?;
     Ok(cfg)
 }
 

@@ -2,13 +2,13 @@
 //! the table and the prediction are library calls.
 
 use super::Exit;
-use crate::artifact::{git_commit, read_config, write_atomic};
 use crate::cli::{SimCommand, SimFitArgs, SimPredictArgs, SimTableArgs, SimTuneArgs};
-use crate::data::{read_dataset, resolve_profile};
-use crate::sim::fit::{fit, write_artifacts};
-use crate::sim::{table, SimConfig};
 use anyhow::{bail, Context, Result};
 use sfr2l_core::{ProfileId, FEATURES, N_FEATURES};
+use sfr2l_files::{git_commit, read_config, write_atomic};
+use sfr2l_learn::data::{read_dataset, resolve_profile};
+use sfr2l_learn::sim::fit::{fit, write_artifacts};
+use sfr2l_learn::sim::{table, SimConfig};
 use std::path::Path;
 
 pub fn run(cmd: SimCommand) -> Result<Exit> {
@@ -42,7 +42,7 @@ pub fn sim_config(t: &SimTuneArgs) -> Result<SimConfig> {
         cfg.learning_rate = v;
     }
     cfg.check()?;
-    crate::device::compute_device()?;
+    sfr2l_learn::device::compute_device()?;
     Ok(cfg)
 }
 
@@ -95,7 +95,11 @@ fn table_cmd(a: SimTableArgs) -> Result<()> {
         command.push_str(&format!(" --seed {s}"));
     }
     let old = std::fs::read_to_string(&a.report).ok();
-    let md = crate::history::with_history(&table::render(&cards, &command), old.as_deref(), &crate::history::today());
+    let md = sfr2l_learn::history::with_history(
+        &table::render(&cards, &command),
+        old.as_deref(),
+        &sfr2l_learn::history::today(),
+    );
     if let Some(dir) = a.report.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -128,7 +132,9 @@ fn predict_cmd(a: SimPredictArgs) -> Result<()> {
     let sim =
         sfr2l_runtime::Simulator::from_path(Path::new(&path)).with_context(|| format!("loading {}", path.display()))?;
     let p = sim.predict(&[row])?;
-    let p = p.first().context("no prediction")?;
+    let p = p
+        .first()
+        .with_context(|| format!("{}: the simulator returned no prediction for one input row", path.display()))?;
     println!(
         "{{\"profile\":\"{}\",\"qps\":{:.3},\"rate_503\":{:.4},\"uncertainty\":[{:.3},{:.4}],\"reward\":{:.3}}}",
         sim.profile,

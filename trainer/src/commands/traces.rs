@@ -5,10 +5,10 @@
 
 use super::Exit;
 use crate::cli::{IngestFormat, TracesCommand};
-use crate::ingest;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::trace::DatasetRow;
 use sfr2l_core::LoadSetting;
+use sfr2l_lab::ingest;
 use std::io::Write;
 
 pub fn run(cmd: TracesCommand) -> Result<Exit> {

@@ -2,19 +2,19 @@
 
 use super::lab::lab_options;
 use super::Exit;
-use crate::artifact::write_atomic;
 use crate::cli::ValidateArgs;
-use crate::collect::{self, interrupt_flag, run_once, PlanEntry};
-use crate::inline;
-use crate::lab::{envoy, Lab};
-use crate::rng::SplitMix64;
 use crate::validate::{
     read_agent_set, read_outcomes, render, sample_plan, summarise, AgentSet, Measured, Outcome, Sample, Summary,
     CSV_HEADER,
 };
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::CONFIGURATIONS;
+use sfr2l_core::rng::SplitMix64;
 use sfr2l_core::LoadSetting;
+use sfr2l_files::write_atomic;
+use sfr2l_lab::collect::{self, interrupt_flag, run_once, PlanEntry};
+use sfr2l_lab::loadtest;
+use sfr2l_lab::{envoy, Lab};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,7 +120,7 @@ fn table(a: ValidateArgs) -> Result<Exit> {
         &a.datasets,
         &mse,
         &command,
-        &crate::artifact::git_commit(),
+        &sfr2l_files::git_commit(),
         started.elapsed().as_secs_f64(),
     );
     let dir = a.report.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -148,7 +148,7 @@ fn start_lab(a: &ValidateArgs, set: &AgentSet) -> Result<Lab> {
     setup.profile = set.profile;
     if a.inline && setup.artifacts.is_none() {
         setup.artifacts = Some(
-            inline::policies_root(&std::path::absolute(&set.dir)?)
+            loadtest::policies_root(&std::path::absolute(&set.dir)?)
                 .context("--inline: the agents folder is not inside a policies/ tree")?,
         );
     }
@@ -214,7 +214,7 @@ fn dataset_sd(set: &AgentSet) -> Result<[f64; 2]> {
         &std::fs::read_to_string(&card_path).with_context(|| format!("reading {}", card_path.display()))?,
     )
     .with_context(|| format!("{}", card_path.display()))?;
-    let ds = crate::data::read_dataset(Path::new(&card.dataset.path), set.profile)?;
+    let ds = sfr2l_learn::data::read_dataset(Path::new(&card.dataset.path), set.profile)?;
     let sd = |k: usize| {
         let n = ds.y.len().max(1) as f64;
         let m = ds.y.iter().map(|y| y[k]).sum::<f64>() / n;
@@ -339,9 +339,9 @@ fn measured_run(
 fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Result<(LoadSetting, Measured)> {
     let root: PathBuf = lab.opts.artifacts.clone().context("the lab serves no artifacts (--artifacts policies)")?;
     for t in 0..a.tries.max(1) {
-        let models = inline::models_config(&root, &set.dir, false, envoy::ARTIFACTS_CLUSTER)?;
+        let models = loadtest::models_config(&root, &set.dir, false, envoy::ARTIFACTS_CLUSTER)?;
         let trigger = format!("val-{}-{}-inline-{t}-g{}", set.profile, s.index, lab.generation() + 1);
-        let mut lt = inline::lab_loadtest(&trigger);
+        let mut lt = loadtest::lab_loadtest(&trigger);
         // The same request as the outside replay's (a good host answers /get with a body).
         lt.path.clone_from(&a.path);
         if let Some(c) = a.refusal_cost_us {
@@ -350,7 +350,7 @@ fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Re
         lt.threads = Some(s.fixed.threads);
         lt.calls = Some(s.fixed.calls);
         let (client, server) = (lab.cluster_stats()?, lab.server_fault_stats()?);
-        let rec = match inline::run_inline_test(lab, &s.rule, models, lt, Duration::from_secs(120)) {
+        let rec = match loadtest::run_in_sidecar(lab, &s.rule, models, lt, Duration::from_secs(120)) {
             Ok(r) => r,
             Err(e) if !lab.faults().is_empty() => {
                 eprintln!("sfr2l: inline run {trigger} failed on a faulty lab: {e:#}");
@@ -382,7 +382,7 @@ fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Re
 
 /// Restarts what died, says so, and waits for a paused process (or fails naming it).
 fn heal(lab: &mut Lab) -> Result<()> {
-    for line in lab.heal(crate::lab::STOPPED_WAIT)? {
+    for line in lab.heal(sfr2l_lab::STOPPED_WAIT)? {
         eprintln!("sfr2l: {line}");
     }
     Ok(())

@@ -10,13 +10,13 @@
 //! This module holds the pure parts (reading an exported run, the sample plan, decisions, the
 //! per-sample file and the statistics); the lab runs are in `commands/validate.rs`.
 
-use crate::artifact::sha256_hex;
-use crate::rl::env::Objective;
-use crate::rl::run::RunSummary;
-use crate::rng::SplitMix64;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::{AgentKind, Configuration};
+use sfr2l_core::rng::SplitMix64;
 use sfr2l_core::{LoadSetting, ProfileId, TrafficRule, N_RULES};
+use sfr2l_files::sha256_hex;
+use sfr2l_learn::rl::env::Objective;
+use sfr2l_learn::rl::run::RunSummary;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -77,7 +77,7 @@ pub fn read_agent_set(dir: &Path, root: &Path) -> Result<AgentSet> {
     let profile: ProfileId = summary
         .profiles
         .first()
-        .context("no profile")?
+        .with_context(|| format!("{}: `profiles` is empty (the run names no dataset)", result.display()))?
         .parse()
         .map_err(|e: String| anyhow::anyhow!("{}: profiles: {e}", result.display()))?;
     let mut agents = Vec::new();
@@ -186,10 +186,15 @@ pub fn sample_plan(path: &Path, text: &str, k: usize, seed: u64) -> Result<Vec<S
 
 impl AgentSet {
     /// The agents' decision for a state, through the same chain the filter runs.
-    pub fn decide(&self, s: &Sample) -> Result<sfr2l_core::inline::Decision> {
-        sfr2l_core::inline::decide(self.configuration, &s.rule, s.fixed, |kind, state| {
-            let agent =
-                self.agents.iter().find(|(k, _)| *k == kind).map(|(_, a)| a).context("no agent of that kind")?;
+    pub fn decide(&self, s: &Sample) -> Result<sfr2l_core::loadtest::Decision> {
+        sfr2l_core::loadtest::decide(self.configuration, &s.rule, s.fixed, |kind, state| {
+            let agent = self.agents.iter().find(|(k, _)| *k == kind).map(|(_, a)| a).with_context(|| {
+                format!(
+                    "the {} configuration asks for a {kind:?} agent; the set has {:?}",
+                    self.configuration.slug(),
+                    self.agents.iter().map(|(k, _)| *k).collect::<Vec<_>>()
+                )
+            })?;
             agent.decide(state).map_err(anyhow::Error::from)
         })
     }
@@ -211,7 +216,8 @@ impl AgentSet {
     /// The simulator's QPS, 503 rate and reward for a rule and load.
     pub fn predict(&self, rule: &TrafficRule, load: &LoadSetting) -> Result<Measured> {
         let f = sfr2l_core::rule::feature_vector(rule, load).map(|v| v as f32);
-        let p = *self.simulator.predict(&[f])?.first().context("no prediction")?;
+        let p =
+            *self.simulator.predict(&[f])?.first().context("the simulator returned no prediction for one input row")?;
         Ok(Measured::new(f64::from(p.qps), f64::from(p.rate_503), self.objective))
     }
 }

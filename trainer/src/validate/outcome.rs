@@ -2,9 +2,9 @@
 //! they are kept in (exact, resumable: a torn last line is dropped).
 
 use super::Sample;
-use crate::rl::env::Objective;
 use anyhow::{bail, Result};
 use sfr2l_core::LoadSetting;
+use sfr2l_learn::rl::env::Objective;
 use std::path::Path;
 
 /// QPS, 503 rate and the reward under the objective.

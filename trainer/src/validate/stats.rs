@@ -2,7 +2,7 @@
 //! simulator's error on the lab runs.
 
 use super::{Measured, Outcome};
-use crate::rng::SplitMix64;
+use sfr2l_core::rng::SplitMix64;
 
 /// sum(a) / sum(b) over pairs.
 pub fn paired_ratio(pairs: &[(f64, f64)]) -> f64 {

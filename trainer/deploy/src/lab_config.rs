@@ -1,0 +1,74 @@
+//! The lab's rule and filter configuration from the manifest files: the DestinationRule gives the
+//! rule, the WasmPlugin's `pluginConfig` the filter configuration (a kustomize folder is rendered
+//! with `kubectl kustomize` first). Envoy cluster names in the configuration are istiod's
+//! (`outbound|PORT||SERVICE.NS.svc.cluster.local`); the lab's clusters are named by service.
+
+use crate::istio::{self, Object};
+use anyhow::{bail, Result};
+use sfr2l_core::config::ConfigV1;
+use sfr2l_core::TrafficRule;
+use sfr2l_lab::envoy;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct LabManifests {
+    pub rule: TrafficRule,
+    /// The WasmPlugin's configuration with lab cluster names (observe defaults without one).
+    pub config: ConfigV1,
+}
+
+/// The lab cluster for an Envoy cluster name in a sidecar's configuration.
+pub fn lab_cluster(name: &str) -> Result<String> {
+    let service = match name.strip_prefix("outbound|") {
+        Some(rest) => {
+            let host = rest.rsplit('|').next().unwrap_or("");
+            host.split('.').next().unwrap_or("").to_string()
+        }
+        None => name.to_string(),
+    };
+    match service.as_str() {
+        "httpbin" => Ok(envoy::CLUSTER_NAME.to_string()),
+        "sfr2l-artifacts" => Ok(envoy::ARTIFACTS_CLUSTER.to_string()),
+        _ => bail!("cluster {name:?}: the lab has only httpbin and sfr2l-artifacts"),
+    }
+}
+
+/// Reads a DestinationRule file, a YAML stream, or a kustomize folder.
+pub fn read(path: &Path) -> Result<LabManifests> {
+    let objects = istio::load(path)?;
+    let rules: Vec<TrafficRule> =
+        objects.iter().filter_map(|o| if let Object::DestinationRule(d) = o { Some(d.rule) } else { None }).collect();
+    let plugins: Vec<&istio::WasmPlugin> =
+        objects.iter().filter_map(|o| if let Object::WasmPlugin(w) = o { Some(w) } else { None }).collect();
+    let [rule] = rules[..] else { bail!("{}: {} DestinationRules, expected one", path.display(), rules.len()) };
+    let mut config = match plugins[..] {
+        [] => ConfigV1::default(),
+        [w] => w.filter_config()?,
+        _ => bail!("{}: {} WasmPlugins, expected at most one", path.display(), plugins.len()),
+    };
+    if config.rule.is_some_and(|r| r != rule) {
+        bail!("{}: the WasmPlugin's pluginConfig.rule differs from the DestinationRule", path.display());
+    }
+    config.rule = Some(rule);
+    if let Some(m) = &mut config.models {
+        m.cluster = lab_cluster(&m.cluster)?;
+    }
+    if let Some(l) = &mut config.loadtest {
+        l.cluster = lab_cluster(&l.cluster)?;
+        l.authority = envoy::CLUSTER_NAME.to_string();
+    }
+    Ok(LabManifests { rule, config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn istiod_cluster_names_map_to_lab_clusters() {
+        assert_eq!(lab_cluster("outbound|8000||httpbin.sfr2l.svc.cluster.local").unwrap(), "httpbin");
+        assert_eq!(lab_cluster("outbound|8080||sfr2l-artifacts.x.svc.cluster.local").unwrap(), "sfr2l-artifacts");
+        assert_eq!(lab_cluster("httpbin").unwrap(), "httpbin");
+        assert!(lab_cluster("outbound|80||other.ns.svc.cluster.local").is_err());
+    }
+}

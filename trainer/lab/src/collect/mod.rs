@@ -1,0 +1,264 @@
+//! `sfr2l lab collect`: draw rules and loads from a profile, run each on the lab, keep a row only
+//! if calls sent = responses traced = Envoy's cluster stats, code by code.
+
+mod check;
+mod file;
+mod job;
+pub mod pilot;
+
+pub use check::{check_conservation, delta, lab_faults};
+pub use file::{meta_path, DatasetFile, DatasetMeta};
+pub use job::{collect_dataset, collect_on, CollectJob, Collected};
+
+use crate::mesh::Lab;
+use anyhow::{Context, Result};
+use sfr2l_core::artifact::header;
+use sfr2l_core::profile::Profile;
+use sfr2l_core::rng::SplitMix64;
+use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule, N_FEATURES};
+use sfr2l_load::{self as load, LoadSpec};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One planned run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanEntry {
+    pub config_id: String,
+    pub repeat: u32,
+    pub rule: TrafficRule,
+    pub load: LoadSetting,
+}
+
+/// The whole collection, fixed by profile, seed and sizes: `repeat_configs` configurations run
+/// `repeats` times each (the repeat block, spread over the collection), the rest once each.
+pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeats: u32) -> Vec<PlanEntry> {
+    let mut rng = SplitMix64::new(seed);
+    let block = (repeat_configs * repeats).min(rows);
+    let repeat_configs = block.checked_div(repeats).unwrap_or(0);
+    let singles = rows - repeat_configs * repeats;
+    let mut out = Vec::with_capacity(rows as usize);
+    let draw = |rng: &mut SplitMix64| {
+        let u: [f64; N_FEATURES] = std::array::from_fn(|_| rng.unit());
+        profile.draw(&u)
+    };
+    for c in 0..repeat_configs {
+        let (rule, load) = draw(&mut rng);
+        for r in 0..repeats {
+            out.push(PlanEntry { config_id: format!("{}-r{c:03}", profile.id), repeat: r, rule, load });
+        }
+    }
+    for c in 0..singles {
+        let (rule, load) = draw(&mut rng);
+        out.push(PlanEntry { config_id: format!("{}-c{c:05}", profile.id), repeat: 0, rule, load });
+    }
+    // Fisher-Yates: repeats are spread over the whole collection, so drift counts as noise.
+    for i in (1..out.len()).rev() {
+        let j = rng.below(i + 1);
+        out.swap(i, j);
+    }
+    out
+}
+
+/// The repeat block of a collection: `configs` configurations run `repeats` times each
+/// (`CONFIGS:REPEATS` on the command line, e.g. `50:4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeats {
+    pub configs: u32,
+    pub repeats: u32,
+}
+
+impl std::str::FromStr for Repeats {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (a, b) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected CONFIGS:REPEATS, e.g. 50:4"))?;
+        let configs = a.trim().parse().map_err(|_| format!("{s:?}: CONFIGS is not a number"))?;
+        let repeats = b.trim().parse().map_err(|_| format!("{s:?}: REPEATS is not a number"))?;
+        Ok(Self { configs, repeats })
+    }
+}
+
+impl std::fmt::Display for Repeats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.configs, self.repeats)
+    }
+}
+
+pub fn load_avg_1m() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Result of one measured run.
+pub struct RunOutcome {
+    pub record: TraceRecord,
+    pub overhead: Duration,
+}
+
+/// Applies `entry`, runs the load, ingests the trace and checks conservation.
+pub fn run_once(
+    lab: &mut Lab,
+    entry: &PlanEntry,
+    run_id: &str,
+    path: &str,
+    warmup_calls: u32,
+) -> Result<std::result::Result<RunOutcome, String>> {
+    if warmup_calls > 0 {
+        // Warm connections and caches on the previous cluster: its state is discarded by the switch.
+        let mut w = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, warmup_calls)?;
+        w.connect_first = true;
+        let _ = load::run(&w);
+    }
+    let t0 = Instant::now();
+    lab.apply(&entry.rule)?;
+    let before = lab.cluster_stats()?;
+    let server_before = lab.server_fault_stats()?;
+    let mut tail = crate::ingest::LogTail::at_end(&lab.client_log())?;
+    let switch = t0.elapsed();
+
+    let mut spec = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, entry.load.calls)?;
+    spec.connect_first = true;
+    spec.headers = vec![
+        (header::RUN.into(), run_id.into()),
+        (header::THREADS.into(), entry.load.threads.to_string()),
+        (header::CALLS.into(), entry.load.calls.to_string()),
+    ];
+    let result = match load::run(&spec) {
+        Ok(r) => r,
+        Err(e) => {
+            lab.check()?; // a dead Envoy or httpbin explains itself with its last log lines
+            return Err(e).with_context(|| format!("load run {run_id}"));
+        }
+    };
+
+    let t1 = Instant::now();
+    let idle = Duration::from_millis(lab.opts.idle_timeout_ms);
+    let Some(record) = tail.wait_for(run_id, idle + Duration::from_secs(3))? else {
+        lab.check()?;
+        return Ok(Err(format!("no trace record for run {run_id} within {:?}", idle + Duration::from_secs(3))));
+    };
+    let cluster = delta(&lab.cluster_stats()?, &before);
+    let overhead = switch + t1.elapsed();
+    // A process that died or was paused during the run, or reset its connections, makes the
+    // run a measurement of the fault: never a row, even when the codes add up.
+    let faults = lab.faults();
+    if let Some((name, pid, state)) = faults.first() {
+        return Ok(Err(format!("lab fault during the run: {name} (pid {pid}) is {state}")));
+    }
+    if let Some(why) = lab_faults(&cluster, &delta(&lab.server_fault_stats()?, &server_before)) {
+        return Ok(Err(why));
+    }
+    Ok(check_conservation(entry.load.calls, result.ret_codes(), &record, &cluster, lab.generation())
+        .map(|()| RunOutcome { record, overhead }))
+}
+
+/// Sets a flag on Ctrl-C / SIGTERM so that the current row finishes and the file stays whole.
+pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = Arc::clone(&flag);
+    ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            eprintln!("sfr2l: second interrupt, stopping now");
+            std::process::exit(130);
+        }
+        eprintln!("sfr2l: interrupted: finishing the current run, then stopping (Ctrl-C again to force)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfr2l_core::counters::{RunAnnounce, RunCounters};
+    use sfr2l_core::profile::ProfileId;
+    use sfr2l_core::trace::DatasetRow;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn plan_is_deterministic_with_a_spread_repeat_block() {
+        let p = Profile::get(ProfileId::S2);
+        let a = plan(&p, 100, 9, 5, 4);
+        assert_eq!(a, plan(&p, 100, 9, 5, 4));
+        assert_eq!(a.len(), 100);
+        let reps: Vec<_> = a.iter().filter(|e| e.config_id.contains("-r")).collect();
+        assert_eq!(reps.len(), 20);
+        let first = &reps[0];
+        let same: Vec<_> = a.iter().filter(|e| e.config_id == first.config_id).collect();
+        assert_eq!(same.len(), 4);
+        assert!(same.iter().all(|e| e.rule == first.rule && e.load == first.load));
+        assert!(a.iter().all(|e| p.check(&e.rule, &e.load).is_ok()));
+        // not all repeats at the start
+        let pos: Vec<usize> =
+            a.iter().enumerate().filter(|(_, e)| e.config_id.contains("-r")).map(|(i, _)| i).collect();
+        assert!(*pos.last().unwrap() > 50);
+    }
+
+    fn record(codes: &[(u16, u64)], overflow: u64) -> TraceRecord {
+        let total: u64 = codes.iter().map(|c| c.1).sum();
+        let a = RunAnnounce { threads: 2, calls: total as u32 };
+        let mut c = RunCounters::new(a);
+        let mut left = overflow;
+        for (code, n) in codes {
+            for _ in 0..*n {
+                let f = if *code == 503 && left > 0 {
+                    left -= 1;
+                    0x80
+                } else {
+                    0
+                };
+                c.record(a, *code, f, 1, 2);
+            }
+        }
+        TraceRecord::from_counters("r", 5, None, &c)
+    }
+
+    #[test]
+    fn conservation_accepts_exact_and_names_the_mismatch() {
+        let rec = record(&[(200, 7), (503, 3)], 2);
+        let load: BTreeMap<i32, u64> = [(200, 7), (503, 3)].into();
+        let mut cluster: BTreeMap<String, u64> = [
+            ("upstream_rq_200".to_string(), 7),
+            ("upstream_rq_503".to_string(), 3),
+            ("upstream_rq_completed".to_string(), 10),
+            ("upstream_rq_pending_overflow".to_string(), 2),
+        ]
+        .into();
+        check_conservation(10, &load, &rec, &cluster, 5).unwrap();
+        assert!(check_conservation(10, &load, &rec, &cluster, 6).unwrap_err().contains("generation"));
+        cluster.insert("upstream_rq_503".into(), 2);
+        assert!(check_conservation(10, &load, &rec, &cluster, 5).unwrap_err().contains("code 503"));
+        let bad: BTreeMap<i32, u64> = [(200, 7), (-1, 3)].into();
+        assert!(check_conservation(10, &bad, &rec, &cluster, 5).is_err());
+    }
+
+    #[test]
+    fn dataset_file_resumes_and_drops_partial_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        let mut f = DatasetFile::open(&p, false).unwrap();
+        let rule = Profile::get(ProfileId::S1).draw(&[0.1; sfr2l_core::N_FEATURES]);
+        let row = DatasetRow::new(&rule.0, &rule.1, &record(&[(200, 2)], 0), 0.1, "s1-c00001".into(), 0);
+        f.append(&row).unwrap();
+        drop(f);
+        assert!(DatasetFile::open(&p, false).is_err()); // never overwrites
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.push_str("1,2,3"); // hard kill mid-line
+        std::fs::write(&p, &text).unwrap();
+        let f = DatasetFile::open(&p, true).unwrap();
+        assert_eq!(f.rows, 1);
+        assert!(f.done.contains(&("s1-c00001".to_string(), 0)));
+        assert!(std::fs::read_to_string(&p).unwrap().ends_with('\n'));
+    }
+
+    #[test]
+    fn resume_rejects_bad_rows_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(&p, format!("{}\n1,2\n", DatasetRow::header().join(","))).unwrap();
+        let e = format!("{:#}", DatasetFile::open(&p, true).err().unwrap());
+        assert!(e.contains("s.csv:2"), "{e}");
+    }
+}

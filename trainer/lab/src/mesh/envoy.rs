@@ -1,0 +1,385 @@
+//! Envoy configuration for the lab, written the way istiod would render it.
+//!
+//! Two Envoy processes stand in for an Istio pair of sidecars:
+//! - the *client sidecar* (`--concurrency` = the profile's client workers, Istio's default 2):
+//!   listener `client` with the sfr2l filter, the (empty) fault filter and the router to cluster
+//!   `httpbin`, whose circuit breakers and outlier detection come from the DestinationRule. LDS and
+//!   CDS are file-based so rules switch without a restart.
+//! - the *server sidecars*: one listener per host of cluster `httpbin`, each with its own fault
+//!   filter (bad hosts abort with 503, every host may add a delay), routing to the real httpbin.
+
+use serde_json::{json, Value};
+use sfr2l_core::profile::{BadMode, LabTopology, Quota};
+use sfr2l_core::TrafficRule;
+use std::path::Path;
+
+use super::Ports;
+
+/// Envoy cluster counters that a healthy lab never moves during a run: each one means a process
+/// died, was paused or reset connections mid-run (a fault drill, or a real fault), and the run
+/// measured the fault rather than the rule. Checked on the client sidecar and the server side.
+pub const FAULT_COUNTERS: [&str; 5] = [
+    "upstream_cx_connect_fail",
+    "upstream_cx_destroy_remote_with_active_rq",
+    "upstream_rq_rx_reset",
+    "upstream_rq_timeout",
+    "upstream_rq_pending_failure_eject",
+];
+
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const FAULT: &str = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
+const RATELIMIT: &str = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const WASM: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+const HTTP_OPTS: &str = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// Name of the governed cluster (Istio: `outbound|8000||httpbin.default.svc.cluster.local`).
+pub const CLUSTER_NAME: &str = "httpbin";
+
+fn addr(port: u16) -> Value {
+    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
+}
+
+/// Client sidecar bootstrap: admin plus file-based LDS/CDS in separate watched directories.
+pub fn client_bootstrap(dir: &Path, ports: &Ports) -> Value {
+    let src = |kind: &str| {
+        json!({
+            "resource_api_version": "V3",
+            "path_config_source": {
+                "path": dir.join(kind).join(format!("{kind}.json")),
+                "watched_directory": { "path": dir.join(kind) }
+            }
+        })
+    };
+    json!({
+        "node": { "id": "sfr2l-client", "cluster": "sfr2l-lab" },
+        "admin": { "address": addr(ports.client_admin) },
+        "dynamic_resources": { "lds_config": src("lds"), "cds_config": src("cds") },
+        "layered_runtime": { "layers": [ { "name": "static", "static_layer": {
+            "overload": { "global_downstream_max_connections": 50000 } } } ] }
+    })
+}
+
+/// The client listener: sfr2l filter (observe), fault filter, router.
+pub fn client_lds(ports: &Ports, wasm: &Path, filter_json: &str, generation: u64) -> Value {
+    let listener = json!({
+        "@type": LISTENER,
+        "name": "client",
+        "address": addr(ports.client_listener),
+        "filter_chains": [ { "filters": [ {
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": HCM,
+                "stat_prefix": "client",
+                "route_config": {
+                    "name": "client_routes",
+                    "virtual_hosts": [ {
+                        "name": "httpbin", "domains": ["*"],
+                        "routes": [ { "match": { "prefix": "/" },
+                                      "route": { "cluster": CLUSTER_NAME, "timeout": "15s" } } ]
+                    } ]
+                },
+                "http_filters": [
+                    {
+                        "name": "envoy.filters.http.wasm",
+                        "typed_config": { "@type": WASM, "config": {
+                            "name": "sfr2l",
+                            "root_id": "sfr2l",
+                            "configuration": {
+                                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                                "value": filter_json
+                            },
+                            "failure_policy": "FAIL_OPEN",
+                            "vm_config": {
+                                "vm_id": "sfr2l",
+                                "runtime": "envoy.wasm.runtime.v8",
+                                "code": { "local": { "filename": wasm } }
+                            }
+                        } }
+                    },
+                    { "name": "envoy.filters.http.fault", "typed_config": { "@type": FAULT } },
+                    { "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER } }
+                ]
+            }
+        } ] } ]
+    });
+    json!({ "version_info": format!("lds-{generation}"), "resources": [listener] })
+}
+
+/// Cluster `httpbin` as istiod renders a DestinationRule (reference section 1).
+pub fn client_cds(ports: &Ports, topo: &LabTopology, rule: &TrafficRule, generation: u64) -> Value {
+    let endpoints: Vec<Value> =
+        (0..topo.hosts).map(|i| json!({ "endpoint": { "address": addr(ports.host(i)) } })).collect();
+    let mut cluster = json!({
+        "@type": CLUSTER,
+        "name": CLUSTER_NAME,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "lb_policy": "LEAST_REQUEST",
+        // A new generation makes the cluster "modified": Envoy rebuilds it, which resets circuit
+        // breakers, outlier state and cluster stats as a fresh deployment would.
+        "metadata": { "filter_metadata": { "sfr2l": { "generation": generation } } },
+        "load_assignment": { "cluster_name": CLUSTER_NAME, "endpoints": [ { "lb_endpoints": endpoints } ] },
+        "circuit_breakers": { "thresholds": [ {
+            "max_connections": rule.max_connections,
+            "max_pending_requests": rule.max_pending_requests,
+            "max_requests": u32::MAX,
+            "max_retries": u32::MAX
+        } ] },
+        "outlier_detection": {
+            "consecutive_5xx": rule.consecutive_5xx_errors,
+            "enforcing_consecutive_5xx": if rule.consecutive_5xx_errors > 0 { 100 } else { 0 },
+            "enforcing_success_rate": 0,
+            "interval": rule.interval.envoy(),
+            "base_ejection_time": rule.base_ejection_time.envoy()
+        },
+        "common_lb_config": { "healthy_panic_threshold": { "value": 0 } }
+    });
+    if rule.max_ejection_percent > 0 {
+        cluster["outlier_detection"]["max_ejection_percent"] = json!(rule.max_ejection_percent);
+    }
+    if rule.max_requests_per_connection > 0 {
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": HTTP_OPTS,
+                "common_http_protocol_options": { "max_requests_per_connection": rule.max_requests_per_connection },
+                "explicit_http_config": { "http_protocol_options": {} }
+            }
+        });
+    }
+    json!({ "version_info": format!("cds-{generation}"), "resources": [cluster] })
+}
+
+/// Envoy cluster of the artifact server (Istio: the artifact Service's outbound cluster).
+pub const ARTIFACTS_CLUSTER: &str = "sfr2l-artifacts";
+
+/// The artifact server the filter fetches its models from: a plain cluster, no breakers.
+pub fn artifacts_cluster(port: u16) -> Value {
+    json!({
+        "@type": CLUSTER,
+        "name": ARTIFACTS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": { "cluster_name": ARTIFACTS_CLUSTER, "endpoints": [ { "lb_endpoints": [
+            { "endpoint": { "address": addr(port) } } ] } ] }
+    })
+}
+
+/// The server sidecars: static listeners, one per host, with per-host faults.
+pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
+    let listeners: Vec<Value> = (0..topo.hosts)
+        .map(|i| {
+            let mut fault = json!({ "@type": FAULT });
+            let bad = i < topo.bad_hosts && topo.bad_abort_percent > 0.0;
+            let capped = topo.capacity.is_some_and(|c| i < c.hosts);
+            let app = if capped { format!("app{i}") } else { "app".to_string() };
+            let mut route = json!({ "cluster": app, "timeout": "15s" });
+            if bad && topo.bad_mode == BadMode::App503 {
+                // The app answers 503 itself, at the same cost as a good request.
+                let p = topo.bad_abort_percent;
+                route["regex_rewrite"] = json!({ "pattern": { "regex": "^.*$" },
+                    "substitution": format!("/status/200:{},503:{}", 100.0 - p, p) });
+            }
+            if bad && topo.bad_mode == BadMode::FaultAbort {
+                fault["abort"] = json!({ "http_status": 503,
+                    "percentage": { "numerator": (topo.bad_abort_percent * 10_000.0).round() as u64, "denominator": "MILLION" } });
+            }
+            if topo.delay_ms > 0 && topo.delay_percent > 0.0 {
+                fault["delay"] = json!({ "fixed_delay": format!("{}s", topo.delay_ms as f64 / 1000.0),
+                    "percentage": { "numerator": (topo.delay_percent * 10_000.0).round() as u64, "denominator": "MILLION" } });
+            }
+            json!({
+                "name": format!("host{i}"),
+                "address": addr(ports.host(i)),
+                "filter_chains": [ { "filters": [ {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": HCM,
+                        "stat_prefix": format!("host{i}"),
+                        "route_config": { "name": "local", "virtual_hosts": [ {
+                            "name": "app", "domains": ["*"],
+                            "routes": [ { "match": { "prefix": "/" }, "route": route } ]
+                        } ] },
+                        "http_filters": http_filters(topo, i, fault)
+                    }
+                } ] } ]
+            })
+        })
+        .collect();
+    json!({
+        "node": { "id": "sfr2l-upstream", "cluster": "sfr2l-lab" },
+        "admin": { "address": addr(ports.upstream_admin) },
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": app_clusters(ports, topo)
+        }
+    })
+}
+
+/// Envoy's local rate limit as a host's quota: a token bucket of `q.tokens` refilled at
+/// `q.refill_per_s` in steps of 50 ms (Envoy's shortest fill interval), full at start, answering
+/// 503 when empty.
+fn bucket(q: &Quota) -> Value {
+    let per_fill = q.refill_per_s.div_ceil(20).max(1);
+    let interval_s = if q.refill_per_s == 0 { 3600.0 } else { per_fill as f64 / q.refill_per_s as f64 };
+    json!({ "max_tokens": q.tokens.max(1), "tokens_per_fill": per_fill, "fill_interval": format!("{interval_s:.3}s") })
+}
+
+fn quota_filter(name: String, token_bucket: Value, extra: Value) -> Value {
+    let all = json!({ "default_value": { "numerator": 100, "denominator": "HUNDRED" }, "runtime_key": "quota.on" });
+    let mut config = json!({
+        "@type": RATELIMIT,
+        "stat_prefix": name,
+        "status": { "code": "ServiceUnavailable" },
+        "token_bucket": token_bucket,
+        "filter_enabled": all.clone(),
+        "filter_enforced": all
+    });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    json!({ "name": "envoy.filters.http.local_ratelimit", "typed_config": config })
+}
+
+/// Keys one token bucket per client: the run header names the client (each load test is a new
+/// one); requests without it share a bucket that never runs out.
+fn client_quota_filter(q: &Quota, i: u32) -> Value {
+    let unlimited = json!({ "max_tokens": u32::MAX, "tokens_per_fill": u32::MAX, "fill_interval": "1s" });
+    quota_filter(
+        format!("client_quota{i}"),
+        unlimited,
+        json!({
+            "rate_limits": [ { "actions": [ { "request_headers": {
+                "header_name": sfr2l_core::artifact::header::RUN, "descriptor_key": "client" } } ] } ],
+            "descriptors": [ { "entries": [ { "key": "client" } ], "token_bucket": bucket(q) } ],
+            "max_dynamic_descriptors": 10_000
+        }),
+    )
+}
+
+/// The server sidecar's filters for host `i`: its quotas (if any), its faults, the router.
+fn http_filters(topo: &LabTopology, i: u32, fault: Value) -> Value {
+    let mut filters = Vec::new();
+    if let Some(q) = topo.conn_quota.filter(|q| i < q.hosts) {
+        filters.push(quota_filter(
+            format!("conn_quota{i}"),
+            bucket(&q),
+            json!({ "local_rate_limit_per_downstream_connection": true }),
+        ));
+    }
+    if let Some(q) = topo.client_quota.filter(|q| i < q.hosts) {
+        filters.push(client_quota_filter(&q, i));
+    }
+    filters.push(json!({ "name": "envoy.filters.http.fault", "typed_config": fault }));
+    filters.push(json!({ "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER } }));
+    Value::Array(filters)
+}
+
+/// The app (httpbin) as the server sidecars see it: one shared cluster without limits, plus one
+/// per capped host whose breaker is that host's worker pool (`concurrency` + `queue`).
+fn app_clusters(ports: &Ports, topo: &LabTopology) -> Value {
+    // Connections are the workers: a request waits for one in the pending queue, and past the
+    // queue is answered 503 (overflow) by the server sidecar.
+    let cluster = |name: String, workers: u32, pending: u32| {
+        json!({
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "5s",
+            "circuit_breakers": { "thresholds": [ { "max_connections": workers, "max_pending_requests": pending, "max_requests": 100_000 } ] },
+            "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [
+                { "endpoint": { "address": addr(ports.httpbin) } } ] } ] }
+        })
+    };
+    let mut out = vec![cluster("app".into(), 100_000, 100_000)];
+    if let Some(c) = topo.capacity {
+        for i in 0..c.hosts.min(topo.hosts) {
+            out.push(cluster(format!("app{i}"), c.concurrency.max(1), c.queue));
+        }
+    }
+    Value::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfr2l_core::profile::{Profile, ProfileId};
+
+    #[test]
+    fn cluster_follows_istiod() {
+        let p = Profile::get(ProfileId::S3);
+        let (rule, _) = p.draw(&[0.5; sfr2l_core::N_FEATURES]);
+        let c = client_cds(&Ports::from_base(20000), &p.lab, &rule, 4);
+        let cl = &c["resources"][0];
+        assert_eq!(c["version_info"], "cds-4");
+        assert_eq!(cl["outlier_detection"]["base_ejection_time"], "180s");
+        assert_eq!(cl["outlier_detection"]["interval"], "1s");
+        assert_eq!(cl["outlier_detection"]["consecutive_5xx"], rule.consecutive_5xx_errors);
+        assert_eq!(cl["lb_policy"], "LEAST_REQUEST");
+        assert_eq!(cl["common_lb_config"]["healthy_panic_threshold"]["value"], 0);
+        assert_eq!(
+            cl["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array().unwrap().len(),
+            p.lab.hosts as usize
+        );
+        assert_eq!(
+            cl["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+                ["common_http_protocol_options"]["max_requests_per_connection"],
+            rule.max_requests_per_connection
+        );
+    }
+
+    #[test]
+    fn only_bad_hosts_fail() {
+        let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
+        // S1: the fault filter aborts.
+        let p = Profile::get(ProfileId::S1);
+        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let ls = u["static_resources"]["listeners"].as_array().unwrap();
+        let aborts = ls.iter().filter(|l| !hcm(l)["http_filters"][0]["typed_config"]["abort"].is_null()).count();
+        assert_eq!(aborts as u32, p.lab.bad_hosts);
+        // The app answers 503 (rewrite to httpbin's weighted /status).
+        let mut p = Profile::get(ProfileId::S3);
+        p.lab.bad_mode = BadMode::App503;
+        p.lab.bad_abort_percent = 80.0;
+        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let ls = u["static_resources"]["listeners"].as_array().unwrap();
+        let rewrites: Vec<String> = ls
+            .iter()
+            .filter_map(|l| {
+                hcm(l)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["regex_rewrite"]["substitution"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect();
+        assert_eq!(rewrites.len() as u32, p.lab.bad_hosts);
+        assert_eq!(rewrites[0], "/status/200:20,503:80");
+        assert!(ls.iter().all(|l| hcm(l)["http_filters"][1]["typed_config"]["abort"].is_null()));
+    }
+
+    #[test]
+    fn quotas_sit_on_the_right_hosts() {
+        let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
+        let p = Profile::get(ProfileId::S2);
+        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let ls = u["static_resources"]["listeners"].as_array().unwrap();
+        let names = |l: &Value| -> Vec<String> {
+            hcm(l)["http_filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect()
+        };
+        // host 0: per-connection budget, then the per-client quota; host 1: the quota only.
+        assert_eq!(names(&ls[0]).iter().filter(|n| n.ends_with("local_ratelimit")).count(), 2);
+        assert_eq!(names(&ls[1]).iter().filter(|n| n.ends_with("local_ratelimit")).count(), 1);
+        let conn = &hcm(&ls[0])["http_filters"][0]["typed_config"];
+        assert_eq!(conn["local_rate_limit_per_downstream_connection"], true);
+        assert_eq!(conn["token_bucket"]["max_tokens"], 5);
+        let client = &hcm(&ls[1])["http_filters"][0]["typed_config"];
+        assert_eq!(client["status"]["code"], "ServiceUnavailable");
+        assert_eq!(client["rate_limits"][0]["actions"][0]["request_headers"]["header_name"], "x-sfr2l-run");
+        assert_eq!(client["descriptors"][0]["token_bucket"]["max_tokens"], 80);
+        // refill in 50 ms steps: 10/s -> 1 token every 0.1 s
+        let q = Quota { hosts: 1, tokens: 12, refill_per_s: 10 };
+        assert_eq!(bucket(&q)["fill_interval"], "0.100s");
+        assert_eq!(bucket(&Quota { hosts: 1, tokens: 3, refill_per_s: 100 })["tokens_per_fill"], 5);
+    }
+}

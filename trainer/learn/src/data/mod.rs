@@ -1,0 +1,7 @@
+//! Datasets: strict CSV reading, group-aware splits, standardisation, the noise floor.
+
+mod load;
+mod split;
+
+pub use load::{feature_names, read_dataset, resolve_profile, DataError, Dataset};
+pub use split::{noise_floor, split, NoiseFloor, Split, Standardizer};

@@ -1,9 +1,0 @@
-//! Datasets: strict CSV reading, group-aware splits, standardisation, the noise floor.
-
-mod load;
-mod rows;
-mod split;
-
-pub use load::{feature_names, read_dataset, resolve_profile, DataError, Dataset};
-pub use rows::{csv_rows, Row};
-pub use split::{noise_floor, split, NoiseFloor, Split, Standardizer};
