@@ -54,11 +54,6 @@ pub fn start_lab_with(base_port: u16, topo: LabTopology, artifacts: Option<PathB
     (Lab::start(opts).expect("lab start"), dir)
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(bytes))
-}
-
 /// Processes whose command line mentions `needle` (a lab dir or a port).
 pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
     let mut out = Vec::new();

@@ -137,7 +137,7 @@ fn sidecar_decides_and_runs_the_load_test() {
     let mut not_onnx = models.clone();
     not_onnx.agents.get_mut("call").unwrap().path = "/s1/simulator.json".into();
     not_onnx.agents.get_mut("call").unwrap().sha256 =
-        sfr2l_tests::sha256_hex(&std::fs::read(root.join("s1/simulator.json")).unwrap());
+        sfr2l_files::sha256_hex(&std::fs::read(root.join("s1/simulator.json")).unwrap());
     let mut wrong_agent = models.clone();
     let swapped = wrong_agent.agents["thread"].clone();
     *wrong_agent.agents.get_mut("call").unwrap() = swapped;

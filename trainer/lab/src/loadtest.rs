@@ -8,7 +8,6 @@ use sfr2l_core::agent::Configuration;
 use sfr2l_core::config::{ArtifactRef, ConfigV1, LoadTestConfig, Mode, ModelsConfig};
 use sfr2l_core::trace::TraceRecord;
 use sfr2l_core::{IstioDuration, ProfileId, TrafficRule};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -32,7 +31,7 @@ fn read_card(path: &Path) -> Result<CardPin> {
 /// own hash must match the card (a stale card is a clear error here, not a rejection in Envoy).
 fn pin(root: &Path, onnx: &Path, card: &CardPin) -> Result<ArtifactRef> {
     let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
-    let sha = format!("{:x}", Sha256::digest(&bytes));
+    let sha = sfr2l_files::sha256_hex(&bytes);
     if sha != card.onnx_sha256 {
         bail!("{}: sha256 {sha} differs from its card's onnx_sha256 {}", onnx.display(), card.onnx_sha256);
     }
