@@ -15,7 +15,12 @@ pub enum DurationError {
     Syntax(String),
     #[error("duration {0:?} is below Istio's minimum of 1ms")]
     TooShort(String),
+    #[error("duration {0:?} is beyond Go's longest (2562047h, about 292 years)")]
+    TooLong(String),
 }
+
+/// Go's longest duration (`time.Duration` is int64 nanoseconds), in seconds.
+const MAX_SECS: f64 = i64::MAX as f64 / 1e9;
 
 impl IstioDuration {
     pub fn from_secs(secs: f64) -> Self {
@@ -59,6 +64,9 @@ impl IstioDuration {
         }
         if total < 1e-3 {
             return Err(DurationError::TooShort(text.to_string()));
+        }
+        if total > MAX_SECS {
+            return Err(DurationError::TooLong(text.to_string()));
         }
         Ok(Self(total))
     }
@@ -128,6 +136,8 @@ mod tests {
             assert!(matches!(IstioDuration::parse(bad), Err(DurationError::Syntax(_))), "{bad}");
         }
         assert!(matches!(IstioDuration::parse("10us"), Err(DurationError::TooShort(_))));
+        assert!(matches!(IstioDuration::parse("2562048h"), Err(DurationError::TooLong(_))));
+        assert!(IstioDuration::parse("2562047h").is_ok());
     }
 
     #[test]
@@ -138,6 +148,41 @@ mod tests {
         assert_eq!(IstioDuration::parse("250ms").unwrap().envoy(), "0.25s");
         assert_eq!(IstioDuration::parse("250ms").unwrap().to_string(), "250ms");
         assert_eq!(IstioDuration::parse("90s").unwrap().to_string(), "90s");
+    }
+
+    proptest::proptest! {
+        /// Every whole number of milliseconds is written in its canonical form and reads back.
+        #[test]
+        fn canonical_forms_round_trip(ms in 1u64..=9_000_000_000_000) {
+            let d = IstioDuration::from_secs(ms as f64 / 1000.0);
+            let text = d.to_string();
+            proptest::prop_assert_eq!(IstioDuration::parse(&text).map(IstioDuration::millis), Ok(ms), "{}", text);
+            proptest::prop_assert_eq!(IstioDuration::parse(&d.envoy()).map(IstioDuration::millis), Ok(ms));
+        }
+
+        /// `<number><unit>` groups add up, as in Go's `time.ParseDuration`.
+        #[test]
+        fn groups_add_up(groups in proptest::collection::vec((0u32..100_000, proptest::sample::select(vec![
+            ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9)])), 1..5)) {
+            let text: String = groups.iter().map(|(n, (u, _))| format!("{n}{u}")).collect();
+            let want: f64 = groups.iter().map(|(n, (_, scale))| f64::from(*n) * scale).sum();
+            match IstioDuration::parse(&text) {
+                Ok(d) => proptest::prop_assert!((d.secs() - want).abs() <= 1e-9 * want, "{}: {} vs {}", text, d.secs(), want),
+                Err(DurationError::TooShort(_)) => proptest::prop_assert!(want < 1e-3, "{}", text),
+                Err(e) => proptest::prop_assert!(false, "{}: {}", text, e),
+            }
+        }
+
+        /// Any text: a duration within Istio's range that reads back from its own rendering,
+        /// or a typed error; never a panic.
+        #[test]
+        fn any_text(text in proptest::prop_oneof!["[0-9.hmsun µ]{0,24}", "[0-9]{1,22}(h|m|s|ms|us)", "[0-9]{1,12}\\.[0-9]{1,12}(h|m|s)"]) {
+            if let Ok(d) = IstioDuration::parse(&text) {
+                proptest::prop_assert!(d.secs() >= 1e-3 && d.secs() <= MAX_SECS, "{}", text);
+                let back = IstioDuration::parse(&d.to_string()).map(IstioDuration::secs);
+                proptest::prop_assert!(back.clone().is_ok_and(|b| (b - d.secs()).abs() <= 1e-9 * d.secs().max(1.0)), "{}: {} -> {:?}", text, d, back);
+            }
+        }
     }
 
     #[test]

@@ -52,17 +52,9 @@ pub fn shard_key(i: usize) -> String {
     format!("sfr2l/runs/{i}")
 }
 
-/// FNV-1a: the same shard for a run on every VM.
-pub fn shard_of(run: &str) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in run.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % SHARDS as u64) as usize
-}
-
+pub mod shard;
 pub mod table;
+pub use shard::{adopt_shard_key, ShardKey, Sharding, SHARD_KEY_ENTRY};
 pub use table::RunTable;
 
 fn host_err(e: StoreError) -> MergeError {
@@ -144,12 +136,6 @@ pub struct MergedShard {
     pub evicted: Vec<(String, RunCounters)>,
 }
 
-/// Open runs one shard keeps for a total bound of `max_open_runs`; as many emitted runs are kept
-/// beside them (for late-response detection), the oldest dropped first.
-pub fn shard_cap(max_open_runs: u32) -> usize {
-    (max_open_runs as usize).div_ceil(SHARDS).max(1)
-}
-
 /// A run in a shard being rewritten: its bytes as they lie, until a merge or a close decodes it.
 struct Slot<'a> {
     id: &'a [u8],
@@ -200,33 +186,33 @@ fn make_room(key: &str, slots: &mut Vec<Slot>, cap: usize) -> Result<Vec<(String
     Ok(evicted)
 }
 
-/// Merges a worker's local share of `run` into its shard; a new run beyond the shard's bound
-/// ([`shard_cap`] of `max_open_runs`) closes the shard's oldest open run.
+/// Merges a worker's local share of `run` into its shard; a new run beyond the shard's cap
+/// ([`Sharding::cap`]) closes the shard's oldest open run.
 pub fn merge_run<S: SharedStore>(
     store: &S,
+    sharding: &Sharding,
     run: &str,
     share: &RunCounters,
-    max_open_runs: u32,
 ) -> Result<Merged, MergeError> {
-    let mut m = merge_shard(store, shard_of(run), &[(run, share)], max_open_runs)?;
+    let mut m = merge_shard(store, sharding, sharding.shard_of(run), &[(run, share)])?;
     let outcome = m.outcomes.pop().unwrap_or(MergeOutcome::Pending { late: false });
     Ok(Merged { outcome, evicted: m.evicted })
 }
 
-/// Merges the shares of several runs of shard `shard` (all with `shard_of(run) == shard`) in one
-/// CAS round: one read and one write of the shard for all of them. Runs the merge does not touch
-/// are copied as they lie. A run of another shard is an error, before anything is written.
+/// Merges the shares of several runs of shard `shard` (all with `sharding.shard_of(run) == shard`)
+/// in one CAS round: one read and one write of the shard for all of them. Runs the merge does not
+/// touch are copied as they lie. A run of another shard is an error, before anything is written.
 pub fn merge_shard<S: SharedStore>(
     store: &S,
+    sharding: &Sharding,
     shard: usize,
     shares: &[(&str, &RunCounters)],
-    max_open_runs: u32,
 ) -> Result<MergedShard, MergeError> {
     let key = shard_key(shard);
-    if let Some((run, _)) = shares.iter().find(|(r, _)| shard_of(r) != shard) {
-        return Err(MergeError::Corrupt(key, format!("run {run:?} belongs to shard {}", shard_of(run))));
+    if let Some((run, _)) = shares.iter().find(|(r, _)| sharding.shard_of(r) != shard) {
+        return Err(MergeError::Corrupt(key, format!("run {run:?} belongs to shard {}", sharding.shard_of(run))));
     }
-    let cap = shard_cap(max_open_runs);
+    let cap = sharding.cap(shard);
     cas_update(store, &key, |cur| {
         let mut owned = Vec::new();
         let entries = entries(&key, cur, &mut owned)?;
@@ -344,35 +330,49 @@ pub mod memory {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
+    /// Tokens come from one counter for all keys, as in Envoy (proxy-wasm-cpp-host
+    /// `src/shared_data.h`, `nextCas`): no two entries ever hold the same token.
     #[derive(Default)]
     pub struct MemoryStore {
         pub data: RefCell<HashMap<String, (Vec<u8>, u32)>>,
         /// Simulates another VM writing between get and set: fail this many sets.
         pub interleave: RefCell<u32>,
+        last_cas: RefCell<u32>,
+    }
+
+    impl MemoryStore {
+        fn next_cas(&self) -> u32 {
+            let mut c = self.last_cas.borrow_mut();
+            *c = c.wrapping_add(1).max(1);
+            *c
+        }
     }
 
     impl SharedStore for MemoryStore {
         fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
             Ok(self.data.borrow().get(key).cloned())
         }
+        /// Envoy's `SharedData::set` (proxy-wasm-cpp-host `src/shared_data.cc`): a missing key
+        /// is created whatever the token; an existing one is written only with token 0 or its
+        /// current token.
         fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
             let mut d = self.data.borrow_mut();
-            let cur = d.get(key).map(|(_, c)| *c).unwrap_or(0);
-            {
+            let cur = d.get(key).map(|(_, c)| *c);
+            let cas = cas.unwrap_or(0);
+            if let Some(cur) = cur {
                 let mut i = self.interleave.borrow_mut();
-                if *i > 0 {
+                if cas != 0 && *i > 0 {
+                    // Another VM wrote the entry (same value) between our get and this set.
                     *i -= 1;
                     let old = d.get(key).map(|v| v.0.clone()).unwrap_or_default();
-                    d.insert(key.to_string(), (old, cur + 1));
+                    d.insert(key.to_string(), (old, self.next_cas()));
+                    return Err(StoreError::CasMismatch);
+                }
+                if cas != 0 && cas != cur {
                     return Err(StoreError::CasMismatch);
                 }
             }
-            if let Some(c) = cas {
-                if c != 0 && c != cur {
-                    return Err(StoreError::CasMismatch);
-                }
-            }
-            d.insert(key.to_string(), (value.to_vec(), cur + 1));
+            d.insert(key.to_string(), (value.to_vec(), self.next_cas()));
             Ok(())
         }
     }

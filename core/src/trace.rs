@@ -138,13 +138,20 @@ impl TraceRecord {
         Some(Self::parse(json))
     }
 
+    /// Reads the schema first (another schema's fields are not this one's errors), then the
+    /// record straight from the text, so that every error names its line and column.
     fn parse(json: &str) -> Result<TraceRecord, TraceError> {
-        let v: serde_json::Value = serde_json::from_str(json)?;
-        let schema = v.get("schema").and_then(|s| s.as_u64()).unwrap_or(0) as u32;
+        #[derive(Deserialize)]
+        struct Schema {
+            #[serde(default)]
+            schema: serde_json::Value,
+        }
+        let head: Schema = serde_json::from_str(json)?;
+        let schema = head.schema.as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32;
         if !(TRACE_SCHEMA_MIN..=TRACE_SCHEMA).contains(&schema) {
             return Err(TraceError::Schema(schema));
         }
-        let rec: TraceRecord = serde_json::from_value(v)?;
+        let rec: TraceRecord = serde_json::from_str(json)?;
         for k in rec.codes.keys() {
             k.parse::<u16>().map_err(|_| TraceError::Code(k.clone()))?;
         }

@@ -45,10 +45,9 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _size: usize) -> bool {
-        // Shared entries are created before any traffic; later updates are CAS-only.
-        if let Err(e) = store::init_shared(&HostStore) {
-            self.local.borrow_mut().internal_error("init_shared", &e.to_string());
-        }
+        // Shared entries (and the shard key) are created before any traffic; later updates
+        // are CAS-only.
+        self.local.borrow_mut().init_shared();
         true
     }
 

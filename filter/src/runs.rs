@@ -6,7 +6,7 @@ use crate::metrics;
 use crate::state::VmState;
 use proxy_wasm::types::LogLevel;
 use sfr2l_core::counters::RunCounters;
-use sfr2l_core::store::{self, MergeOutcome};
+use sfr2l_core::store::{self, MergeOutcome, Sharding};
 use sfr2l_core::trace::TraceRecord;
 use std::collections::BTreeMap;
 
@@ -73,27 +73,30 @@ pub(crate) fn flush_runs(l: &mut VmState) {
     if l.runs.is_empty() {
         return;
     }
+    // Without the shard key the shares wait in the VM (the next tick tries again).
+    let Some(sharding) = l.sharding() else { return };
     let mut by_shard: BTreeMap<usize, Vec<(String, RunCounters)>> = BTreeMap::new();
     for (run, share) in l.runs.drain() {
-        by_shard.entry(store::shard_of(&run)).or_default().push((run, share));
+        by_shard.entry(sharding.shard_of(&run)).or_default().push((run, share));
     }
     for (shard, shares) in by_shard {
-        merge_shares(l, shard, shares);
+        merge_shares(l, &sharding, shard, shares);
     }
 }
 
 /// Merges this VM's share of one run: from `on_log` once a batch is full.
 pub(crate) fn flush_run(l: &mut VmState, run: &str) {
+    let Some(sharding) = l.sharding() else { return };
     if let Some(share) = l.runs.remove(run) {
-        merge_shares(l, store::shard_of(run), vec![(run.to_string(), share)]);
+        merge_shares(l, &sharding, sharding.shard_of(run), vec![(run.to_string(), share)]);
     }
 }
 
 /// Merges shares of runs of one shard; on contention or a missing entry keeps them for the next
 /// tick (nothing is lost).
-fn merge_shares(l: &mut VmState, shard: usize, shares: Vec<(String, RunCounters)>) {
+fn merge_shares(l: &mut VmState, sharding: &Sharding, shard: usize, shares: Vec<(String, RunCounters)>) {
     let refs: Vec<(&str, &RunCounters)> = shares.iter().map(|(r, c)| (r.as_str(), c)).collect();
-    match store::merge_shard(&HostStore, shard, &refs, l.config.max_open_runs) {
+    match store::merge_shard(&HostStore, sharding, shard, &refs) {
         Ok(merged) => {
             let (now, mut out) = (host::now_ns(), Emitted::default());
             if !merged.evicted.is_empty() {
@@ -114,9 +117,7 @@ fn merge_shares(l: &mut VmState, shard: usize, shares: Vec<(String, RunCounters)
             out.count(l);
         }
         Err(store::MergeError::Contended(_) | store::MergeError::NotInitialised(_)) => {
-            if let Err(e) = store::init_shared(&HostStore) {
-                l.internal_error("init_shared", &e.to_string());
-            }
+            l.init_shared();
             for (run, share) in shares {
                 l.runs.entry(run).or_default().merge(&share);
             }

@@ -2,7 +2,7 @@
 //! contexts, and the data of the model fetch and the load test it may be running. The behaviour
 //! lives beside it (`fetch`, `loadtest`, `runs`, `plugin`), each taking the state it works on.
 
-use crate::host;
+use crate::host::{self, HostStore};
 use crate::metrics::{self, Metrics};
 use crate::models::{Models, Wanted};
 use proxy_wasm::hostcalls;
@@ -10,6 +10,7 @@ use proxy_wasm::types::LogLevel;
 use sfr2l_core::config::{ConfigV1, LoadTestConfig, ModelsConfig};
 use sfr2l_core::counters::{RunAnnounce, RunCounters};
 use sfr2l_core::loadtest::{Decision, Scheduler};
+use sfr2l_core::store::{self, ShardKey, Sharding};
 use sfr2l_core::trace::Predicted;
 use sfr2l_core::window::RollingWindow;
 use std::cell::RefCell;
@@ -52,6 +53,8 @@ pub(crate) struct VmState {
     /// Token bucket of trace lines (`max_trace_lines_per_s`), refilled by the host clock.
     pub(crate) trace_tokens: f64,
     pub(crate) last_token_ns: u64,
+    /// The process's shard key, read from shared data (`None` until it could be read).
+    pub(crate) shard_key: Option<ShardKey>,
 }
 
 impl VmState {
@@ -78,7 +81,32 @@ impl VmState {
             fast_tick: false,
             trace_tokens: 0.0,
             last_token_ns: 0,
+            shard_key: None,
         }
+    }
+
+    /// Creates the shared entries if missing and reads the process's shard key (creating it
+    /// from fresh randomness if no VM has yet). Runs wait in the VM until it is known.
+    pub(crate) fn init_shared(&mut self) {
+        if let Err(e) = store::init_shared(&HostStore) {
+            return self.internal_error("init_shared", &e.to_string());
+        }
+        let mut fresh = [0u8; 16];
+        if let Err(e) = getrandom::fill(&mut fresh) {
+            return self.internal_error("random", &e.to_string());
+        }
+        match store::adopt_shard_key(&HostStore, fresh) {
+            Ok(k) => self.shard_key = Some(k),
+            Err(e) => self.internal_error("shard_key", &e.to_string()),
+        }
+    }
+
+    /// The run placement in force: the shard key and the configured bound.
+    pub(crate) fn sharding(&mut self) -> Option<Sharding> {
+        if self.shard_key.is_none() {
+            self.init_shared();
+        }
+        Some(Sharding { key: self.shard_key?, max_open_runs: self.config.max_open_runs })
     }
 
     /// Logs an error kind once per VM and counts every occurrence.

@@ -37,3 +37,29 @@ pub fn mutate(mut b: Vec<u8>, edits: &Edits) -> Vec<u8> {
     }
     b
 }
+
+/// A JSON error of `input` names a place in it: its message shows the line and column, and
+/// they lie inside the input (column at most one past the line's end).
+pub fn json_error_in_place(input: &[u8], e: &serde_json::Error) -> Result<(), String> {
+    let (line, col) = (e.line(), e.column());
+    let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').collect();
+    let shown = e.to_string().contains(&format!("line {line} column {col}"));
+    let inside = line >= 1 && lines.get(line - 1).is_some_and(|l| col <= l.len() + 1);
+    if shown && inside {
+        Ok(())
+    } else {
+        Err(format!("{e}: line {line} column {col} is not a place in the {} lines of the input", lines.len()))
+    }
+}
+
+/// `value` survives a trip through JSON unchanged.
+pub fn round_trips<T>(value: &T) -> Result<(), String>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    match serde_json::from_str::<T>(&text) {
+        Ok(back) if back == *value => Ok(()),
+        other => Err(format!("{value:?} does not round-trip: {other:?}")),
+    }
+}

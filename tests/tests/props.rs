@@ -66,14 +66,42 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     /// The ONNX loading path of the filter and the trainer (protobuf decode, card metadata, tract
-    /// plan, then the check against core) on mutated bytes: a loaded agent still passes or fails
-    /// the check with a reason; a rejected one names what failed.
+    /// plan, then the check against core) on mutated bytes. A loaded agent passes the check
+    /// exactly when its card metadata is still the original's, and a failed check names a key
+    /// whose value changed; a passing agent decides a value of its grid for a real state (or
+    /// says why not); a rejected graph says what failed.
     #[test]
     fn onnx_agent_mutated(e in edits(6)) {
         let bytes = mutate(agent_onnx().clone(), &e);
+        let original = sfr2l_runtime::Agent::from_bytes(agent_onnx()).unwrap();
+        let meta = |a: &sfr2l_runtime::Agent| {
+            (a.schema, a.profile.clone(), a.configuration.clone(), a.action.clone(), a.state.clone(), a.grid.clone())
+        };
         match sfr2l_runtime::Agent::from_bytes(&bytes) {
             Ok(a) => {
-                let _ = a.check_for(ProfileId::S1, "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads);
+                let check = a.check_for(ProfileId::S1, "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads);
+                prop_assert_eq!(check.is_ok(), meta(&a) == meta(&original), "{:?}", check);
+                match check {
+                    Ok(()) => {
+                        let state = vec![0.5f32; a.state.len()];
+                        if let Ok(v) = a.decide(&state) {
+                            prop_assert!(a.grid.contains(&v), "decided {} outside the grid", v);
+                        }
+                    }
+                    Err(sfr2l_runtime::RuntimeError::Metadata { key, msg }) => {
+                        let changed = match key.as_str() {
+                            "sfr2l.schema" => a.schema != original.schema,
+                            "sfr2l.profile" => a.profile != original.profile,
+                            "sfr2l.configuration" => a.configuration != original.configuration,
+                            "sfr2l.action" => a.action != original.action,
+                            "sfr2l.state" => a.state != original.state,
+                            "sfr2l.grid" => a.grid != original.grid,
+                            _ => false,
+                        };
+                        prop_assert!(changed, "the check names {} ({}), which did not change", key, msg);
+                    }
+                    Err(other) => prop_assert!(false, "{other}"),
+                }
             }
             Err(err) => prop_assert!(!err.to_string().is_empty()),
         }

@@ -30,17 +30,22 @@ pub enum FailureMode {
     FailOpen,
 }
 
-/// Versioned plugin configuration, as Istio's WasmPlugin `pluginConfig` or Envoy's StringValue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "api")]
-pub enum PluginConfig {
+/// The configuration's schema version (`"api": "v1"`, required).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Api {
+    #[default]
     #[serde(rename = "v1")]
-    V1(ConfigV1),
+    V1,
 }
 
+/// The plugin configuration, as Istio's WasmPlugin `pluginConfig` or Envoy's StringValue.
+///
+/// The version is a plain field rather than an enum tag: serde buffers a tagged enum's content
+/// before reading it, and its errors then lose their line and column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigV1 {
+    pub api: Api,
     #[serde(default)]
     pub mode: Mode,
     #[serde(default)]
@@ -69,9 +74,10 @@ pub struct ConfigV1 {
     /// The inline load test (mode `loadtest`).
     #[serde(default)]
     pub loadtest: Option<LoadTestConfig>,
-    /// Announced runs kept open in host shared data at once; a new run beyond it closes the
-    /// oldest open run as incomplete (`sfr2l_runs_evicted_total`). Bounds shared data and VM memory
-    /// whatever a client announces.
+    /// Announced runs kept open in host shared data at once, exactly: each of the 64 run tables
+    /// holds `max_open_runs / 64` or one more (`sfr2l_core::store::Sharding::cap`), and a new run
+    /// past its table's share closes that table's oldest open run as incomplete
+    /// (`sfr2l_runs_evicted_total`). Bounds shared data and VM memory whatever a client announces.
     #[serde(default = "default_max_open_runs", skip_serializing_if = "is_default_max_open_runs")]
     pub max_open_runs: u32,
     /// Trace lines one VM writes per second (a token bucket with this burst); records beyond it
@@ -84,8 +90,10 @@ pub struct ConfigV1 {
     pub trace_key: Option<String>,
 }
 
-/// Bounds of [`ConfigV1::max_open_runs`] and [`ConfigV1::max_trace_lines_per_s`].
-pub const OPEN_RUNS_RANGE: std::ops::RangeInclusive<u32> = 16..=100_000;
+/// Bounds of [`ConfigV1::max_open_runs`] and [`ConfigV1::max_trace_lines_per_s`]. At least one
+/// open run per run table ([`crate::store::SHARDS`]), so that the tables' shares sum to the bound.
+pub const OPEN_RUNS_RANGE: std::ops::RangeInclusive<u32> = 64..=100_000;
+const _: () = assert!(*OPEN_RUNS_RANGE.start() as usize >= crate::store::SHARDS);
 pub const TRACE_LINES_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
 /// Shortest accepted `trace_key` (bytes).
 pub const MIN_TRACE_KEY_BYTES: usize = 16;
@@ -132,6 +140,7 @@ fn is_default_trace_lines(v: &u32) -> bool {
 impl Default for ConfigV1 {
     fn default() -> Self {
         Self {
+            api: Api::V1,
             mode: Mode::Observe,
             failure: FailureMode::FailOpen,
             rule: None,
@@ -163,7 +172,7 @@ impl ConfigV1 {
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(ConfigV1::default());
         }
-        let PluginConfig::V1(c) = serde_json::from_slice::<PluginConfig>(bytes)?;
+        let c = serde_json::from_slice::<ConfigV1>(bytes)?;
         if let Some(rule) = &c.rule {
             rule.validate().map_err(|e| ConfigError::Invalid(format!("rule.{e}")))?;
         }
@@ -229,7 +238,7 @@ impl ConfigV1 {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(&PluginConfig::V1(self.clone())).unwrap_or_default()
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Window length in whole seconds plus the current partial one.

@@ -149,6 +149,14 @@ pub fn push_entry(out: &mut Vec<u8>, id: &[u8], c: &RunCounters) {
     out.extend_from_slice(&body);
 }
 
+/// Bytes one entry of `id` with counters `c` takes in a table (the table adds one magic byte).
+/// Bounds on the tables' size are derived from it.
+pub fn entry_len(id: &[u8], c: &RunCounters) -> usize {
+    let mut out = vec![MAGIC];
+    push_entry(&mut out, id, c);
+    out.len() - 1
+}
+
 /// Appends an entry's bytes unchanged (starting the table if needed).
 pub fn push_raw(out: &mut Vec<u8>, raw: &[u8]) {
     if out.is_empty() {

@@ -26,13 +26,65 @@ fn record(codes: &[(u16, u8)], run: &str) -> TraceRecord {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
+    /// Any text: a line without the marker is no record; a line with it is a record, which then
+    /// reads back unchanged from its own log line, or a rejection that fits the line: a
+    /// malformed record names a line and column inside its JSON (or the schema or code it
+    /// refuses), a real Wasm log line is never "not a Wasm log", and text that cannot be one
+    /// always is.
     #[test]
     fn any_line(line in ".{0,300}", tail in "[ -~]{0,200}") {
-        for l in [line.clone(), format!("{line}SFR2L_TRACE {tail}"), format!("{PREFIX}SFR2L_TRACE {tail}")] {
-            let _ = TraceRecord::from_log_line(&l);
-            if let Some(Err(r)) = check_line(&l, Some(KEY)) {
-                prop_assert!(!r.to_string().is_empty());
+        for (l, wasm) in [
+            (line.clone(), None),
+            (format!("{line}SFR2L_TRACE {tail}"), (!line.contains(['[', '\t'])).then_some(false)),
+            (format!("{PREFIX}SFR2L_TRACE {tail}"), Some(true)),
+        ] {
+            let marked = l.contains(TRACE_MARKER);
+            prop_assert_eq!(TraceRecord::from_log_line(&l).is_some(), marked);
+            for key in [None, Some(KEY)] {
+                let checked = check_line(&l, key);
+                prop_assert_eq!(checked.is_some(), marked);
+                let Some(checked) = checked else { continue };
+                match checked {
+                    Ok(a) => {
+                        prop_assert!(wasm != Some(false), "accepted from a line that is no Wasm log: {l}");
+                        let again = TraceRecord::from_log_line(&a.record.to_log_line()).and_then(Result::ok);
+                        prop_assert_eq!(again, Some(a.record));
+                    }
+                    Err(Rejection::NotWasmLog) => prop_assert!(wasm != Some(true), "a Wasm log line: {l}"),
+                    Err(Rejection::Malformed(m)) => {
+                        let json = tail.trim();
+                        let placed = m.rsplit_once(" at line 1 column ").and_then(|(_, c)| c.parse::<usize>().ok());
+                        prop_assert!(
+                            placed.is_some_and(|c| c <= json.len() + 1) || m.contains("schema") || m.contains("status code"),
+                            "{m} (payload {json:?})"
+                        );
+                    }
+                    Err(Rejection::Unsigned) => prop_assert!(key.is_some()),
+                    Err(r) => prop_assert!(key.is_some() && l.contains(auth::MAC_TAG), "{r:?}"),
+                }
             }
+        }
+    }
+
+    /// Records that are JSON but not quite records (fields of the schema with values of every
+    /// type): a rejection names the line and column of the JSON, or the schema it refuses.
+    #[test]
+    fn near_records_name_the_place(fields in prop::collection::vec((prop::sample::select(vec![
+            "run", "generation", "complete", "threads", "calls", "responses", "codes", "first_ns", "rate_503", "extra"]),
+            prop::sample::select(vec!["1", "-1", "1.5", "\"x\"", "null", "[]", "{}", "true", "{\"200\":1}", "{\"abc\":1}"])), 0..8)) {
+        let body: String = fields.iter().map(|(k, v)| format!(",\"{k}\":{v}")).collect();
+        let json = format!("{{\"schema\":2{body}}}");
+        let l = format!("{PREFIX}SFR2L_TRACE {json}");
+        match check_line(&l, None).unwrap() {
+            Ok(a) => {
+                let again = TraceRecord::from_log_line(&a.record.to_log_line()).and_then(Result::ok);
+                prop_assert_eq!(again, Some(a.record));
+            }
+            Err(Rejection::Malformed(m)) => {
+                let placed = m.rsplit_once(" at line 1 column ").and_then(|(_, c)| c.parse::<usize>().ok());
+                prop_assert!(placed.is_some_and(|c| (1..=json.len()).contains(&c)) || m.contains("status code"), "{m} ({json})");
+            }
+            Err(r) => prop_assert!(false, "{r:?}"),
         }
     }
 

@@ -210,3 +210,24 @@ pub fn wait_until(max: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn read_log(path: &Path) -> String {
     String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
 }
+
+/// Bytes one run-table entry in shared data takes for run `id`: `codes` distinct status codes of
+/// `per_code` responses each, every reason counter at `per_code` too, timestamps of now (ns since
+/// the epoch, as Envoy's clock gives them). The unit of the shared-data bounds.
+pub fn entry_bytes(id: &str, threads: u32, calls: u32, codes: &[u16], per_code: u64) -> usize {
+    use sfr2l_core::counters::{ReasonCounts, RunCounters};
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(u64::MAX, |d| d.as_nanos() as u64);
+    let n = per_code;
+    let c = RunCounters {
+        threads,
+        calls,
+        codes: codes.iter().map(|c| (*c, n)).collect(),
+        reasons: ReasonCounts { overflow: n, no_healthy: n, connect_failure: n, fault: n, upstream: n, refused: n },
+        first_ns: now,
+        last_ns: now,
+        mismatched: n,
+        emitted: true,
+    };
+    sfr2l_core::store::table::entry_len(id.as_bytes(), &c)
+}

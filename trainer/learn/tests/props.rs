@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use sfr2l_core::card::SimulatorCard;
 use sfr2l_core::ProfileId;
 use sfr2l_learn::rl::card::AgentCard;
-use sfr2l_tests::mutate::{cases, edits, mutate, repo_file};
+use sfr2l_tests::mutate::{cases, edits, json_error_in_place, mutate, repo_file, round_trips};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
@@ -25,15 +25,21 @@ proptest! {
         }
     }
 
+    /// A mutated card reads into a card that round-trips, or fails naming a line and column
+    /// inside the text.
     #[test]
     fn model_cards_mutated(e in edits(8)) {
         let sim = mutate(repo_file("policies/s1/simulator.json"), &e);
-        if let Err(err) = serde_json::from_slice::<SimulatorCard>(&sim) {
-            prop_assert!(err.line() >= 1 || err.is_eof(), "{err}");
-        }
+        let r = match serde_json::from_slice::<SimulatorCard>(&sim) {
+            Ok(card) => round_trips(&card),
+            Err(err) => json_error_in_place(&sim, &err),
+        };
+        prop_assert!(r.is_ok(), "simulator card: {}", r.unwrap_err());
         let agent = mutate(repo_file("policies/s1/agents/thread-call/seed-1/thread.json"), &e);
-        if let Err(err) = serde_json::from_slice::<AgentCard>(&agent) {
-            prop_assert!(err.line() >= 1 || err.is_eof(), "{err}");
-        }
+        let r = match serde_json::from_slice::<AgentCard>(&agent) {
+            Ok(card) => round_trips(&card),
+            Err(err) => json_error_in_place(&agent, &err),
+        };
+        prop_assert!(r.is_ok(), "agent card: {}", r.unwrap_err());
     }
 }

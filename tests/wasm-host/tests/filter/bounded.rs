@@ -3,6 +3,9 @@
 //! observe build (the same observe code as the model build, without tract: quick to build).
 
 use crate::support::*;
+use sfr2l_core::counters::{RunAnnounce, RunCounters};
+use sfr2l_core::store::table::entry_len;
+use sfr2l_core::store::SHARDS;
 use sfr2l_core::trace::auth::{check_line, MAC_TAG};
 use sfr2l_wasm_host::Host;
 
@@ -41,8 +44,15 @@ fn a_flood_of_announced_runs_is_bounded() {
     let shared_after = h.shared_bytes("sfr2l/runs/");
     eprintln!("shared run tables: {shared} -> {shared_after} bytes; VM memory {mem0}/{mem1} bytes");
     assert_eq!((h.memory_bytes(0).unwrap(), h.memory_bytes(1).unwrap()), (mem0, mem1), "a VM's memory grew");
-    // 64 shards x (1 open + 1 emitted) entries: JSON took about 400 bytes an entry, binary about 45
-    assert!(shared_after < 64 * 2 * 400, "shared run tables hold {shared_after} bytes");
+    // At most 64 open runs (the bound, exact) and as many emitted ones beside them, each an entry
+    // no longer than the longest id's with one response at the latest time; one magic byte per
+    // table.
+    let mut one = RunCounters::default();
+    let now = h.now_ns();
+    one.record(RunAnnounce { threads: 1, calls: 1000 }, 200, 0, now, now);
+    let entry = entry_len(b"flood-11999", &one);
+    let bound = SHARDS + 2 * 64 * entry;
+    assert!(shared_after <= bound, "shared run tables hold {shared_after} bytes; bound {bound} ({entry} B an entry)");
     assert!(shared_after <= shared + shared / 5, "shared data grew: {shared} -> {shared_after}");
     let open = h.metric("sfr2l_open_runs").unwrap();
     assert!(open <= 64, "{open} open runs");

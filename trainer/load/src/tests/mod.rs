@@ -2,5 +2,6 @@
 //! bounded), live runs against it, and fortio-compatible parsing and formatting.
 
 mod format;
+mod props;
 mod runs;
 mod server;
