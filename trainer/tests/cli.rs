@@ -2,6 +2,7 @@
 
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,16 +37,74 @@ fn lab_processes(needle: &str) -> Vec<String> {
     out
 }
 
-#[test]
-fn help_lists_the_commands() {
-    let out = bin().arg("--help").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    for c in ["lab", "load", "traces"] {
-        assert!(text.contains(c), "{text}");
+/// The names a `--help` page lists: subcommands (first word of each line under `Commands:`)
+/// and long options (every `--name` under `Options:`).
+fn listed(help: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut commands, mut options) = (BTreeSet::new(), BTreeSet::new());
+    let mut section = "";
+    for line in help.lines() {
+        if line.trim().is_empty() {
+            continue; // long help separates entries with blank lines
+        }
+        if !line.starts_with(' ') {
+            section = line.trim_end();
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        match section {
+            "Commands:" if line.starts_with("  ") && !line.starts_with("   ") => {
+                commands.extend(line.split_whitespace().next().map(str::to_string));
+            }
+            // Flags start at column 2 (`-s, --seed`) or 6 (`--dir`); deeper lines are descriptions.
+            "Options:" if indent <= 6 && line.trim_start().starts_with('-') => {
+                // `  -s, --seed <SEED>  ...`: the flags come before the description's two spaces.
+                let flags = line.trim_start().split("  ").next().unwrap_or("");
+                for w in flags.split([' ', ',']) {
+                    if let Some(name) = w.strip_prefix("--") {
+                        let name: String =
+                            name.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+                        options.insert(name);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
-    let out = bin().args(["lab", "collect", "--help"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("--resume") && text.contains("--repeats") && text.contains("--seed"), "{text}");
+    (commands, options)
+}
+
+/// Every `--help` page of every subcommand lists exactly the subcommands and long options of
+/// the clap definition (`Cli::command()`), hidden ones left out: nothing missing, nothing extra,
+/// no match by substring.
+#[test]
+fn help_lists_exactly_the_defined_commands_and_options() {
+    use clap::CommandFactory;
+    let mut root_cmd = sfr2l::cli::Cli::command();
+    root_cmd.build();
+    let mut pages = 0;
+    let mut stack: Vec<(Vec<String>, clap::Command)> = vec![(vec![], root_cmd)];
+    while let Some((path, cmd)) = stack.pop() {
+        let out = bin().args(&path).arg("--help").output().unwrap();
+        assert!(out.status.success(), "sfr2l {} --help", path.join(" "));
+        let (commands, options) = listed(&String::from_utf8_lossy(&out.stdout));
+        let want_commands: BTreeSet<String> =
+            cmd.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name().to_string()).collect();
+        let want_options: BTreeSet<String> =
+            cmd.get_arguments().filter(|a| !a.is_hide_set()).filter_map(|a| a.get_long().map(str::to_string)).collect();
+        assert_eq!(commands, want_commands, "sfr2l {} --help: commands", path.join(" "));
+        assert_eq!(options, want_options, "sfr2l {} --help: options", path.join(" "));
+        pages += 1;
+        for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help") {
+            let mut p = path.clone();
+            p.push(sub.get_name().to_string());
+            stack.push((p, sub.clone()));
+        }
+    }
+    assert!(pages > 10, "only {pages} help pages");
+    let (commands, _) = listed(&String::from_utf8_lossy(&bin().arg("--help").output().unwrap().stdout));
+    for c in ["lab", "load", "traces", "rl", "validate"] {
+        assert!(commands.contains(c), "{c} is not a subcommand: {commands:?}");
+    }
 }
 
 #[test]

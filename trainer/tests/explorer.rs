@@ -19,12 +19,15 @@ const BASE_PORT: u16 = 23100;
 const TRACE_1: &str = r#"{"schema":2,"run":"r0-1-440-0-0-t1","generation":2,"complete":true,"rule":{"max_pending_requests":1,"max_connections":7,"max_requests_per_connection":1,"base_ejection_time":"3m","max_ejection_percent":100,"interval":"1s","consecutive_5xx_errors":1},"threads":1,"calls":440,"responses":440,"codes":{"200":140,"503":300},"reasons":{"overflow":0,"no_healthy":238,"connect_failure":0,"fault":0,"upstream":202},"first_ns":1795962671488639000,"last_ns":1795962672691169000,"span_s":1.20253,"qps":365.8952375408513,"rate_200":0.3181818181818182,"rate_503":0.6818181818181818,"mismatched":0}"#;
 const TRACE_2: &str = r#"{"schema":2,"run":"r1-1-440-0-0-t1","generation":3,"complete":true,"rule":{"max_pending_requests":2,"max_connections":4,"max_requests_per_connection":4,"base_ejection_time":"3m","max_ejection_percent":100,"interval":"1s","consecutive_5xx_errors":1},"threads":1,"calls":440,"responses":440,"codes":{"200":144,"503":296},"reasons":{"overflow":0,"no_healthy":226,"connect_failure":0,"fault":0,"upstream":214},"first_ns":1795962672825212000,"last_ns":1795962673901147000,"span_s":1.075935,"qps":408.94663711097786,"rate_200":0.32727272727272727,"rate_503":0.6727272727272727,"mismatched":0}"#;
 
+/// Envoy's prefix of a line the Wasm logger wrote: only such lines are trace records.
+const WASM_LOG: &str = "[2026-12-07 10:00:00.000][7][info][wasm] [context.cc:1151] wasm log sfr2l sfr2l: ";
+
 /// Starts the explorer's server on `port` in a background thread (it lives as long as the test process).
 fn start(port: u16, policies: PathBuf, lab: PathBuf) -> String {
     let root = repo_root();
     let pkg = root.join("target/explorer");
     assert!(pkg.join("sfr2l_explorer_bg.wasm").is_file(), "{}: run `make explorer` first", pkg.display());
-    let site = Site { pkg, policies, data: root.join("data"), lab };
+    let site = Site { pkg, policies, data: root.join("data"), lab, trace_key: None };
     let addr = format!("127.0.0.1:{port}");
     let (tx, rx) = std::sync::mpsc::channel();
     let a = addr.clone();
@@ -179,7 +182,10 @@ fn bad_card_and_bad_values_are_named_on_the_page() {
     std::fs::create_dir_all(tmp.path().join("logs")).expect("mkdir");
     std::fs::write(
         tmp.path().join("logs/client-envoy.log"),
-        format!("[info] start\nlog SFR2L_TRACE {TRACE_1}\nother\nlog SFR2L_TRACE {TRACE_2}\n"),
+        format!(
+            "[info] start\n{WASM_LOG}SFR2L_TRACE {TRACE_1}\nother\n{WASM_LOG}SFR2L_TRACE {TRACE_2}\n\
+             [2026-12-07 10:00:00.000][7][info][http] [conn_manager_impl.cc:1] SFR2L_TRACE {TRACE_2}\n"
+        ),
     )
     .expect("write");
     let dom = dump_dom(&format!("{good}/?sim=s1&traces=lab"));

@@ -13,7 +13,8 @@ pub fn run(a: ExploreArgs) -> Result<Exit> {
     if !a.policies.is_dir() {
         bail!("--policies {}: not a folder", a.policies.display());
     }
-    let site = Site { pkg: a.pkg, policies: a.policies, data: a.data, lab: a.lab };
+    let trace_key = super::traces::trace_key()?;
+    let site = Site { pkg: a.pkg, policies: a.policies, data: a.data, lab: a.lab, trace_key };
     serve(site, &a.addr, |addr| {
         println!("explorer: http://{addr}/  (Ctrl-C to stop)");
     })?;

@@ -67,7 +67,8 @@ pub fn run(cmd: TracesCommand) -> Result<Exit> {
 pub const KEY_FILE_ENV: &str = "SFR2L_TRACE_KEY_FILE";
 pub const KEY_ENV: &str = "SFR2L_TRACE_KEY";
 
-fn trace_key() -> Result<Option<Vec<u8>>> {
+/// The trace key from the environment (`SFR2L_TRACE_KEY_FILE`, then `SFR2L_TRACE_KEY`).
+pub(crate) fn trace_key() -> Result<Option<Vec<u8>>> {
     let key = if let Some(path) = std::env::var_os(KEY_FILE_ENV) {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{KEY_FILE_ENV}: reading {}", std::path::Path::new(&path).display()))?;
