@@ -80,9 +80,16 @@ fn measured(lab: &mut sfr2l_lab::Lab, rule: TrafficRule, load: LoadSetting, reps
     n503 as f64 / n.max(1) as f64
 }
 
+/// Predicted and measured 503 rates of the advised best, the median and the advised worst rule
+/// at one load.
+struct Compared {
+    threads: u32,
+    predicted: [f64; 3],
+    measured: [f64; 3],
+}
+
 /// Advised (best), median and worst rules at some loads, measured interleaved on one lab.
-/// Returns markdown rows: load, objective, rule, predicted rate +- spread, measured rate.
-fn compare(loads: &[(u32, u32)], reps: u32, base_port: u16) -> Vec<(u32, Objective, f64, f64, f64, f64)> {
+fn compare(loads: &[(u32, u32)], reps: u32, base_port: u16) -> Vec<Compared> {
     let sim = repo_root().join("policies/s1");
     let profile = Profile::get(ProfileId::S1);
     let (mut lab, _dir) = start_lab(base_port, profile.lab);
@@ -112,38 +119,51 @@ fn compare(loads: &[(u32, u32)], reps: u32, base_port: u16) -> Vec<(u32, Objecti
             w.chosen.rules[..3].to_vec(), w.chosen.rate_503, w.chosen.sd_rate, m[2],
             if b.flat { "flat" } else { "-" }
         );
-        out.push((threads, Objective::Best, b.chosen.rate_503, m[0], b.median.rate_503, m[1]));
-        out.push((threads, Objective::Worst, w.chosen.rate_503, m[2], w.median.rate_503, m[1]));
+        out.push(Compared {
+            threads,
+            predicted: [b.chosen.rate_503, b.median.rate_503, w.chosen.rate_503],
+            measured: m,
+        });
     }
     out
 }
 
-/// Small budget (< 60 s): two loads, three interleaved runs per rule. The advised rule must not
-/// measure worse than the median rule (the model's S1 gap is ~0.03, about the run-to-run noise
-/// of three 440-call runs, so "not worse by more than 0.05"), and where the model predicts the
-/// worst rule far above the median one (>= 0.3; -c 5: 0.96 vs 0.31, -c 3: 0.65 vs 0.31), at least
-/// half of that gap must be measured. `SFR2L_ADVISE_FULL=1`: the report's fuller
-/// comparison (five loads, ten runs per rule).
+/// Small budget (< 60 s): two loads where the model predicts the worst rule far above the median
+/// and the best one (-c 5: 0.96 vs 0.31 vs 0.28; -c 3: 0.65 vs 0.31 vs 0.29), three interleaved
+/// runs per rule. Both advised rules must show on the lab as advised:
+/// - best: not worse than the median rule on average over the loads (the model's best-median gap
+///   on S1 is 0.03 to 0.06, inside the run-to-run noise of three 440-call runs, hence "by at most
+///   0.05"), and below the worst rule by at least half the predicted worst-best gap at each load;
+/// - worst: above the median rule by at least half the predicted worst-median gap.
+///
+/// An advisor that swaps the two (or returns any low rule as worst, or high rule as best) fails
+/// on both sides. The premise is checked too: if a refitted model no longer predicts wide gaps
+/// at these loads, the test says so instead of asserting nothing. `SFR2L_ADVISE_FULL=1`: the
+/// report's fuller comparison (five loads, ten runs per rule).
 #[test]
 fn advised_rule_on_the_real_lab() {
     let t0 = Instant::now();
     let full = std::env::var("SFR2L_ADVISE_FULL").is_ok_and(|v| v == "1");
     let (loads, reps): (&[(u32, u32)], u32) =
         if full { (&[(1, 440), (2, 440), (3, 440), (4, 440), (5, 440)], 10) } else { (&[(5, 440), (3, 440)], 3) };
-    for (threads, objective, predicted, measured, median_predicted, median_measured) in compare(loads, reps, BASE_PORT)
-    {
-        match objective {
-            Objective::Best => assert!(
-                measured <= median_measured + 0.05,
-                "-c {threads}: advised rule measured {measured:.3} (predicted {predicted:.3}), median {median_measured:.3} (predicted {median_predicted:.3})"
-            ),
-            // Where the model predicts a wide gap, at least half of it must show on the lab.
-            Objective::Worst if predicted - median_predicted >= 0.3 => assert!(
-                measured - median_measured >= 0.5 * (predicted - median_predicted),
-                "-c {threads}: worst rule measured {measured:.3} (predicted {predicted:.3}), median {median_measured:.3} (predicted {median_predicted:.3})"
-            ),
-            Objective::Worst => {}
+    let compared = compare(loads, reps, BASE_PORT);
+    let mut best_over_median = Vec::new();
+    for c in &compared {
+        let ([pb, pm, pw], [mb, mm, mw]) = (c.predicted, c.measured);
+        let row = format!(
+            "-c {}: predicted best {pb:.3} median {pm:.3} worst {pw:.3}; measured {mb:.3} {mm:.3} {mw:.3}",
+            c.threads
+        );
+        if full && pw - pm < 0.3 {
+            continue; // the fuller comparison also covers loads where the model sees little difference
         }
+        assert!(pw - pm >= 0.3, "the model no longer predicts a wide worst-median gap here; pick other loads: {row}");
+        best_over_median.push((mb - mm, row.clone()));
+        assert!(mw - mb >= 0.5 * (pw - pb), "best rule not below the worst one by half the predicted gap: {row}");
+        assert!(mw - mm >= 0.5 * (pw - pm), "worst rule not above the median one by half the predicted gap: {row}");
     }
+    // Averaged over the loads: one load's three runs are too noisy for a 0.05 margin.
+    let mean = best_over_median.iter().map(|(d, _)| d).sum::<f64>() / best_over_median.len().max(1) as f64;
+    assert!(mean <= 0.05, "best rule measured above the median one by {mean:.3} on average: {best_over_median:?}");
     eprintln!("lab check: {:.1} s", t0.elapsed().as_secs_f64());
 }
