@@ -326,3 +326,25 @@ fn agents_learn_toward_the_optimum() {
         assert!(greedy >= 1.1 * random, "{}: greedy {greedy:.3} does not beat random {random:.3}", conf.slug());
     }
 }
+
+/// The committed paper-size Thread-Call agents of S1 (seed 1: 500 epochs x 1,000 interactions,
+/// 2 x 512) re-trained from their `config.json` on the committed simulator export to the same
+/// bytes. About a minute on 2 cores:
+/// `cargo test --profile fast -p sfr2l --test rl -- --ignored paper_size` (bench/README.md).
+#[test]
+#[ignore = "paper-size training, about a minute: run with --ignored (bench/README.md)"]
+fn paper_size_agents_retrain_bit_for_bit() {
+    let svc = s1();
+    let dir = root().join("policies/s1/agents/thread-call/seed-1");
+    let cfg: RlConfig = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let t0 = std::time::Instant::now();
+    let r = train_agents(Configuration::ThreadCall, &[&svc], &cfg, |_, _| {}).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tc");
+    write_run(&out, &r, &[&svc], &cfg, Objective::Worst, "retrain").unwrap();
+    eprintln!("retrained in {:.0} s", t0.elapsed().as_secs_f64());
+    for f in ["thread.onnx", "call.onnx"] {
+        let (a, b) = (std::fs::read(out.join(f)).unwrap(), std::fs::read(dir.join(f)).unwrap());
+        assert!(a == b, "{f}: the retrained agent differs from the committed one ({} vs {} bytes)", a.len(), b.len());
+    }
+}

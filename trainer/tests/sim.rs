@@ -228,3 +228,25 @@ fn committed_simulators_match_their_cards_and_datasets() {
         }
     }
 }
+
+/// The committed paper-size S1 simulator (ensemble of 3, 3 x 512, up to 300 epochs) re-fitted
+/// from its card's settings on its dataset exports to the same bytes. Minutes on 2 cores:
+/// `cargo test --profile fast -p sfr2l --test sim -- --ignored paper_size` (bench/README.md).
+#[test]
+#[ignore = "paper-size fit, minutes: run with --ignored (bench/README.md)"]
+fn paper_size_simulator_refits_bit_for_bit() {
+    let dir = root().join("policies/s1");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("simulator.json")).unwrap()).unwrap();
+    let cfg: SimConfig = serde_json::from_value(card["config"].clone()).unwrap();
+    let t0 = std::time::Instant::now();
+    let f = fit(&s1(), &cfg, "refit", &mut |_| {}).unwrap();
+    let committed = std::fs::read(dir.join("simulator.onnx")).unwrap();
+    eprintln!(
+        "refit in {:.0} s: {} bytes, committed {} bytes",
+        t0.elapsed().as_secs_f64(),
+        f.onnx.len(),
+        committed.len()
+    );
+    assert!(f.onnx == committed, "the refit S1 simulator differs from policies/s1/simulator.onnx");
+}
