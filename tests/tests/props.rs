@@ -106,4 +106,27 @@ proptest! {
             Err(err) => prop_assert!(!err.to_string().is_empty()),
         }
     }
+
+    /// Edits of the card metadata that keep the graph valid (one character of a key's value
+    /// replaced, the length kept): the check fails, naming the key that changed, or (for an
+    /// edit the loader already refuses) loading fails.
+    #[test]
+    fn onnx_agent_metadata_edits(key in prop::sample::select(vec!["sfr2l.schema", "sfr2l.profile", "sfr2l.configuration", "sfr2l.action", "sfr2l.grid", "sfr2l.state"]),
+                                 at in any::<prop::sample::Index>(), to in prop::sample::select(b"0123456789abcdefghijklmnopqrstuvwxyz,_-".to_vec())) {
+        let mut bytes = agent_onnx().clone();
+        let k = bytes.windows(key.len()).position(|w| w == key.as_bytes()).unwrap() + key.len();
+        // `0x12 len value`: the metadata entry's value field (lengths below 128 take one byte).
+        prop_assert_eq!(bytes[k], 0x12);
+        let (len, start) = if bytes[k + 1] < 0x80 { (bytes[k + 1] as usize, k + 2) } else { ((bytes[k + 1] & 0x7f) as usize | (bytes[k + 2] as usize) << 7, k + 3) };
+        let i = start + at.index(len);
+        prop_assume!(bytes[i] != to);
+        bytes[i] = to;
+        match sfr2l_runtime::Agent::from_bytes(&bytes) {
+            Ok(a) => match a.check_for(ProfileId::S1, "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads) {
+                Err(sfr2l_runtime::RuntimeError::Metadata { key: named, .. }) => prop_assert_eq!(named, key),
+                other => prop_assert!(false, "{} edited at {}: {:?}", key, i - start, other),
+            },
+            Err(err) => prop_assert!(!err.to_string().is_empty()),
+        }
+    }
 }

@@ -39,7 +39,7 @@ fn exports(name: &str, bytes: &[u8], names: &[&str]) {
 
 #[test]
 fn observe_build_fits_its_budget_and_exports_the_abi() {
-    // Budget: 1 MiB (458 KB at opt-level z). Istio's agent caps modules at 256 MiB; V8 start-up
+    // Budget: 1 MiB (437 KB at opt-level z). Istio's agent caps modules at 256 MiB; V8 start-up
     // and per-VM memory grow with code size (reference 6.5), four VMs per sidecar.
     let bytes = module("sfr2l_filter_observe.wasm");
     assert!(bytes.len() < 1 << 20, "sfr2l_filter_observe.wasm is {} bytes, budget 1 MiB", bytes.len());

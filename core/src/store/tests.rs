@@ -372,8 +372,11 @@ fn an_adversary_without_the_key_cannot_evict_a_chosen_run() {
 /// right after that read: the race of two VMs starting together.
 struct Racing<'a> {
     inner: &'a MemoryStore,
-    other_vm: std::cell::RefCell<Option<Box<dyn FnOnce(&MemoryStore) + 'a>>>,
+    other_vm: std::cell::RefCell<Option<OtherVm<'a>>>,
 }
+
+/// What the other VM does when it gets its turn.
+type OtherVm<'a> = Box<dyn FnOnce(&MemoryStore) + 'a>;
 
 impl SharedStore for Racing<'_> {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {

@@ -289,6 +289,11 @@ impl Host {
         self.shared.borrow().data.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, (v, _))| v.len()).sum()
     }
 
+    /// The value under one key of shared data.
+    pub fn shared_value(&self, key: &str) -> Option<Vec<u8>> {
+        self.shared.borrow().data.get(key).map(|(v, _)| v.clone())
+    }
+
     /// A metric's value by name (shared by all VMs, as Envoy's stats).
     pub fn metric(&self, name: &str) -> Option<i64> {
         self.shared.borrow().metrics.get(name).map(|(_, v)| *v)

@@ -4,8 +4,8 @@
 
 use crate::support::*;
 use sfr2l_core::counters::{RunAnnounce, RunCounters};
-use sfr2l_core::store::table::entry_len;
-use sfr2l_core::store::SHARDS;
+use sfr2l_core::store::table::{self, entry_len};
+use sfr2l_core::store::{self, SHARDS};
 use sfr2l_core::trace::auth::{check_line, MAC_TAG};
 use sfr2l_wasm_host::Host;
 
@@ -53,6 +53,12 @@ fn a_flood_of_announced_runs_is_bounded() {
     let entry = entry_len(b"flood-11999", &one);
     let bound = SHARDS + 2 * 64 * entry;
     assert!(shared_after <= bound, "shared run tables hold {shared_after} bytes; bound {bound} ({entry} B an entry)");
+    // Exactly: no table holds more than its share (here 1) of open runs, nor of emitted ones.
+    for i in 0..SHARDS {
+        let t = table::decode(&h.shared_value(&store::shard_key(i)).unwrap_or_default()).unwrap();
+        let open = t.values().filter(|c| !c.emitted).count();
+        assert!(open <= 1 && t.len() - open <= 1, "table {i}: {open} open and {} emitted runs", t.len() - open);
+    }
     assert!(shared_after <= shared + shared / 5, "shared data grew: {shared} -> {shared_after}");
     let open = h.metric("sfr2l_open_runs").unwrap();
     assert!(open <= 64, "{open} open runs");
