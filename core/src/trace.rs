@@ -138,20 +138,30 @@ impl TraceRecord {
         Some(Self::parse(json))
     }
 
-    /// Reads the schema first (another schema's fields are not this one's errors), then the
-    /// record straight from the text, so that every error names its line and column.
+    /// Reads the record straight from the text, so that every error names its line and column;
+    /// only when that fails is the schema read on its own (another schema's fields are not this
+    /// one's errors): one parse for a good record.
     fn parse(json: &str) -> Result<TraceRecord, TraceError> {
         #[derive(Deserialize)]
         struct Schema {
             #[serde(default)]
             schema: serde_json::Value,
         }
-        let head: Schema = serde_json::from_str(json)?;
-        let schema = head.schema.as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32;
-        if !(TRACE_SCHEMA_MIN..=TRACE_SCHEMA).contains(&schema) {
-            return Err(TraceError::Schema(schema));
+        let supported = |s: u64| (u64::from(TRACE_SCHEMA_MIN)..=u64::from(TRACE_SCHEMA)).contains(&s);
+        let rec: TraceRecord = match serde_json::from_str(json) {
+            Ok(rec) => rec,
+            Err(e) => {
+                return Err(match serde_json::from_str::<Schema>(json) {
+                    Ok(h) if !h.schema.as_u64().is_some_and(supported) => {
+                        TraceError::Schema(h.schema.as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32)
+                    }
+                    _ => TraceError::Json(e),
+                })
+            }
+        };
+        if !supported(u64::from(rec.schema)) {
+            return Err(TraceError::Schema(rec.schema));
         }
-        let rec: TraceRecord = serde_json::from_str(json)?;
         for k in rec.codes.keys() {
             k.parse::<u16>().map_err(|_| TraceError::Code(k.clone()))?;
         }
