@@ -84,9 +84,11 @@ pub(crate) fn flush_runs(l: &mut VmState) {
     }
 }
 
-/// Merges this VM's share of one run: from `on_log` once a batch is full.
+/// Merges this VM's share of one run: from `on_log` once a batch is full. On this hot path only a
+/// key already read is used; without one the share waits for the tick, which reads it.
 pub(crate) fn flush_run(l: &mut VmState, run: &str) {
-    let Some(sharding) = l.sharding() else { return };
+    let Some(key) = l.shard_key else { return };
+    let sharding = Sharding { key, max_open_runs: l.config.max_open_runs };
     if let Some(share) = l.runs.remove(run) {
         merge_shares(l, &sharding, sharding.shard_of(run), vec![(run.to_string(), share)]);
     }
