@@ -93,7 +93,7 @@ demo: setup build explorer
 	./scripts/demo.sh
 
 collect: setup build
-	$(SFR2L) lab collect --profile $(PROFILE) --rows $(ROWS) --seed $(SEED) --out data/$(PROFILE).csv --resume
+	$(SFR2L) lab collect --study $(PROFILE) --rows $(ROWS) --seed $(SEED) --out data/$(PROFILE).csv --resume
 
 bench: setup build
 	./bench/run.sh

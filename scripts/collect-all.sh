@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-2000}
 for p in ${PROFILES:-s1 s2 s3 s4 s5}; do
-  ./target/fast/sfr2l lab collect --profile "$p" --rows "$ROWS" --seed 1 --repeats 50:4 \
+  ./target/fast/sfr2l lab collect --study "$p" --rows "$ROWS" --seed 1 --repeats 50:4 \
     --out "data/$p.csv" --dir ".lab/collect-$p" --resume --quiet
 done

@@ -9,7 +9,7 @@ SFR2L=./target/fast/sfr2l
 OUT=${DEMO_OUT:-.lab/demo}
 rm -rf "$OUT"; mkdir -p "$OUT"
 echo "== 1. The Istio circuit-breaking task on the lab (maxConnections 1, pending 1, 1 request/connection)"
-$SFR2L lab up --profile s1 --hosts 1 --bad-hosts 0 --dir "$OUT/lab" --base-port 19300
+$SFR2L lab up --study s1 --hosts 1 --bad-hosts 0 --dir "$OUT/lab" --base-port 19300
 trap '$SFR2L lab down --dir "$OUT/lab" >/dev/null 2>&1 || true' EXIT
 $SFR2L lab apply --dir "$OUT/lab" manifests/overlays/istio-task   # the overlay: its DestinationRule and WasmPlugin
 for c in 2 3; do
@@ -31,7 +31,7 @@ trap - EXIT
 
 echo
 echo "== 2. A small live collection on profile S1 (rules and loads drawn from the paper's Table 4 ranges)"
-$SFR2L lab collect --profile s1 --rows 24 --repeats 4:3 --seed 7 --out "$OUT/s1-demo.csv" --dir "$OUT/collect" --base-port 19400
+$SFR2L lab collect --study s1 --rows 24 --repeats 4:3 --seed 7 --out "$OUT/s1-demo.csv" --dir "$OUT/collect" --base-port 19400
 python3 - "$OUT/s1-demo.csv" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
@@ -76,7 +76,7 @@ echo
 echo "== 5. In the mesh: the client sidecar loads the committed S1 Thread-Call agents and simulator from"
 echo "   the lab's artifact server (pinned by sha256, run by tract inside Envoy), decides the load test"
 echo "   for the DestinationRule in force and runs it itself"
-$SFR2L lab up --profile s1 --artifacts policies --dir "$OUT/mesh" --base-port 19500
+$SFR2L lab up --study s1 --artifacts policies --dir "$OUT/mesh" --base-port 19500
 trap '$SFR2L lab down --dir "$OUT/mesh" >/dev/null 2>&1 || true' EXIT
 $SFR2L lab loadtest --dir "$OUT/mesh" --agents policies/s1/agents/thread-call/seed-1 --simulator --trigger demo manifests/overlays/s1/destinationrule.yaml \
   | tee "$OUT/inline.txt" | grep -v '^SFR2L_TRACE' | sed 's/^/   /'

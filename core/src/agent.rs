@@ -3,7 +3,7 @@
 //! Q-values to grid values, and the reward-ratio metric.
 
 use crate::feature::{Feature, RULE_FEATURES};
-use crate::profile::Profile;
+use crate::study::Study;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -25,11 +25,11 @@ impl AgentKind {
             AgentKind::Calls => "call",
         }
     }
-    /// The Table 6 action grid of this agent in `profile`.
-    pub fn grid(self, profile: &Profile) -> Vec<u32> {
+    /// The action grid of this agent in `study` (the paper's Table 6 for S1-S5).
+    pub fn grid(self, study: &Study) -> Vec<u32> {
         match self {
-            AgentKind::Threads => profile.thread_grid.values(),
-            AgentKind::Calls => profile.call_grid.values(),
+            AgentKind::Threads => study.thread_grid.values(),
+            AgentKind::Calls => study.call_grid.values(),
         }
     }
     pub fn feature(self) -> Feature {
@@ -202,7 +202,6 @@ pub fn max_rolling_mean(xs: &[f64], window: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::ProfileId;
 
     #[test]
     fn configurations_parse_by_slug_and_label() {
@@ -219,7 +218,7 @@ mod tests {
         assert_eq!(tc[1].state_names()[7], "threads");
         assert_eq!(Configuration::Call.agents()[0].state_names()[7], "threads");
         assert_eq!(Configuration::Thread.agents()[0].state_names()[7], "calls");
-        let p = Profile::get(ProfileId::S2);
+        let p = crate::study::tests::sample();
         assert_eq!(AgentKind::Calls.grid(&p), vec![100, 200, 300, 400]);
         assert_eq!(AgentKind::Threads.grid(&p), vec![3, 4, 5, 6, 7]);
     }

@@ -78,4 +78,31 @@ pub struct SimulatorCard {
     pub onnx_sha256: String,
     pub git_commit: String,
     pub fit_seconds: serde_json::Value,
+    /// The study file the dataset was collected for (absent on cards written before studies,
+    /// which name their study in `profile` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study: Option<StudyRef>,
+}
+
+/// What an artifact says about its study: the name (also in `profile`), the sha256 of the study
+/// file's bytes, the target, and the agents' action grids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRef {
+    pub name: String,
+    pub sha256: String,
+    pub target: crate::study::Target,
+    pub thread_grid: Vec<u32>,
+    pub call_grid: Vec<u32>,
+}
+
+impl StudyRef {
+    pub fn of(study: &crate::study::Study, sha256: &str) -> Self {
+        Self {
+            name: study.name.clone(),
+            sha256: sha256.to_string(),
+            target: study.target.clone(),
+            thread_grid: study.thread_grid.values(),
+            call_grid: study.call_grid.values(),
+        }
+    }
 }

@@ -94,6 +94,11 @@ impl Feature {
         }
     }
 
+    /// Whether the feature is a duration (an Istio string at the edges, seconds inside).
+    pub fn is_duration(self) -> bool {
+        matches!(self, Feature::BaseEjectionTime | Feature::Interval)
+    }
+
     pub fn index(self) -> usize {
         FEATURES.iter().position(|f| *f == self).unwrap_or(0)
     }

@@ -20,8 +20,8 @@ pub struct Simulator(model::Sim);
 impl Simulator {
     /// `onnx`: simulator.onnx bytes; `card`: simulator.json text.
     #[wasm_bindgen(constructor)]
-    pub fn new(onnx: &[u8], card: &str) -> Result<Simulator, JsError> {
-        model::Sim::load(onnx, card).map(Simulator).map_err(js)
+    pub fn new(onnx: &[u8], card: &str, grids: &str) -> Result<Simulator, JsError> {
+        model::Sim::load(onnx, card, grids).map(Simulator).map_err(js)
     }
     /// JSON: profile, ensemble, feature ranges, Table 6 grids.
     pub fn info(&self) -> String {

@@ -7,15 +7,45 @@ use serde_json::{json, Value};
 use sfr2l_core::agent::{AgentKind, Configuration};
 use sfr2l_core::card::SimulatorCard;
 use sfr2l_core::reward::reward;
-use sfr2l_core::{Profile, ProfileId, TrafficRule, FEATURES, N_FEATURES, N_RULES};
+use sfr2l_core::{TrafficRule, FEATURES, N_FEATURES, N_RULES};
 use sfr2l_runtime::{Agent, Prediction, Simulator};
 use sha2::{Digest, Sha256};
 
-/// A simulator with its card's ranges and its profile's grids.
+/// A simulator with its card's ranges and its study's action grids.
 pub struct Sim {
     sim: Simulator,
-    pub profile: Profile,
+    pub thread_grid: Vec<u32>,
+    pub call_grid: Vec<u32>,
     pub ranges: [(f64, f64); N_FEATURES],
+}
+
+/// The agents' action grids of the simulator's study, as the page passes them (`grids` of the
+/// server's listing: `{"thread_grid": [...], "call_grid": [...]}`), or `null` to take them from
+/// the card (cards written since studies carry them).
+#[derive(serde::Deserialize)]
+struct Grids {
+    thread_grid: Vec<u32>,
+    call_grid: Vec<u32>,
+}
+
+fn grids(given: &str, card: &SimulatorCard) -> Result<Grids, String> {
+    let g: Option<Grids> = serde_json::from_str(given).map_err(|e| format!("grids: {e}"))?;
+    let g = match (g, &card.study) {
+        (Some(g), _) => g,
+        (None, Some(s)) => Grids { thread_grid: s.thread_grid.clone(), call_grid: s.call_grid.clone() },
+        (None, None) => {
+            return Err(format!(
+                "simulator.json names study {} but no grids: serve it with its study file",
+                card.profile
+            ))
+        }
+    };
+    for (name, v) in [("thread_grid", &g.thread_grid), ("call_grid", &g.call_grid)] {
+        if v.is_empty() || v.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!("grids.{name}: {v:?} is not an ascending, non-empty grid"));
+        }
+    }
+    Ok(g)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -42,8 +72,8 @@ fn card_ranges(card: &SimulatorCard) -> Result<[(f64, f64); N_FEATURES], String>
 
 impl Sim {
     /// Loads `simulator.onnx` and checks it against `simulator.json` (kind, profile, inputs,
-    /// the ONNX file's sha256) before anything runs.
-    pub fn load(onnx: &[u8], card_json: &str) -> Result<Self, String> {
+    /// the ONNX file's sha256) before anything runs; `grids` as [`Grids`] (JSON, or `null`).
+    pub fn load(onnx: &[u8], card_json: &str, grids_json: &str) -> Result<Self, String> {
         let card: SimulatorCard =
             serde_json::from_str(card_json).map_err(|e| format!("simulator.json: not a simulator card: {e}"))?;
         if card.kind != "simulator" {
@@ -61,8 +91,8 @@ impl Sim {
         if sim.profile != card.profile {
             return Err(format!("simulator.json field profile: `{}`, the ONNX says `{}`", card.profile, sim.profile));
         }
-        let id: ProfileId = card.profile.parse().map_err(|e| format!("simulator.json field profile: {e}"))?;
-        Ok(Self { sim, profile: Profile::get(id), ranges })
+        let Grids { thread_grid, call_grid } = grids(grids_json, &card)?;
+        Ok(Self { sim, thread_grid, call_grid, ranges })
     }
 
     fn predict(&self, rows: &[[f32; N_FEATURES]]) -> Result<Vec<Prediction>, String> {
@@ -80,8 +110,8 @@ impl Sim {
             "profile": self.sim.profile,
             "ensemble": self.sim.ensemble,
             "features": ranges,
-            "thread_grid": self.profile.thread_grid.values(),
-            "call_grid": self.profile.call_grid.values(),
+            "thread_grid": self.thread_grid,
+            "call_grid": self.call_grid,
         })
     }
 
@@ -108,7 +138,7 @@ impl Sim {
     pub fn heatmap(&self, rules: &[f64]) -> Result<Value, String> {
         let r = checked(rules, N_RULES)?;
         let rules: [f64; N_RULES] = std::array::from_fn(|i| r[i]);
-        let (threads, calls) = (self.profile.thread_grid.values(), self.profile.call_grid.values());
+        let (threads, calls) = (self.thread_grid.clone(), self.call_grid.clone());
         let mut rows = Vec::new();
         for t in &threads {
             for c in &calls {
@@ -184,17 +214,20 @@ fn checked(values: &[f64], n: usize) -> Result<&[f64], String> {
     Ok(values)
 }
 
-/// The agents of one configuration, checked against their profile and configuration.
+/// The agents of one configuration, checked against their study and configuration (each
+/// agent's action grid is its own ONNX metadata).
 pub struct Agents {
     configuration: Configuration,
-    profile: Profile,
+    profile: String,
     agents: Vec<(AgentKind, Agent)>,
 }
 
 impl Agents {
     pub fn new(profile: &str, configuration: &str) -> Result<Self, String> {
-        let id: ProfileId = profile.parse()?;
-        Ok(Self { configuration: configuration.parse()?, profile: Profile::get(id), agents: Vec::new() })
+        if !sfr2l_core::study::is_name(profile) {
+            return Err(format!("study {profile:?} is not a study name"));
+        }
+        Ok(Self { configuration: configuration.parse()?, profile: profile.to_string(), agents: Vec::new() })
     }
 
     /// Adds the `kind` agent (`thread` / `call`) from its ONNX and card.
@@ -210,7 +243,9 @@ impl Agents {
             return Err(format!("{}.json field onnx_sha256 differs from the ONNX file's {digest}", kind.name()));
         }
         let agent = Agent::from_bytes(onnx).map_err(|e| format!("{}.onnx: {e}", kind.name()))?;
-        agent.check_for(self.profile.id, self.configuration, kind).map_err(|e| format!("{}.onnx: {e}", kind.name()))?;
+        agent
+            .check_for(&self.profile, self.configuration, kind, None)
+            .map_err(|e| format!("{}.onnx: {e}", kind.name()))?;
         self.agents.push((kind, agent));
         Ok(())
     }
@@ -236,6 +271,9 @@ impl Agents {
 mod tests {
     use super::*;
 
+    /// S1's grids (studies/s1.yaml), as the explorer's server lists them.
+    const GRIDS: &str = r#"{"thread_grid": [1, 2, 3, 4, 5], "call_grid": [435, 436, 437, 438, 439, 440, 441, 442, 443, 444, 445, 446, 447, 448, 449, 450]}"#;
+
     fn s1() -> (Vec<u8>, String) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/s1");
         (
@@ -248,12 +286,16 @@ mod tests {
     fn card_mismatch_and_bad_values_are_named() {
         let (onnx, card) = s1();
         let other = card.replace("\"profile\": \"s1\"", "\"profile\": \"s2\"");
-        let e = Sim::load(&onnx, &other).err().unwrap();
+        let e = Sim::load(&onnx, &other, GRIDS).err().unwrap();
         assert!(e.contains("field profile"), "{e}");
-        let e = Sim::load(&onnx[..1000], &card).err().unwrap();
+        let e = Sim::load(&onnx[..1000], &card, GRIDS).err().unwrap();
         assert!(e.contains("onnx_sha256"), "{e}");
-        assert!(Sim::load(&onnx, "{}").err().unwrap().contains("not a simulator card"));
-        let sim = Sim::load(&onnx, &card).unwrap();
+        assert!(Sim::load(&onnx, "{}", GRIDS).err().unwrap().contains("not a simulator card"));
+        let e = Sim::load(&onnx, &card, "null").err().unwrap();
+        assert!(e.contains("names study s1 but no grids"), "{e}");
+        let e = Sim::load(&onnx, &card, r#"{"thread_grid": [2, 1], "call_grid": [1]}"#).err().unwrap();
+        assert!(e.contains("grids.thread_grid: [2, 1]"), "{e}");
+        let sim = Sim::load(&onnx, &card, GRIDS).unwrap();
         let e = sim.predict_one(&[1.0, 1.0, 1.0, 180.0, 100.0, 1.0, f64::NAN, 3.0, 440.0]).err().unwrap();
         assert!(e.contains("consecutive_5xx_errors"), "{e}");
         let p = sim.predict_one(&[1.0, 1.0, 1.0, 180.0, 100.0, 1.0, 1.0, 3.0, 900.0]).unwrap();

@@ -54,7 +54,7 @@ async function selectSim(name) {
     fetchOk(`/policies/${name}/simulator.json`),
   ]);
   const t0 = performance.now();
-  state.sim = new Simulator(onnx, cardText);
+  state.sim = new Simulator(onnx, cardText, JSON.stringify(entry.grids ?? null));
   document.body.dataset.loadMs = (performance.now() - t0).toFixed(0);
   state.info = JSON.parse(state.sim.info());
   state.name = name;

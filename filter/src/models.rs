@@ -16,7 +16,6 @@ use unsupported::{Agent, Simulator};
 #[cfg(not(feature = "models"))]
 mod unsupported {
     use sfr2l_core::agent::{AgentKind, Configuration};
-    use sfr2l_core::ProfileId;
 
     const WHY: &str =
         "this filter is the observe-only build (no model runtime); deploy the default build for load-test mode";
@@ -28,7 +27,13 @@ mod unsupported {
         pub fn from_bytes(_: &[u8]) -> Result<Self, &'static str> {
             Err(WHY)
         }
-        pub fn check_for(&self, _: ProfileId, _: Configuration, _: AgentKind) -> Result<(), &'static str> {
+        pub fn check_for(
+            &self,
+            _: &str,
+            _: Configuration,
+            _: AgentKind,
+            _: Option<&[u32]>,
+        ) -> Result<(), &'static str> {
             Err(WHY)
         }
         pub fn decide(&self, _: &[f32]) -> Result<u32, &'static str> {
@@ -105,7 +110,9 @@ impl Models {
         for spec in source.configuration.agents() {
             let name = format!("agents.{}", spec.kind.name());
             let agent = Agent::from_bytes(body(&name)?).map_err(|e| format!("{name}: {e}"))?;
-            agent.check_for(source.profile, source.configuration, spec.kind).map_err(|e| format!("{name}: {e}"))?;
+            agent
+                .check_for(&source.profile, source.configuration, spec.kind, None)
+                .map_err(|e| format!("{name}: {e}"))?;
             agents.push((spec.kind, agent));
         }
         let objectives: Vec<&str> = agents.iter().map(|(_, a)| a.objective.as_str()).collect();
@@ -116,7 +123,7 @@ impl Models {
             None => None,
             Some(_) => {
                 let sim = Simulator::from_bytes(body("simulator")?).map_err(|e| format!("simulator: {e}"))?;
-                if sim.profile != source.profile.to_string() {
+                if sim.profile != source.profile {
                     return Err(format!("simulator: profile `{}`, expected `{}`", sim.profile, source.profile));
                 }
                 Some(sim)

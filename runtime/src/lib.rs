@@ -5,7 +5,7 @@
 use sfr2l_core::agent::{AgentKind, Configuration};
 use sfr2l_core::artifact::{meta, KIND_AGENT, KIND_SIMULATOR};
 use sfr2l_core::card::CARD_SCHEMA;
-use sfr2l_core::{Profile, ProfileId, FEATURES, N_FEATURES};
+use sfr2l_core::{FEATURES, N_FEATURES};
 use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -180,20 +180,23 @@ impl Agent {
         Ok(Self { plan, profile, state, grid, action, configuration, objective, schema })
     }
 
-    /// Checks that this graph is the `kind` agent of `configuration` trained on `profile`: card
-    /// schema, state columns, action and grid exactly as this build's core defines them.
+    /// Checks that this graph is the `kind` agent of `configuration` trained on study `study`:
+    /// card schema, state columns and action as this build's core defines them, and, where the
+    /// caller knows the study's grid (the trainer reads the study file), that grid exactly. The
+    /// filter and the explorer take the grid from the graph itself.
     pub fn check_for(
         &self,
-        profile: ProfileId,
+        study: &str,
         configuration: Configuration,
         kind: AgentKind,
+        grid: Option<&[u32]>,
     ) -> Result<(), RuntimeError> {
         let bad = |key: &str, msg: String| Err(RuntimeError::Metadata { key: key.into(), msg });
         if self.schema != CARD_SCHEMA {
             return bad(meta::SCHEMA, format!("{}, this build reads {CARD_SCHEMA}", self.schema));
         }
-        if self.profile != profile.to_string() {
-            return bad(meta::PROFILE, format!("`{}`, expected `{profile}`", self.profile));
+        if self.profile != study {
+            return bad(meta::PROFILE, format!("`{}`, expected `{study}`", self.profile));
         }
         if self.configuration != configuration.slug() {
             return bad(meta::CONFIGURATION, format!("`{}`, expected `{}`", self.configuration, configuration.slug()));
@@ -210,9 +213,11 @@ impl Agent {
                 format!("`{}`, expected `{}`", self.state.join(","), spec.state_names().join(",")),
             );
         }
-        let grid = kind.grid(&Profile::get(profile));
-        if self.grid != grid {
-            return bad(meta::GRID, format!("{:?} differs from {profile}'s grid {grid:?}", self.grid));
+        if self.grid.is_empty() || self.grid.windows(2).any(|w| w[0] >= w[1]) {
+            return bad(meta::GRID, format!("{:?} is not an ascending grid", self.grid));
+        }
+        if let Some(grid) = grid.filter(|g| *g != self.grid.as_slice()) {
+            return bad(meta::GRID, format!("{:?} differs from study {study}'s grid {grid:?}", self.grid));
         }
         Ok(())
     }

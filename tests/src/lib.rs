@@ -2,7 +2,7 @@
 
 pub mod mutate;
 
-use sfr2l_core::profile::LabTopology;
+use sfr2l_core::study::{LabTopology, Upstream};
 use sfr2l_lab::{Lab, LabOptions, Toolchain};
 use std::path::PathBuf;
 
@@ -14,6 +14,20 @@ pub fn toolchain() -> Toolchain {
     let root = repo_root();
     Toolchain::discover(&root.join(".venv"), &root.join("target/wasm32-wasip1/release/sfr2l_filter.wasm"))
         .expect("lab toolchain (run `make setup filter` first)")
+}
+
+/// The paper's upstream (httpbin under gunicorn, `studies/s1.yaml`), with `workers` processes of
+/// `threads` threads.
+pub fn httpbin(workers: u32, threads: u32) -> Upstream {
+    let mut up = sfr2l_files::study::find_in(&repo_root(), "s1").expect("studies/s1.yaml").study.upstream;
+    if let Upstream::Command { argv, .. } = &mut up {
+        for (flag, v) in [("--workers", workers), ("--threads", threads)] {
+            if let Some(i) = argv.iter().position(|a| a == flag) {
+                argv[i + 1] = v.to_string();
+            }
+        }
+    }
+    up
 }
 
 pub fn topology(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u32) -> LabTopology {
@@ -44,8 +58,7 @@ pub fn start_lab_with(base_port: u16, topo: LabTopology, artifacts: Option<PathB
         base_port,
         topology: topo,
         tools: toolchain(),
-        httpbin_workers: 2,
-        httpbin_threads: 16,
+        upstream: httpbin(2, 16),
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1000,

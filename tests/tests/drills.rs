@@ -6,7 +6,6 @@
 //! call of an inline test accounted for, a clear message for each case, and no process left
 //! behind. Ports 22600-22699 and 22800-22999.
 
-use sfr2l_core::profile::{Profile, ProfileId};
 use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
 use sfr2l_lab::collect::{self, CollectJob, DatasetFile, PlanEntry, Repeats};
 use sfr2l_lab::loadtest::{lab_loadtest, log_offset, models_config, records_since, run_in_sidecar};
@@ -42,8 +41,10 @@ fn plan(rows: u32, threads: u32, calls: u32) -> Vec<PlanEntry> {
 }
 
 fn job(out: &Path, resume: bool) -> CollectJob {
+    let src = sfr2l_files::study::find_in(&sfr2l_tests::repo_root(), "s1").unwrap();
     CollectJob {
-        profile: Profile::get(ProfileId::S1),
+        profile: src.study,
+        study_sha256: src.sha256,
         rows: 0,
         seed: 1,
         repeats: Repeats { configs: 0, repeats: 0 },

@@ -5,7 +5,7 @@
 //! configurations are rejected while traffic keeps flowing.
 
 use sfr2l_core::agent::AgentKind;
-use sfr2l_core::{IstioDuration, Profile, ProfileId, TrafficRule};
+use sfr2l_core::{IstioDuration, TrafficRule};
 use sfr2l_lab::loadtest::{lab_loadtest, models_config, run_in_sidecar};
 use sfr2l_lab::{admin, envoy};
 use sfr2l_load::{self as load, LoadSpec};
@@ -42,7 +42,7 @@ fn server_side(lab: &sfr2l_lab::Lab) -> [u64; 3] {
 fn sidecar_decides_and_runs_the_load_test() {
     let root = repo_root().join("policies");
     let agents_dir = root.join("s1/agents/thread-call/seed-1");
-    let (mut lab, _dir) = start_lab_with(21600, Profile::get(ProfileId::S1).lab, Some(root.clone()));
+    let (mut lab, _dir) = start_lab_with(21600, sfr2l_files::study::find("s1").unwrap().study.lab, Some(root.clone()));
     let models = models_config(&root, &agents_dir, true, envoy::ARTIFACTS_CLUSTER).unwrap();
     let native: Vec<(AgentKind, Agent)> = [AgentKind::Threads, AgentKind::Calls]
         .iter()

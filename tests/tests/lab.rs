@@ -135,8 +135,7 @@ fn bad_environment_errors_and_clean_stop() {
         base_port: 21400,
         topology: topology(1, 0, 0.0, 0),
         tools: sfr2l_tests::toolchain(),
-        httpbin_workers: 1,
-        httpbin_threads: 4,
+        upstream: sfr2l_tests::httpbin(1, 4),
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1000,
@@ -157,4 +156,70 @@ fn bad_environment_errors_and_clean_stop() {
     lab.stop();
     assert!(processes_mentioning(&needle).is_empty(), "{:?}", processes_mentioning(&needle));
     assert!(processes_mentioning("127.0.0.1:21403").is_empty());
+}
+
+/// The study's upstream: a command that never becomes ready or does not exist fails with its
+/// probe and time-out named, and a service already running (`address`) is probed and served
+/// through the sidecars without the lab starting or stopping it.
+#[test]
+fn study_upstreams_start_probe_and_fail_clearly() {
+    use sfr2l_core::study::{Ready, Upstream};
+    let tools = sfr2l_tests::toolchain();
+    let python = tools.venv.join("bin/python").to_string_lossy().into_owned();
+    let opts = |upstream: Upstream, dir: &std::path::Path| sfr2l_lab::LabOptions {
+        dir: dir.to_path_buf(),
+        base_port: 21900,
+        topology: topology(1, 0, 0.0, 0),
+        tools: tools.clone(),
+        upstream,
+        upstream_workers: 1,
+        attached: true,
+        idle_timeout_ms: 1000,
+        artifacts: None,
+    };
+    let ready = |path: &str, ms: u64| Ready { path: path.into(), status: 200, timeout_ms: ms };
+    let serve = |port: &str| {
+        ["-m", "http.server", "--bind", "127.0.0.1", port].iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+
+    // Runs, but answers 404 on the probe path: the time-out and the probe are named.
+    let dir = tempfile::tempdir().unwrap();
+    let mut argv = vec![python.clone()];
+    argv.extend(serve("{port}"));
+    let never = Upstream::Command { argv, ready: ready("/never-there", 1500), version: None };
+    let e = format!("{:#}", sfr2l_lab::Lab::start(opts(never, dir.path())).err().unwrap());
+    assert!(e.contains("app did not become ready within 1.5s"), "{e}");
+    assert!(processes_mentioning("127.0.0.1 21903").is_empty(), "the upstream is stopped");
+
+    // Does not exist.
+    let missing = Upstream::Command {
+        argv: vec!["/nonexistent/server".into(), "{port}".into()],
+        ready: ready("/", 1000),
+        version: None,
+    };
+    let e = format!("{:#}", sfr2l_lab::Lab::start(opts(missing, dir.path())).err().unwrap());
+    assert!(e.contains("starting the study's upstream `/nonexistent/server 21903`"), "{e}");
+
+    // An address where nothing listens.
+    let nobody = Upstream::Address { address: "127.0.0.1:21939".into(), ready: ready("/", 500) };
+    let e = format!("{:#}", sfr2l_lab::Lab::start(opts(nobody, dir.path())).err().unwrap());
+    assert!(e.contains("upstream at 127.0.0.1:21939 did not answer GET / with 200 within 500 ms"), "{e}");
+
+    // A service already running: probed, then served through both sidecars; left running.
+    let mut running = std::process::Command::new(&python)
+        .args(serve("21938"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = Upstream::Address { address: "127.0.0.1:21938".into(), ready: ready("/", 10_000) };
+    let mut lab = sfr2l_lab::Lab::start(opts(address, dir.path())).unwrap();
+    assert!(lab.pid_of("app").is_none(), "the lab starts no app for an address");
+    let spec = LoadSpec::from_url(&lab.client_url("/"), 2, 20).unwrap();
+    assert_eq!(load::run(&spec).unwrap().ret_codes().get(&200), Some(&20));
+    lab.stop();
+    assert!(running.try_wait().unwrap().is_none(), "the running service is not the lab's to stop");
+    running.kill().unwrap();
+    running.wait().unwrap();
 }

@@ -4,7 +4,6 @@
 //! `PROPTEST_CASES` sets the count (256 by default).
 
 use proptest::prelude::*;
-use sfr2l_core::ProfileId;
 use sfr2l_tests::mutate::{cases, edits, mutate, repo_file};
 use std::sync::OnceLock;
 
@@ -79,7 +78,7 @@ proptest! {
         };
         match sfr2l_runtime::Agent::from_bytes(&bytes) {
             Ok(a) => {
-                let check = a.check_for(ProfileId::S1, "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads);
+                let check = a.check_for("s1", "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads, None);
                 prop_assert_eq!(check.is_ok(), meta(&a) == meta(&original), "{:?}", check);
                 match check {
                     Ok(()) => {
@@ -122,7 +121,7 @@ proptest! {
         prop_assume!(bytes[i] != to);
         bytes[i] = to;
         match sfr2l_runtime::Agent::from_bytes(&bytes) {
-            Ok(a) => match a.check_for(ProfileId::S1, "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads) {
+            Ok(a) => match a.check_for("s1", "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads, None) {
                 Err(sfr2l_runtime::RuntimeError::Metadata { key: named, .. }) => prop_assert_eq!(named, key),
                 other => prop_assert!(false, "{} edited at {}: {:?}", key, i - start, other),
             },

@@ -1,7 +1,7 @@
 //! End-to-end: the lab's quota failure modes (data/README.md, "Failure modes per profile") on
 //! real Envoy. They are count-based, so the expected counts are exact, not statistical.
 
-use sfr2l_core::profile::Quota;
+use sfr2l_core::study::Quota;
 use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
 use sfr2l_lab::collect::{self, PlanEntry};
 use sfr2l_tests::{start_lab, topology};

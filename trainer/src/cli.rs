@@ -4,18 +4,28 @@
 
 use clap::{Args, Parser, Subcommand};
 use sfr2l_core::agent::Configuration;
-use sfr2l_core::ProfileId;
 use std::path::PathBuf;
 use std::time::Duration;
 
 mod advise;
 mod explore;
 mod lab;
+mod study;
 mod validate;
+
+/// A study name as a flag value (a DNS label, e.g. `s1`).
+pub fn study_name(s: &str) -> Result<String, String> {
+    if sfr2l_core::study::is_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a study name (lower-case letters, digits and '-', e.g. s1)"))
+    }
+}
 
 pub use advise::AdviseArgs;
 pub use explore::ExploreArgs;
 pub use lab::*;
+pub use study::{StudyCheckArgs, StudyCommand};
 pub use validate::ValidateArgs;
 
 #[derive(Debug, Parser)]
@@ -31,7 +41,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Commands {
-    /// The local mesh lab: real Envoy sidecars in front of real httpbin, on loopback.
+    /// Study files (studies/<name>.yaml): the target, the rule fields and ranges, the load grid,
+    /// the objective and the lab's upstream of what sfr2l is asked to find.
+    #[command(subcommand)]
+    Study(StudyCommand),
+    /// The local mesh lab: real Envoy sidecars in front of the study's real upstream, on loopback.
     #[command(subcommand)]
     Lab(LabCommand),
     /// A fortio-compatible load run (`fortio load -c THREADS -n CALLS -qps 0 URL`).
@@ -179,9 +193,9 @@ pub struct RlLearnArgs {
 
 #[derive(Debug, Args)]
 pub struct RlTableArgs {
-    /// Datasets (comma-separated); simulators come from <policies>/<dataset>.
-    #[arg(long, value_delimiter = ',', default_value = "s1,s2,s3,s4,s5")]
-    pub datasets: Vec<ProfileId>,
+    /// Datasets (study names, comma-separated); simulators come from <policies>/<dataset>.
+    #[arg(long, alias = "studies", value_delimiter = ',', default_value = "s1,s2,s3,s4,s5", value_parser = study_name)]
+    pub datasets: Vec<String>,
     /// Configurations (comma-separated slugs, `*5` suffix for collaborative); default all ten.
     #[arg(long, value_delimiter = ',')]
     pub configs: Option<Vec<ConfigChoice>>,
@@ -260,9 +274,10 @@ pub struct SimFitArgs {
     /// Output folder, e.g. policies/s1 (replaced atomically).
     #[arg(long)]
     pub out: PathBuf,
-    /// Dataset profile (s1..s5); default: the `profile` of the dataset's .meta.json.
-    #[arg(long)]
-    pub profile: Option<ProfileId>,
+    /// The dataset's study (a name under studies/ or a path); default: the one its .meta.json
+    /// names. `--profile` is the old name of this flag.
+    #[arg(long, alias = "profile")]
+    pub study: Option<String>,
     #[command(flatten)]
     pub tune: SimTuneArgs,
 }
@@ -278,9 +293,9 @@ pub struct SimTableArgs {
     /// The Markdown report to write.
     #[arg(long, default_value = "report/table4.md")]
     pub report: PathBuf,
-    /// Only these datasets (comma-separated, e.g. s1,s3); default all five.
-    #[arg(long, value_delimiter = ',')]
-    pub only: Option<Vec<ProfileId>>,
+    /// Only these datasets (study names, comma-separated, e.g. s1,s3); default all five.
+    #[arg(long, value_delimiter = ',', value_parser = study_name)]
+    pub only: Option<Vec<String>>,
     #[command(flatten)]
     pub tune: SimTuneArgs,
 }

@@ -7,7 +7,7 @@
 
 use sfr2l::advise::search::Objective;
 use sfr2l::advise::{advise, yaml, Ask};
-use sfr2l_core::{LoadSetting, Profile, ProfileId, TrafficRule};
+use sfr2l_core::{LoadSetting, TrafficRule};
 use sfr2l_lab::collect::{self, PlanEntry};
 use sfr2l_lab::destination_rule;
 use sfr2l_tests::{repo_root, start_lab};
@@ -44,7 +44,7 @@ fn cli_writes_a_valid_destination_rule_and_flags_extrapolation() {
     assert!(stdout.contains("lowest predicted 503 rate of 343 rules"), "{stdout}");
     let rule = destination_rule::read(&out).expect("the written YAML parses");
     rule.validate().expect("typed validation");
-    let profile = Profile::get(ProfileId::S1);
+    let profile = sfr2l_files::study::find("s1").unwrap().study;
     assert_eq!(profile.check(&rule, &LoadSetting { threads: 5, calls: 440 }), Ok(()));
     assert!(!stdout.contains("EXTRAPOLATION"), "{stdout}");
 
@@ -91,7 +91,7 @@ struct Compared {
 /// Advised (best), median and worst rules at some loads, measured interleaved on one lab.
 fn compare(loads: &[(u32, u32)], reps: u32, base_port: u16) -> Vec<Compared> {
     let sim = repo_root().join("policies/s1");
-    let profile = Profile::get(ProfileId::S1);
+    let profile = sfr2l_files::study::find("s1").unwrap().study;
     let (mut lab, _dir) = start_lab(base_port, profile.lab);
     let mut out = Vec::new();
     for &(threads, calls) in loads {

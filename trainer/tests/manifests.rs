@@ -6,7 +6,6 @@
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
 use sfr2l_core::config::Mode;
-use sfr2l_core::profile::{Profile, PROFILE_IDS};
 use sfr2l_core::LoadSetting;
 use sfr2l_deploy::istio::{self, Object};
 use sfr2l_deploy::lab_config as lab_manifests;
@@ -63,11 +62,11 @@ fn every_overlay_renders_and_validates() {
 }
 
 #[test]
-fn profile_presets_lie_in_their_ranges() {
-    for id in PROFILE_IDS {
+fn study_presets_lie_in_their_ranges() {
+    for id in sfr2l_files::study::built_in_names() {
         let path = root().join(format!("manifests/overlays/{id}/destinationrule.yaml"));
         let rule = sfr2l_lab::destination_rule::read(&path).unwrap();
-        let p = Profile::get(id);
+        let p = sfr2l_files::study::find_in(&root(), id).unwrap().study;
         let load = LoadSetting { threads: p.threads.lo, calls: p.calls.lo };
         p.check(&rule, &load).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }

@@ -174,10 +174,11 @@ fn bad_requests_fail_before_training() {
 #[test]
 fn a_grid_outside_the_training_range_is_refused() {
     let sim = sfr2l_runtime::Simulator::from_path(&root().join("policies/s1/simulator.onnx")).unwrap();
-    let ds = sfr2l_learn::data::read_dataset(&root().join("data/s1.csv"), sfr2l_core::ProfileId::S1).unwrap();
+    let s1 = sfr2l_files::study::find_in(&root(), "s1").unwrap().study;
+    let ds = sfr2l_learn::data::read_dataset(&root().join("data/s1.csv"), &s1).unwrap();
     // Only runs with calls <= 420: the S1 call grid (435..450) lies outside what they cover.
     let rows: Vec<[f64; 9]> = ds.x.iter().copied().filter(|r| r[8] <= 420.0).collect();
-    let e = RewardTable::build(&sim, sfr2l_core::ProfileId::S1, &rows, Objective::Worst).unwrap_err().to_string();
+    let e = RewardTable::build(&sim, &s1, &rows, Objective::Worst).unwrap_err().to_string();
     assert!(e.contains("call grid value 435") && e.contains("training range"), "{e}");
 }
 

@@ -3,7 +3,6 @@
 
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
-use sfr2l_core::{Profile, ProfileId};
 use sfr2l_learn::data::{read_dataset, Dataset};
 use sfr2l_learn::export::rel_diff;
 use sfr2l_learn::sim::fit::{burn_predict_raw, fit, random_inputs, FittedSimulator};
@@ -24,7 +23,7 @@ fn small_config(seed: u64) -> SimConfig {
 }
 
 fn s1() -> Dataset {
-    read_dataset(&root().join("data/s1.csv"), ProfileId::S1).unwrap()
+    read_dataset(&root().join("data/s1.csv"), &sfr2l_files::study::find_in(&root(), "s1").unwrap().study).unwrap()
 }
 
 fn quick_fit(seed: u64) -> FittedSimulator {
@@ -47,7 +46,7 @@ fn onnxruntime(model: &Path, rows: &[[f32; 9]]) -> serde_json::Value {
 #[test]
 fn exported_simulator_agrees_with_burn_in_tract_and_onnxruntime() {
     let f = quick_fit(1);
-    let rows = random_inputs(&Profile::get(ProfileId::S1), 1000, 42);
+    let rows = random_inputs(&sfr2l_files::study::find("s1").unwrap().study, 1000, 42);
     let want = burn_predict_raw(&f.members, &f.x_norm, &f.y_norm, &rows);
 
     let tract = sfr2l_runtime::Simulator::from_bytes(&f.onnx).unwrap();
@@ -127,14 +126,13 @@ fn bad_datasets_are_named_by_file_line_and_column_and_nothing_is_written() {
     let mut c: Vec<String> = range[3].split(',').map(String::from).collect();
     c[8] = "5000".into();
     range[3] = c.join(",");
-    cases.push(("range.csv".into(), range.join("\n"), "range.csv:4:9 (calls): 5000 is outside profile s1"));
+    cases.push(("range.csv".into(), range.join("\n"), "range.csv:4:9 (calls): 5000 is outside study s1"));
     lines.truncate(6);
     cases.push(("few.csv".into(), lines.join("\n"), "few.csv: 5 data rows in 5 configurations"));
 
     for (name, text, want) in &cases {
         let p = write(dir.path(), name, text);
-        let o =
-            bin().args(["sim", "fit", "--profile", "s1", "--data"]).arg(&p).arg("--out").arg(&out).output().unwrap();
+        let o = bin().args(["sim", "fit", "--study", "s1", "--data"]).arg(&p).arg("--out").arg(&out).output().unwrap();
         assert!(!o.status.success(), "{name} was accepted");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(want), "{name}: expected `{want}` in: {err}");
@@ -206,7 +204,7 @@ fn committed_simulators_match_their_cards_and_datasets() {
         let sha = sfr2l_files::sha256_hex;
         assert_eq!(card.onnx_sha256, sha(&bytes), "{id}: card and onnx differ");
         let data = root().join(format!("data/{id}.csv"));
-        let ds = read_dataset(&data, id.parse().unwrap()).unwrap();
+        let ds = read_dataset(&data, &sfr2l_files::study::find_in(&root(), id).unwrap().study).unwrap();
         assert_eq!(card.dataset.sha256, ds.sha256, "{id}: fitted on another version of the dataset");
         assert_eq!(card.profile, id);
         let sim = sfr2l_runtime::Simulator::from_bytes(&bytes).unwrap();

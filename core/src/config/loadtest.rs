@@ -4,7 +4,6 @@
 use super::ConfigError;
 use crate::agent::Configuration;
 use crate::duration::IstioDuration;
-use crate::profile::ProfileId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -30,8 +29,9 @@ pub struct ModelsConfig {
     /// `:authority` of the fetches (defaults to the cluster name).
     #[serde(default)]
     pub authority: Option<String>,
-    /// The dataset profile the agents were trained on (their cards must say the same).
-    pub profile: ProfileId,
+    /// The study the agents were trained on (their cards' `profile` must say the same).
+    #[serde(alias = "study")]
+    pub profile: String,
     /// The agent configuration (Table 3), e.g. `thread-call`.
     #[serde(with = "configuration_slug")]
     pub configuration: Configuration,
@@ -123,6 +123,9 @@ impl ModelsConfig {
         let bad = |f: String| Err(ConfigError::Invalid(f));
         if self.cluster.is_empty() {
             return bad("models.cluster: must not be empty".into());
+        }
+        if !crate::study::is_name(&self.profile) {
+            return bad(format!("models.profile: {:?} is not a study name (a DNS label)", self.profile));
         }
         let want: Vec<&str> = self.configuration.agents().iter().map(|a| a.kind.name()).collect();
         let have: Vec<&str> = self.agents.keys().map(String::as_str).collect();

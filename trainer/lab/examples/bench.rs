@@ -12,7 +12,6 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 use sfr2l_core::config::ConfigV1;
-use sfr2l_core::profile::{Profile, ProfileId};
 use sfr2l_lab::collect::{self, PlanEntry};
 use sfr2l_lab::process::{wait_ready, Proc};
 use sfr2l_lab::{admin, Lab, LabOptions, Toolchain};
@@ -97,7 +96,7 @@ fn main() -> Result<()> {
     );
 
     // httpbin + one Envoy (1 worker) with five listeners.
-    let mut cmd = Command::new(&tools.gunicorn);
+    let mut cmd = Command::new(tools.venv.join("bin/gunicorn"));
     cmd.args([
         "--bind",
         &format!("127.0.0.1:{}", BASE + 3),
@@ -212,15 +211,14 @@ fn main() -> Result<()> {
     drop(httpbin);
 
     // Lab overhead per row: rule switch + ingest + stats around the load itself.
-    let profile = Profile::get(ProfileId::S3);
+    let profile = sfr2l_files::study::find("s3")?.study;
     let lab_dir = tempfile::tempdir()?;
     let mut lab = Lab::start(LabOptions {
         dir: lab_dir.path().to_path_buf(),
         base_port: BASE + 100,
         topology: profile.lab,
         tools: tools.clone(),
-        httpbin_workers: 2,
-        httpbin_threads: 16,
+        upstream: sfr2l_files::study::find("s1")?.study.upstream,
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1500,

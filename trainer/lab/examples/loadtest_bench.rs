@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use sfr2l_core::config::{ConfigV1, Mode};
-use sfr2l_core::{IstioDuration, Profile, ProfileId, TrafficRule};
+use sfr2l_core::{IstioDuration, TrafficRule};
 use sfr2l_lab::loadtest::{lab_loadtest, log_offset, models_config, records_since};
 use sfr2l_lab::{envoy, process, Lab, LabOptions, Toolchain};
 use sfr2l_load::{self as load, LoadSpec};
@@ -33,10 +33,9 @@ fn start(root: &Path, wasm: &Path, base_port: u16, dir: &Path) -> Result<(Lab, D
     let opts = LabOptions {
         dir: dir.to_path_buf(),
         base_port,
-        topology: Profile::get(ProfileId::S1).lab,
+        topology: sfr2l_files::study::find("s1")?.study.lab,
         tools,
-        httpbin_workers: 2,
-        httpbin_threads: 16,
+        upstream: sfr2l_files::study::find("s1")?.study.upstream,
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1000,

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
 use sfr2l_core::config::{ArtifactRef, ConfigV1, LoadTestConfig, Mode, ModelsConfig};
 use sfr2l_core::trace::TraceRecord;
-use sfr2l_core::{IstioDuration, ProfileId, TrafficRule};
+use sfr2l_core::{IstioDuration, TrafficRule};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -77,14 +77,15 @@ pub fn models_config(root: &Path, agents_dir: &Path, simulator: bool, cluster: &
         profile = Some(card.profile.clone());
         agents.insert(name.to_string(), pin(&root, &agents_dir.join(format!("{name}{suffix}.onnx")), &card)?);
     }
-    let profile: ProfileId = profile
-        .with_context(|| format!("{}: no agent card (thread.json, call.json) names a profile", agents_dir.display()))?
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let profile = profile
+        .with_context(|| format!("{}: no agent card (thread.json, call.json) names a study", agents_dir.display()))?;
+    if !sfr2l_core::study::is_name(&profile) {
+        bail!("{}: the agents' profile {profile:?} is not a study name", agents_dir.display());
+    }
     let simulator = if simulator {
         let sim_dir = agents_dir.ancestors().nth(3).context("no dataset folder above the agents")?;
         let card = read_card(&sim_dir.join("simulator.json"))?;
-        if card.profile != profile.to_string() {
+        if card.profile != profile {
             bail!(
                 "{}: profile {} differs from the agents' {profile}",
                 sim_dir.join("simulator.json").display(),

@@ -13,8 +13,7 @@
 
 use burn::prelude::*;
 use sfr2l_core::agent::Configuration;
-use sfr2l_core::profile::PROFILE_IDS;
-use sfr2l_core::{Profile, ProfileId};
+use sfr2l_core::Study;
 use sfr2l_learn::rl::cost;
 use sfr2l_learn::rl::env::Objective;
 use sfr2l_learn::rl::run::{load_service, train_agents};
@@ -134,7 +133,7 @@ fn main() -> anyhow::Result<()> {
     let before = measure_limit(1.0);
 
     let svc = load_service(&policies.join("s1"), None, Objective::Worst)?;
-    let profile = Profile::get(ProfileId::S1);
+    let profile = sfr2l_files::study::find("s1")?.study;
     let kinds: [(Configuration, usize, usize); 4] = [
         (Configuration::Thread, 1, epochs),
         (Configuration::ThreadCall, 1, epochs),
@@ -194,7 +193,9 @@ fn main() -> anyhow::Result<()> {
     // The paper's protocol: 500 epochs x 1,000 interactions, 3 seeds, 5 configurations single
     // and x5, on every dataset.
     let paper = RlConfig::new().with_epochs(500);
-    let profiles: Vec<Profile> = PROFILE_IDS.iter().map(|id| Profile::get(*id)).collect();
+    let profiles: Vec<Study> = sfr2l_files::study::built_in_names()
+        .map(|n| sfr2l_files::study::find(n).map(|s| s.study))
+        .collect::<anyhow::Result<_>>()?;
     let total = cost::table(&profiles, &paper, 3, 5);
     let mut projected = 0.0;
     for p in &profiles {

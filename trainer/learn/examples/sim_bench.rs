@@ -4,8 +4,7 @@
 //!
 //! usage: cargo run --profile fast -p sfr2l --example sim_bench -- [--data-dir data] [--only s1,s2]
 
-use sfr2l_core::{Profile, ProfileId};
-use sfr2l_learn::data::{read_dataset, resolve_profile};
+use sfr2l_learn::data::{read_dataset, resolve_study};
 use sfr2l_learn::sim::fit::{burn_predict_raw, fit, random_inputs};
 use sfr2l_learn::sim::SimConfig;
 use std::path::PathBuf;
@@ -27,9 +26,9 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     let mut last = None;
     for id in only.split(',') {
-        let id: ProfileId = id.trim().parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let id = id.trim().to_string();
         let path = data_dir.join(format!("{id}.csv"));
-        let ds = read_dataset(&path, resolve_profile(&path, Some(id))?)?;
+        let ds = read_dataset(&path, &resolve_study(&path, Some(&id))?.study)?;
         let f = fit(&ds, &cfg, "bench", &mut |_| {})?;
         let t = |k: &str| f.card.fit_seconds.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
         let epochs = f.card.members[0]["epochs_run"].as_f64().unwrap_or(f64::NAN);
@@ -43,20 +42,21 @@ fn main() -> anyhow::Result<()> {
             t("logistic"),
             t("ridge")
         );
-        last = Some((id, f));
+        last = Some((ds.study, f));
     }
-    let Some((id, f)) = last else { return Ok(()) };
+    let Some((study, f)) = last else { return Ok(()) };
+    let id = study.name.clone();
 
     // Throughput: the exported ensemble of the committed simulator if present, else the one
     // just fitted.
-    let committed = PathBuf::from("policies").join(id.to_string()).join("simulator.onnx");
+    let committed = PathBuf::from("policies").join(&id).join("simulator.onnx");
     let (onnx, label) = match std::fs::read(&committed) {
         Ok(b) => (b, committed.display().to_string()),
         Err(_) => (f.onnx.clone(), format!("{id} fitted above")),
     };
     let sim = sfr2l_runtime::Simulator::from_bytes(&onnx)?;
     let members = sim.ensemble;
-    let rows = random_inputs(&Profile::get(id), 1000, 9);
+    let rows = random_inputs(&study, 1000, 9);
     let rate = |n: usize, reps: usize, f: &mut dyn FnMut()| {
         f();
         let t = Instant::now();

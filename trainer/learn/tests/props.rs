@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use sfr2l_core::card::SimulatorCard;
-use sfr2l_core::ProfileId;
+
 use sfr2l_learn::rl::card::AgentCard;
 use sfr2l_tests::mutate::{cases, edits, json_error_in_place, mutate, repo_file, round_trips};
 
@@ -19,7 +19,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s1.csv");
         std::fs::write(&path, mutate(csv, &e)).unwrap();
-        if let Err(err) = sfr2l_learn::data::read_dataset(&path, ProfileId::S1) {
+        if let Err(err) = sfr2l_learn::data::read_dataset(&path, &sfr2l_files::study::find("s1").unwrap().study) {
             let msg = err.to_string();
             prop_assert!(msg.contains("s1.csv"), "{msg}");
         }

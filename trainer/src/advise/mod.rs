@@ -7,7 +7,7 @@ pub mod search;
 use anyhow::{bail, Context, Result};
 use search::{Advice, Objective, Scored};
 use sfr2l_core::card::SimulatorCard;
-use sfr2l_core::{Profile, ProfileId, TrafficRule, N_FEATURES, N_RULES};
+use sfr2l_core::{TrafficRule, N_FEATURES, N_RULES};
 use sfr2l_lab::destination_rule;
 use std::path::Path;
 
@@ -26,7 +26,8 @@ pub struct Ask {
 /// The answer with what it rests on.
 #[derive(Debug, Clone)]
 pub struct Advised {
-    pub profile: Profile,
+    /// The study the simulator was fitted for (its card's `profile`).
+    pub profile: String,
     pub advice: Advice,
     pub axes: [Vec<f64>; N_RULES],
     pub rule: TrafficRule,
@@ -34,13 +35,15 @@ pub struct Advised {
 }
 
 /// The card's nine input ranges (the ranges the simulator was trained on).
-fn card_ranges(dir: &Path) -> Result<(ProfileId, [(f64, f64); N_FEATURES])> {
+fn card_ranges(dir: &Path) -> Result<(String, [(f64, f64); N_FEATURES])> {
     let path = dir.join("simulator.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let card: SimulatorCard =
         serde_json::from_str(&text).with_context(|| format!("{}: not a simulator card", path.display()))?;
-    let profile: ProfileId =
-        card.profile.parse().map_err(|e| anyhow::anyhow!("{}: field profile: {e}", path.display()))?;
+    let profile = card.profile.clone();
+    if !sfr2l_core::study::is_name(&profile) {
+        bail!("{}: field profile: {profile:?} is not a study name", path.display());
+    }
     if card.inputs.len() != N_FEATURES {
         bail!("{}: field inputs: {} entries, {N_FEATURES} expected", path.display(), card.inputs.len());
     }
@@ -62,10 +65,10 @@ pub fn advise(dir: &Path, ask: &Ask) -> Result<Advised> {
     let (id, ranges) = card_ranges(dir)?;
     let onnx = dir.join("simulator.onnx");
     let sim = sfr2l_runtime::Simulator::from_path(&onnx).with_context(|| format!("loading {}", onnx.display()))?;
-    if sim.profile != id.to_string() {
+    if sim.profile != id {
         bail!("{}: profile {} but simulator.json says {id}", onnx.display(), sim.profile);
     }
-    let profile = Profile::get(id);
+    let profile = id;
     let rule_ranges: [(f64, f64); N_RULES] = std::array::from_fn(|i| ranges[i]);
     let axes = search::rule_axes(&rule_ranges, ask.levels);
     let grid = search::rule_grid(&axes);

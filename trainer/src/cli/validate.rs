@@ -2,12 +2,11 @@
 
 use super::LabSetupArgs;
 use clap::Args;
-use sfr2l_core::ProfileId;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Lab settings; the lab takes the agents' profile (its topology overrides apply).
+    /// Lab settings; the lab takes the agents' study (its topology overrides apply).
     #[command(flatten)]
     pub setup: LabSetupArgs,
     /// Exported agents: `policies/sN/agents/<configuration>/seed-S`.
@@ -18,8 +17,8 @@ pub struct ValidateArgs {
     #[arg(long, conflicts_with_all = ["agents", "out", "attach"])]
     pub table: bool,
     /// Datasets of `--table` (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "s1,s2,s3,s4,s5")]
-    pub datasets: Vec<ProfileId>,
+    #[arg(long, alias = "studies", value_delimiter = ',', default_value = "s1,s2,s3,s4,s5", value_parser = super::study_name)]
+    pub datasets: Vec<String>,
     /// Folder of the exported agents for `--table`.
     #[arg(long, default_value = "policies")]
     pub policies: PathBuf,
@@ -52,9 +51,10 @@ pub struct ValidateArgs {
     /// conservation check is retried, never dropped).
     #[arg(long, default_value_t = 3)]
     pub tries: u32,
-    /// Path requested on httpbin (outside and, with `--inline`, inside Envoy).
-    #[arg(long, default_value = "/status/200")]
-    pub path: String,
+    /// Path requested on the upstream (outside and, with `--inline`, inside Envoy); default:
+    /// the study's `target.path`.
+    #[arg(long)]
+    pub path: Option<String>,
     /// With `--inline`: how long a call Envoy refuses at dispatch holds its thread's slot in the
     /// filter, in microseconds (`loadtest.refusal_cost_us`, default 150: a fortio thread's
     /// local-503 round trip on this lab). To calibrate it for another machine, compare the

@@ -25,7 +25,7 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     let side = |s: &crate::advise::search::Scored| serde_json::json!({"rules": s.rules, "qps": s.qps, "rate_503": s.rate_503, "sd_qps": s.sd_qps, "sd_rate": s.sd_rate});
     if a.json {
         let j = serde_json::json!({
-            "profile": r.profile.id.to_string(), "threads": a.threads, "calls": a.calls,
+            "profile": r.profile, "threads": a.threads, "calls": a.calls,
             "objective": adv.objective.name(), "candidates": adv.candidates, "grid": describe_grid(&r.axes),
             "chosen": side(&adv.chosen), "median": side(&adv.median), "gap": adv.gap, "spread": adv.spread,
             "flat": adv.flat, "extrapolation": adv.extrapolation, "yaml": text,
@@ -39,7 +39,7 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     };
     println!(
         "# {}: {} of {} rules at -c {} -n {}; grid: {}",
-        r.profile.id,
+        r.profile,
         what,
         adv.candidates,
         a.threads,

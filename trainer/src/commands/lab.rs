@@ -3,7 +3,7 @@
 use super::Exit;
 use crate::cli::{CollectArgs, LabCommand, LabLoadtestArgs, LabSetupArgs, PilotArgs};
 use anyhow::{bail, Result};
-use sfr2l_core::profile::Profile;
+use sfr2l_files::study::StudySource;
 use sfr2l_lab::collect::{collect_dataset, CollectJob};
 use sfr2l_lab::destination_rule;
 use sfr2l_lab::envoy;
@@ -12,10 +12,10 @@ use sfr2l_lab::{Lab, LabOptions, Toolchain};
 use std::time::Duration;
 use std::time::Instant;
 
-/// Lab options from the command line (profile topology plus overrides).
-pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOptions)> {
-    let profile = Profile::get(a.profile);
-    let mut topo = profile.lab;
+/// Lab options from the command line (the study's upstream and topology, plus overrides).
+pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(StudySource, LabOptions)> {
+    let src = sfr2l_files::study::find(&a.study)?;
+    let mut topo = src.study.lab;
     if let Some(v) = a.hosts {
         topo.hosts = v;
     }
@@ -52,21 +52,21 @@ pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(Profile, LabOpti
     if !(0.0..=100.0).contains(&topo.bad_abort_percent) || !(0.0..=100.0).contains(&topo.delay_percent) {
         bail!("percentages must be within 0..=100");
     }
-    if topo.client_workers == 0 || a.httpbin_workers == 0 || a.upstream_workers == 0 {
+    let upstream_workers = a.upstream_workers.unwrap_or(src.study.upstream_workers);
+    if topo.client_workers == 0 || upstream_workers == 0 {
         bail!("worker counts must be >= 1");
     }
     let tools = Toolchain::discover(&a.venv, &a.wasm)?;
     let dir = std::path::absolute(&a.dir.dir)?;
     Ok((
-        profile,
+        src.clone(),
         LabOptions {
             dir,
             base_port: a.base_port,
             topology: topo,
             tools,
-            httpbin_workers: a.httpbin_workers,
-            httpbin_threads: a.httpbin_threads,
-            upstream_workers: a.upstream_workers,
+            upstream: src.study.upstream.clone(),
+            upstream_workers,
             attached,
             idle_timeout_ms: a.idle_timeout_ms,
             artifacts: a.artifacts.as_ref().map(std::path::absolute).transpose()?,
@@ -139,11 +139,13 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
 
 fn pilot(a: PilotArgs) -> Result<Exit> {
     use sfr2l_lab::collect::pilot::{pilot_plan, report, run_pilot};
-    let (profile, opts) = lab_options(&a.setup, true)?;
+    let (src, opts) = lab_options(&a.setup, true)?;
+    let profile = src.study;
+    let path = a.path.clone().unwrap_or_else(|| profile.target.path.clone());
     let plan = pilot_plan(&profile, a.rule_sets, a.repeats, a.seed);
     let mut lab = Lab::start(opts)?;
     let bar = indicatif::ProgressBar::new(plan.len() as u64);
-    let rows = run_pilot(&mut lab, &plan, &a.path, |i| bar.set_position(i as u64))?;
+    let rows = run_pilot(&mut lab, &plan, &path, |i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
     lab.stop();
     if let Some(out) = &a.out {
@@ -203,18 +205,26 @@ fn loadtest(a: LabLoadtestArgs) -> Result<Exit> {
 }
 
 fn collect(a: CollectArgs) -> Result<Exit> {
-    if a.rows == 0 {
+    let (src, opts) = lab_options(&a.setup, true)?;
+    let plan = src.study.collection;
+    let rows = a.rows.unwrap_or(plan.rows);
+    if rows == 0 {
         bail!("--rows must be >= 1");
     }
-    let (profile, opts) = lab_options(&a.setup, true)?;
+    let (configs, repeats) = plan.repeats.unwrap_or((0, 0));
+    let repeats = a.repeats.unwrap_or(sfr2l_lab::collect::Repeats { configs, repeats });
+    if u64::from(repeats.configs) * u64::from(repeats.repeats) > u64::from(rows) {
+        bail!("the repeat block {repeats} has more runs than the {rows} rows to collect");
+    }
     let job = CollectJob {
-        profile,
-        rows: a.rows,
-        seed: a.seed,
-        repeats: a.repeats,
+        path: a.path.unwrap_or_else(|| src.study.target.path.clone()),
+        profile: src.study,
+        study_sha256: src.sha256,
+        rows,
+        seed: a.seed.unwrap_or(plan.seed),
+        repeats,
         out: a.out,
         resume: a.resume,
-        path: a.path,
         warmup_calls: a.warmup_calls,
         tries: a.tries,
         attach: a.attach,

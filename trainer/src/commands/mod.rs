@@ -10,6 +10,7 @@ pub mod manifests;
 pub mod oci;
 pub mod rl;
 pub mod sim;
+pub mod study;
 pub mod traces;
 pub mod validate;
 
@@ -36,6 +37,7 @@ impl From<Exit> for std::process::ExitCode {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
+        Commands::Study(c) => study::run(c),
         Commands::Lab(c) => lab::run(c),
         Commands::Load(a) => load::run(a),
         Commands::Traces(c) => traces::run(c),

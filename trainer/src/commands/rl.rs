@@ -5,8 +5,6 @@ use super::Exit;
 use crate::cli::{RlCommand, RlDecideArgs, RlLearnArgs, RlTableArgs, RlTuneArgs};
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
-use sfr2l_core::profile::PROFILE_IDS;
-use sfr2l_core::ProfileId;
 use sfr2l_files::{git_commit, read_config};
 use sfr2l_learn::rl::run::{agent_dir_name, load_service, train_agents, write_run, Service};
 use sfr2l_learn::rl::table::{cells_dir, run_table, write_table5, TableJob};
@@ -88,8 +86,8 @@ fn learn_cmd(a: RlLearnArgs) -> Result<()> {
     let objective = a.tune.objective;
     let owned: Vec<Service> = if a.heterogeneous {
         let mut v = Vec::new();
-        for id in PROFILE_IDS {
-            v.push(load_service(&a.policies.join(id.to_string()), None, objective)?);
+        for id in sfr2l_files::study::built_in_names() {
+            v.push(load_service(&a.policies.join(id), None, objective)?);
         }
         v
     } else {
@@ -145,7 +143,7 @@ fn table_cmd(a: RlTableArgs) -> Result<()> {
     };
     let table = run_table(&job, &git_commit())?;
     let base = &job.base;
-    let datasets: Vec<String> = job.datasets.iter().map(ProfileId::to_string).collect();
+    let datasets = &job.datasets;
     let mut command = format!(
         "sfr2l rl table --datasets {} --seeds {} --epochs {} --interactions {}",
         datasets.join(","),

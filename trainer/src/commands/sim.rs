@@ -4,9 +4,9 @@
 use super::Exit;
 use crate::cli::{SimCommand, SimFitArgs, SimPredictArgs, SimTableArgs, SimTuneArgs};
 use anyhow::{bail, Context, Result};
-use sfr2l_core::{ProfileId, FEATURES, N_FEATURES};
+use sfr2l_core::{FEATURES, N_FEATURES};
 use sfr2l_files::{git_commit, read_config, write_atomic};
-use sfr2l_learn::data::{read_dataset, resolve_profile};
+use sfr2l_learn::data::{read_dataset, resolve_study};
 use sfr2l_learn::sim::fit::{fit, write_artifacts};
 use sfr2l_learn::sim::{table, SimConfig};
 use std::path::Path;
@@ -52,9 +52,10 @@ fn log(line: &str) {
 
 fn fit_cmd(a: SimFitArgs) -> Result<()> {
     let cfg = sim_config(&a.tune)?;
-    let profile = resolve_profile(&a.data, a.profile)?;
-    let ds = read_dataset(&a.data, profile)?;
-    let fitted = fit(&ds, &cfg, &git_commit(), &mut |l| log(l))?;
+    let src = resolve_study(&a.data, a.study.as_deref())?;
+    let ds = read_dataset(&a.data, &src.study)?;
+    let mut fitted = fit(&ds, &cfg, &git_commit(), &mut |l| log(l))?;
+    fitted.card.study = Some(sfr2l_core::card::StudyRef::of(&src.study, &src.sha256));
     write_artifacts(&a.out, &fitted)?;
     let m = &fitted.card.metrics;
     println!(
@@ -72,24 +73,26 @@ fn fit_cmd(a: SimFitArgs) -> Result<()> {
 
 fn table_cmd(a: SimTableArgs) -> Result<()> {
     let cfg = sim_config(&a.tune)?;
-    let ids: Vec<ProfileId> = a.only.clone().unwrap_or_else(|| sfr2l_core::profile::PROFILE_IDS.to_vec());
+    let ids: Vec<String> =
+        a.only.clone().unwrap_or_else(|| sfr2l_files::study::built_in_names().map(String::from).collect());
     // Read and check every dataset before the first fit starts.
     let mut sets = Vec::new();
     for id in &ids {
         let path = a.data_dir.join(format!("{id}.csv"));
-        let profile = resolve_profile(&path, Some(*id))?;
-        sets.push(read_dataset(&path, profile)?);
+        let src = resolve_study(&path, Some(id))?;
+        sets.push((read_dataset(&path, &src.study)?, src.sha256));
     }
     let commit = git_commit();
     let mut cards = Vec::new();
-    for ds in &sets {
-        let fitted = fit(ds, &cfg, &commit, &mut |l| log(l))?;
-        write_artifacts(&a.out_dir.join(ds.profile.to_string()), &fitted)?;
+    for (ds, sha256) in &sets {
+        let mut fitted = fit(ds, &cfg, &commit, &mut |l| log(l))?;
+        fitted.card.study = Some(sfr2l_core::card::StudyRef::of(&ds.study, sha256));
+        write_artifacts(&a.out_dir.join(&ds.study.name), &fitted)?;
         cards.push(fitted.card);
     }
     let mut command = format!("sfr2l sim table --data-dir {} --out-dir {}", a.data_dir.display(), a.out_dir.display());
     if let Some(o) = &a.only {
-        command.push_str(&format!(" --only {}", o.iter().map(ProfileId::to_string).collect::<Vec<_>>().join(",")));
+        command.push_str(&format!(" --only {}", o.join(",")));
     }
     if let Some(s) = a.tune.seed {
         command.push_str(&format!(" --seed {s}"));

@@ -55,7 +55,7 @@ fn table(a: ValidateArgs) -> Result<Exit> {
     let mut cells: Vec<(AgentSet, PathBuf)> = Vec::new();
     for d in &a.datasets {
         for f in &folders {
-            let dir = a.policies.join(d.to_string()).join("agents").join(f).join("seed-1");
+            let dir = a.policies.join(d).join("agents").join(f).join("seed-1");
             let set = read_agent_set(&dir, &root).with_context(|| format!("Table 5 cell {d} {f}"))?;
             let out = dir.join("validation.csv");
             cells.push((set, out));
@@ -104,7 +104,7 @@ fn table(a: ValidateArgs) -> Result<Exit> {
         .datasets
         .iter()
         .map(|d| -> Result<(String, f64)> {
-            let card = read_sim_card(&a.policies.join(d.to_string()))?;
+            let card = read_sim_card(&a.policies.join(d))?;
             Ok((d.to_string(), card.metrics.mlp_ensemble.mse))
         })
         .collect::<Result<_>>()?;
@@ -145,7 +145,7 @@ fn read_sim_card(dir: &Path) -> Result<sfr2l_core::card::SimulatorCard> {
 /// filter when `--inline` asks for decisions inside Envoy.
 fn start_lab(a: &ValidateArgs, set: &AgentSet) -> Result<Lab> {
     let mut setup = a.setup.clone();
-    setup.profile = set.profile;
+    setup.study = set.profile.clone();
     if a.inline && setup.artifacts.is_none() {
         setup.artifacts = Some(
             loadtest::policies_root(&std::path::absolute(&set.dir)?)
@@ -157,7 +157,7 @@ fn start_lab(a: &ValidateArgs, set: &AgentSet) -> Result<Lab> {
         let lab = Lab::attach(&opts.dir)?;
         if lab.opts.topology != opts.topology {
             bail!(
-                "the lab in {} runs another topology than {}'s: start it with `sfr2l lab up --profile {}`",
+                "the lab in {} runs another topology than {}'s: start it with `sfr2l lab up --study {}`",
                 opts.dir.display(),
                 set.profile,
                 set.profile
@@ -214,7 +214,7 @@ fn dataset_sd(set: &AgentSet) -> Result<[f64; 2]> {
         &std::fs::read_to_string(&card_path).with_context(|| format!("reading {}", card_path.display()))?,
     )
     .with_context(|| format!("{}", card_path.display()))?;
-    let ds = sfr2l_learn::data::read_dataset(Path::new(&card.dataset.path), set.profile)?;
+    let ds = sfr2l_learn::data::read_dataset(Path::new(&card.dataset.path), &set.study)?;
     let sd = |k: usize| {
         let n = ds.y.len().max(1) as f64;
         let m = ds.y.iter().map(|y| y[k]).sum::<f64>() / n;
@@ -318,7 +318,7 @@ fn measured_run(
     let mut why = String::new();
     for t in 0..a.tries.max(1) {
         let run_id = format!("val-{}-{}-{who}-{t}-g{}", set.profile, s.index, lab.generation() + 1);
-        let outcome = match run_once(lab, &entry, &run_id, &a.path, 0) {
+        let outcome = match run_once(lab, &entry, &run_id, a.path.as_deref().unwrap_or(&set.study.target.path), 0) {
             Ok(o) => o,
             Err(e) if !lab.faults().is_empty() => Err(format!("{e:#}")),
             Err(e) => return Err(e),
@@ -343,7 +343,7 @@ fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Re
         let trigger = format!("val-{}-{}-inline-{t}-g{}", set.profile, s.index, lab.generation() + 1);
         let mut lt = loadtest::lab_loadtest(&trigger);
         // The same request as the outside replay's (a good host answers /get with a body).
-        lt.path.clone_from(&a.path);
+        lt.path = a.path.clone().unwrap_or_else(|| set.study.target.path.clone());
         if let Some(c) = a.refusal_cost_us {
             lt.refusal_cost_us = c;
         }

@@ -103,6 +103,18 @@ fn file(root: &Path, rel: &str) -> Reply {
 
 /// `policies/index.json`: the simulators (`sN/simulator.onnx` + card) and agents
 /// (`sN/agents/<configuration>/seed-S/<thread|call>.onnx` + card) found under the folder.
+/// The agents' action grids of the simulator in `dir`: its card's study reference (cards since
+/// studies), else those of the study named like the folder (`studies/<name>.yaml` or built in).
+fn study_grids(dir: &Path, name: &str) -> anyhow::Result<serde_json::Value> {
+    let card: Option<sfr2l_core::card::SimulatorCard> =
+        std::fs::read_to_string(dir.join("simulator.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    if let Some(s) = card.and_then(|c| c.study) {
+        return Ok(serde_json::json!({ "thread_grid": s.thread_grid, "call_grid": s.call_grid }));
+    }
+    let s = sfr2l_files::study::find(name)?.study;
+    Ok(serde_json::json!({ "thread_grid": s.thread_grid.values(), "call_grid": s.call_grid.values() }))
+}
+
 pub fn listing(policies: &Path) -> serde_json::Value {
     let mut sims = Vec::new();
     let dirs = |p: &Path| -> Vec<PathBuf> {
@@ -130,8 +142,13 @@ pub fn listing(policies: &Path) -> serde_json::Value {
                 }
             }
         }
+        let (grids, grids_error) = match study_grids(&sdir, &name(&sdir)) {
+            Ok(g) => (g, serde_json::Value::Null),
+            Err(e) => (serde_json::Value::Null, format!("{e:#}").into()),
+        };
         sims.push(serde_json::json!({
             "name": name(&sdir), "card": sdir.join("simulator.json").is_file(), "agents": agents,
+            "grids": grids, "grids_error": grids_error,
         }));
     }
     serde_json::json!({ "simulators": sims })

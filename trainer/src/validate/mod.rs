@@ -13,7 +13,7 @@
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::{AgentKind, Configuration};
 use sfr2l_core::rng::SplitMix64;
-use sfr2l_core::{LoadSetting, ProfileId, TrafficRule, N_RULES};
+use sfr2l_core::{LoadSetting, Study, TrafficRule, N_RULES};
 use sfr2l_files::sha256_hex;
 use sfr2l_learn::rl::env::Objective;
 use sfr2l_learn::rl::run::RunSummary;
@@ -34,7 +34,9 @@ pub struct AgentSet {
     pub dir: PathBuf,
     pub summary: RunSummary,
     pub configuration: Configuration,
-    pub profile: ProfileId,
+    /// The study the agents were trained on (its name is the run's first `profiles` entry).
+    pub profile: String,
+    pub study: Study,
     pub objective: Objective,
     pub agents: Vec<(AgentKind, sfr2l_runtime::Agent)>,
     pub simulator: sfr2l_runtime::Simulator,
@@ -74,12 +76,12 @@ pub fn read_agent_set(dir: &Path, root: &Path) -> Result<AgentSet> {
         .configuration
         .parse()
         .map_err(|e: String| anyhow::anyhow!("{}: configuration: {e}", result.display()))?;
-    let profile: ProfileId = summary
+    let profile = summary
         .profiles
         .first()
         .with_context(|| format!("{}: `profiles` is empty (the run names no dataset)", result.display()))?
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("{}: profiles: {e}", result.display()))?;
+        .clone();
+    let study = sfr2l_files::study::find(&profile).with_context(|| format!("{}: profiles[0]", result.display()))?.study;
     let mut agents = Vec::new();
     let mut sim_pin: Option<SimulatorPin> = None;
     for spec in configuration.agents() {
@@ -96,7 +98,9 @@ pub fn read_agent_set(dir: &Path, root: &Path) -> Result<AgentSet> {
             bail!("{}: sha256 differs from its card {}", onnx.display(), card_path.display());
         }
         let agent = sfr2l_runtime::Agent::from_bytes(&bytes).with_context(|| format!("loading {}", onnx.display()))?;
-        agent.check_for(profile, configuration, spec.kind).with_context(|| format!("{}", onnx.display()))?;
+        agent
+            .check_for(&profile, configuration, spec.kind, Some(&spec.kind.grid(&study)))
+            .with_context(|| format!("{}", onnx.display()))?;
         agents.push((spec.kind, agent));
         sim_pin = Some(card.simulator);
     }
@@ -119,6 +123,7 @@ pub fn read_agent_set(dir: &Path, root: &Path) -> Result<AgentSet> {
         summary,
         configuration,
         profile,
+        study,
         agents,
         simulator,
         simulator_dir,

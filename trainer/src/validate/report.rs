@@ -1,7 +1,6 @@
 //! `report/validation.md` and the Val. section of Table 5's report, from the cells' summaries.
 
 use super::{SimError, Summary, LEVEL};
-use sfr2l_core::ProfileId;
 use std::fmt::Write as _;
 
 /// The paper's Table 5 "Val." column: label, then S1..S5.
@@ -25,7 +24,7 @@ fn grid_table(
     out: &mut String,
     title: &str,
     summaries: &[Summary],
-    datasets: &[ProfileId],
+    datasets: &[String],
     cell: &dyn Fn(&Summary, usize) -> String,
 ) {
     let _ = write!(out, "\n## {title}\n\n| configuration |");
@@ -43,10 +42,11 @@ fn grid_table(
         }
         let _ = write!(out, "| {label} |");
         for d in datasets {
-            let di = sfr2l_core::profile::PROFILE_IDS.iter().position(|p| p == d).unwrap_or(0);
+            // The paper's figures exist for its five datasets only (any other study: none).
+            let di = sfr2l_files::study::built_in_names().position(|p| p == d).unwrap_or(usize::MAX);
             let text = summaries
                 .iter()
-                .find(|s| s.label == label && s.profile == d.to_string())
+                .find(|s| s.label == label && s.profile == *d)
                 .map(|s| cell(s, di))
                 .unwrap_or_else(|| "-".into());
             let _ = write!(out, " {text} |");
@@ -56,11 +56,11 @@ fn grid_table(
 }
 
 fn paper_val(label: &str, di: usize) -> f64 {
-    PAPER_VAL.iter().find(|(l, _)| *l == label).map_or(f64::NAN, |(_, v)| v[di])
+    PAPER_VAL.iter().find(|(l, _)| *l == label).and_then(|(_, v)| v.get(di).copied()).unwrap_or(f64::NAN)
 }
 
 /// The Val. table in Table 5's layout: ratio, interval and the paper's Val.
-fn val_grid(out: &mut String, summaries: &[Summary], datasets: &[ProfileId]) {
+fn val_grid(out: &mut String, summaries: &[Summary], datasets: &[String]) {
     let title = format!(
         "Val.: agents' reward over random's on the real lab, {:.0}% interval (paper's Val. in brackets)",
         LEVEL * 100.0
@@ -79,7 +79,7 @@ fn val_grid(out: &mut String, summaries: &[Summary], datasets: &[ProfileId]) {
 /// `report/validation.md`.
 pub fn table_md(
     summaries: &[Summary],
-    datasets: &[ProfileId],
+    datasets: &[String],
     test_mse: &[(String, f64)],
     command: &str,
     commit: &str,
@@ -145,7 +145,7 @@ pub fn table_md(
          | dataset | runs | MSE on the validation runs (QPS / 503 rate) | test MSE (Table 4) |\n|---|---|---|---|\n"
     );
     for d in datasets {
-        let of: Vec<&Summary> = summaries.iter().filter(|s| s.profile == d.to_string()).collect();
+        let of: Vec<&Summary> = summaries.iter().filter(|s| s.profile == *d).collect();
         let runs: usize = of.iter().map(|s| s.sim_error.runs).sum();
         if runs == 0 {
             continue;
@@ -153,7 +153,7 @@ pub fn table_md(
         let w = |f: &dyn Fn(&SimError) -> f64| {
             of.iter().map(|s| f(&s.sim_error) * s.sim_error.runs as f64).sum::<f64>() / runs as f64
         };
-        let test = test_mse.iter().find(|(id, _)| *id == d.to_string()).map_or(f64::NAN, |(_, m)| *m);
+        let test = test_mse.iter().find(|(id, _)| *id == *d).map_or(f64::NAN, |(_, m)| *m);
         let _ = writeln!(
             out,
             "| {} | {runs} | {:.3} ({:.3} / {:.3}) | {test:.3} |",
@@ -170,7 +170,7 @@ pub(super) const VAL_BEGIN: &str = "<!-- validation: sfr2l validate --table -->"
 const VAL_END: &str = "<!-- /validation -->";
 
 /// The Val. section that `validate --table` puts into Table 5's report.
-pub fn val_section(summaries: &[Summary], datasets: &[ProfileId]) -> String {
+pub fn val_section(summaries: &[Summary], datasets: &[String]) -> String {
     let mut s = String::new();
     val_grid(&mut s, summaries, datasets);
     let _ = writeln!(s, "\nDetails (Val./simulated, inside Envoy, sim-to-real error): `validation.md`.");

@@ -3,7 +3,7 @@
 
 use sfr2l_core::config::{ArtifactRef, ConfigV1, LoadTestConfig, Mode, ModelsConfig};
 use sfr2l_core::trace::TraceRecord;
-use sfr2l_core::{IstioDuration, ProfileId, TrafficRule};
+use sfr2l_core::{IstioDuration, TrafficRule};
 use sfr2l_wasm_host::{engine, linker, load_module, Call, Host};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -86,7 +86,7 @@ pub fn models(simulator: bool) -> ModelsConfig {
     ModelsConfig {
         cluster: ARTIFACTS.into(),
         authority: None,
-        profile: ProfileId::S1,
+        profile: "s1".into(),
         configuration: "thread-call".parse().unwrap(),
         agents,
         simulator: simulator.then(|| artifact("/s1/simulator.onnx")),

@@ -84,16 +84,19 @@ impl DatasetFile {
 #[derive(Debug, Serialize)]
 pub struct DatasetMeta {
     pub schema: u32,
+    /// The study's name (the key is `profile`, as in the datasets collected before studies).
     pub profile: String,
+    /// sha256 of the study file the rows were collected for.
+    pub study_sha256: String,
+    pub target: sfr2l_core::study::Target,
     pub rows: usize,
     pub planned_rows: u32,
     pub seed: u64,
     pub repeats: String,
     pub envoy_version: String,
-    pub topology: sfr2l_core::profile::LabTopology,
+    pub topology: sfr2l_core::study::LabTopology,
+    /// What ran as the upstream (the study's version command and command line, or the address).
     pub upstream: String,
-    pub httpbin_workers: u32,
-    pub httpbin_threads: u32,
     pub upstream_workers: u32,
     pub path: String,
     pub warmup_calls: u32,
@@ -110,6 +113,51 @@ pub struct DatasetMeta {
     pub filter_sha256: String,
 }
 
+/// A resumed collection runs the study the file began with: same name, and the same file bytes
+/// where the metadata recorded them (a dataset begun before studies records no sha256).
+pub fn check_resumed_study(meta: &Path, name: &str, sha256: &str) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(meta) else { return Ok(()) };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not the metadata of a collection", meta.display()))?;
+    let began = v.get("profile").and_then(|p| p.as_str()).unwrap_or_default();
+    if began != name {
+        bail!("{}: the collection began for study {began:?}, not {name:?}: refusing to resume", meta.display());
+    }
+    if let Some(was) = v.get("study_sha256").and_then(|s| s.as_str()) {
+        if was != sha256 {
+            bail!(
+                "{}: study {name} changed since the collection began (sha256 {was} then, {sha256} now): refusing to resume; restore the study file or collect into a new --out",
+                meta.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn meta_path(out: &Path) -> PathBuf {
     out.with_extension("meta.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_study_refuses_to_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join("d.meta.json");
+        // No metadata yet (nothing collected): nothing to compare.
+        check_resumed_study(&meta, "s1", "aa").unwrap();
+        std::fs::write(&meta, r#"{"profile": "s1", "study_sha256": "aa"}"#).unwrap();
+        check_resumed_study(&meta, "s1", "aa").unwrap();
+        let e = check_resumed_study(&meta, "s1", "bb").unwrap_err().to_string();
+        assert!(e.contains("study s1 changed since the collection began") && e.contains("refusing to resume"), "{e}");
+        let e = check_resumed_study(&meta, "s2", "aa").unwrap_err().to_string();
+        assert!(e.contains("began for study \"s1\", not \"s2\""), "{e}");
+        // A dataset begun before studies recorded no sha256: the name decides.
+        std::fs::write(&meta, r#"{"profile": "s1"}"#).unwrap();
+        check_resumed_study(&meta, "s1", "bb").unwrap();
+        std::fs::write(&meta, "{broken").unwrap();
+        assert!(check_resumed_study(&meta, "s1", "aa").unwrap_err().to_string().contains("not the metadata"));
+    }
 }

@@ -4,7 +4,7 @@
 use super::{interrupt_flag, load_avg_1m, meta_path, plan, run_once, DatasetFile, DatasetMeta, Repeats};
 use crate::mesh::{Lab, LabOptions};
 use anyhow::Result;
-use sfr2l_core::profile::Profile;
+use sfr2l_core::study::Study;
 use sfr2l_core::trace::DatasetRow;
 use sfr2l_files::{git_commit, now_rfc3339, sha256_file, write_atomic};
 use std::path::PathBuf;
@@ -13,14 +13,16 @@ use std::time::Instant;
 
 /// What to collect and how.
 pub struct CollectJob {
-    pub profile: Profile,
+    pub profile: Study,
+    /// sha256 of the study file's bytes (a resumed collection must run the same study).
+    pub study_sha256: String,
     pub rows: u32,
     pub seed: u64,
     pub repeats: Repeats,
     /// The dataset CSV; `<name>.meta.json` goes beside it.
     pub out: PathBuf,
     pub resume: bool,
-    /// Path requested on httpbin.
+    /// Path requested on the upstream (the study's `target.path`).
     pub path: String,
     pub warmup_calls: u32,
     /// Tries per row before it is skipped.
@@ -58,16 +60,16 @@ impl Progress {
         self.overheads_ms.sort_by(f64::total_cmp);
         let m = DatasetMeta {
             schema: 1,
-            profile: job.profile.id.to_string(),
+            profile: job.profile.name.clone(),
+            study_sha256: job.study_sha256.clone(),
+            target: job.profile.target.clone(),
             rows: file.rows,
             planned_rows: job.rows,
             seed: job.seed,
             repeats: job.repeats.to_string(),
             envoy_version: lab.opts.tools.envoy_version(),
             topology: lab.opts.topology,
-            upstream: format!("httpbin 0.10 under gunicorn (gthread), path {}", job.path),
-            httpbin_workers: lab.opts.httpbin_workers,
-            httpbin_threads: lab.opts.httpbin_threads,
+            upstream: crate::mesh::upstream::describe(&lab.opts.upstream, &lab.ports, &lab.opts.tools),
             upstream_workers: lab.opts.upstream_workers,
             path: job.path.clone(),
             warmup_calls: job.warmup_calls,
@@ -91,6 +93,9 @@ pub fn collect_dataset(job: &CollectJob, opts: LabOptions) -> Result<Collected> 
     let profile = &job.profile;
     let plan = plan(profile, job.rows, job.seed, job.repeats.configs, job.repeats.repeats);
     let mut file = DatasetFile::open(&job.out, job.resume)?;
+    if job.resume {
+        super::file::check_resumed_study(&meta_path(&job.out), &profile.name, &job.study_sha256)?;
+    }
     let stop = interrupt_flag()?;
     let mut lab = if job.attach { Lab::attach(&opts.dir)? } else { Lab::start(opts)? };
     let done = collect_on(job, &mut lab, &plan, &mut file, &stop)?;
@@ -129,14 +134,14 @@ pub fn collect_on(
         )?
         .progress_chars("=> "),
     );
-    bar.set_prefix(format!("collect {}", profile.id));
+    bar.set_prefix(format!("collect {}", profile.name));
     for (idx, entry) in &todo {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let mut ok = false;
         for t in 0..job.tries {
-            let run_id = format!("{}-{}-{idx}-{t}-g{}", profile.id, job.seed, lab.generation() + 1);
+            let run_id = format!("{}-{}-{idx}-{t}-g{}", profile.name, job.seed, lab.generation() + 1);
             let load_avg = load_avg_1m();
             let outcome = match run_once(lab, entry, &run_id, &job.path, job.warmup_calls) {
                 Ok(o) => o,

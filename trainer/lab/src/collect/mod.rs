@@ -13,8 +13,8 @@ pub use job::{collect_dataset, collect_on, CollectJob, Collected};
 use crate::mesh::Lab;
 use anyhow::{Context, Result};
 use sfr2l_core::artifact::header;
-use sfr2l_core::profile::Profile;
 use sfr2l_core::rng::SplitMix64;
+use sfr2l_core::study::Study;
 use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule, N_FEATURES};
 use sfr2l_load::{self as load, LoadSpec};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +32,7 @@ pub struct PlanEntry {
 
 /// The whole collection, fixed by profile, seed and sizes: `repeat_configs` configurations run
 /// `repeats` times each (the repeat block, spread over the collection), the rest once each.
-pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeats: u32) -> Vec<PlanEntry> {
+pub fn plan(profile: &Study, rows: u32, seed: u64, repeat_configs: u32, repeats: u32) -> Vec<PlanEntry> {
     let mut rng = SplitMix64::new(seed);
     let block = (repeat_configs * repeats).min(rows);
     let repeat_configs = block.checked_div(repeats).unwrap_or(0);
@@ -45,12 +45,12 @@ pub fn plan(profile: &Profile, rows: u32, seed: u64, repeat_configs: u32, repeat
     for c in 0..repeat_configs {
         let (rule, load) = draw(&mut rng);
         for r in 0..repeats {
-            out.push(PlanEntry { config_id: format!("{}-r{c:03}", profile.id), repeat: r, rule, load });
+            out.push(PlanEntry { config_id: format!("{}-r{c:03}", profile.name), repeat: r, rule, load });
         }
     }
     for c in 0..singles {
         let (rule, load) = draw(&mut rng);
-        out.push(PlanEntry { config_id: format!("{}-c{c:05}", profile.id), repeat: 0, rule, load });
+        out.push(PlanEntry { config_id: format!("{}-c{c:05}", profile.name), repeat: 0, rule, load });
     }
     // Fisher-Yates: repeats are spread over the whole collection, so drift counts as noise.
     for i in (1..out.len()).rev() {
@@ -173,13 +173,12 @@ pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
 mod tests {
     use super::*;
     use sfr2l_core::counters::{RunAnnounce, RunCounters};
-    use sfr2l_core::profile::ProfileId;
     use sfr2l_core::trace::DatasetRow;
     use std::collections::BTreeMap;
 
     #[test]
     fn plan_is_deterministic_with_a_spread_repeat_block() {
-        let p = Profile::get(ProfileId::S2);
+        let p = sfr2l_files::study::find("s2").unwrap().study;
         let a = plan(&p, 100, 9, 5, 4);
         assert_eq!(a, plan(&p, 100, 9, 5, 4));
         assert_eq!(a.len(), 100);
@@ -239,7 +238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
         let mut f = DatasetFile::open(&p, false).unwrap();
-        let rule = Profile::get(ProfileId::S1).draw(&[0.1; sfr2l_core::N_FEATURES]);
+        let rule = sfr2l_files::study::find("s1").unwrap().study.draw(&[0.1; sfr2l_core::N_FEATURES]);
         let row = DatasetRow::new(&rule.0, &rule.1, &record(&[(200, 2)], 0), 0.1, "s1-c00001".into(), 0);
         f.append(&row).unwrap();
         drop(f);

@@ -9,9 +9,9 @@
 use super::{run_once, PlanEntry};
 use crate::mesh::Lab;
 use anyhow::Result;
-use sfr2l_core::profile::Profile;
 use sfr2l_core::reward::reward;
 use sfr2l_core::rng::SplitMix64;
+use sfr2l_core::study::Study;
 use sfr2l_core::trace::DatasetRow;
 use sfr2l_core::{LoadSetting, TrafficRule, FEATURES, N_FEATURES};
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ pub struct PilotRow {
 }
 
 /// The runs of a pilot: `rule_sets` rule draws x the profile's grid x `repeats`, in a shuffled order.
-pub fn pilot_plan(profile: &Profile, rule_sets: usize, repeats: u32, seed: u64) -> Vec<(usize, PlanEntry)> {
+pub fn pilot_plan(profile: &Study, rule_sets: usize, repeats: u32, seed: u64) -> Vec<(usize, PlanEntry)> {
     let mut rng = SplitMix64::new(seed);
     let mut out = Vec::new();
     for k in 0..rule_sets {
@@ -36,7 +36,7 @@ pub fn pilot_plan(profile: &Profile, rule_sets: usize, repeats: u32, seed: u64) 
         for threads in profile.thread_grid.values() {
             for calls in profile.call_grid.values() {
                 for r in 0..repeats {
-                    let config_id = format!("{}-p{k}-t{threads}-n{calls}", profile.id);
+                    let config_id = format!("{}-p{k}-t{threads}-n{calls}", profile.name);
                     out.push((k, PlanEntry { config_id, repeat: r, rule, load: LoadSetting { threads, calls } }));
                 }
             }
@@ -175,9 +175,9 @@ pub fn landscape(rows: &[&PilotRow]) -> Option<Landscape> {
 }
 
 /// The printed report: landscapes, noise shares and rank correlations.
-pub fn report(profile: &Profile, rows: &[PilotRow]) -> String {
+pub fn report(profile: &Study, rows: &[PilotRow]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "pilot {}: {} runs", profile.id, rows.len());
+    let _ = writeln!(s, "pilot {}: {} runs", profile.name, rows.len());
     let _ = writeln!(s, "\nlandscape at fixed rules (cell means over repeats; reward = QPS x P503):");
     let _ = writeln!(s, "| rules (pend conn rpc eject% consec) | cells | P503 min..max (sd) | reward min..max (sd) | optimum/random | best (threads, calls) |");
     let _ = writeln!(s, "|---|---|---|---|---|---|");
@@ -245,7 +245,6 @@ pub fn report(profile: &Profile, rows: &[PilotRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sfr2l_core::profile::ProfileId;
 
     #[test]
     fn spearman_handles_ties_and_constants() {
@@ -267,7 +266,7 @@ mod tests {
 
     #[test]
     fn plan_covers_the_grid_per_rule_set() {
-        let p = Profile::get(ProfileId::S2);
+        let p = sfr2l_files::study::find("s2").unwrap().study;
         let plan = pilot_plan(&p, 2, 3, 7);
         let cells = p.thread_grid.values().len() * p.call_grid.values().len();
         assert_eq!(plan.len(), 2 * cells * 3);

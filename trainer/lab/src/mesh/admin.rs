@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 client for Envoy's admin endpoint and readiness probes (loopback only).
+//! A minimal HTTP/1.1 client for Envoy's admin endpoint and readiness probes (loopback, or the address of a running upstream).
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -6,16 +6,20 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// One request with `Connection: close`; returns (status, body).
+/// One request with `Connection: close` to a loopback port; returns (status, body).
 pub fn request(port: u16, method: &str, path: &str) -> Result<(u16, String)> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    request_to(SocketAddr::from(([127, 0, 0, 1], port)), method, path)
+}
+
+/// One request with `Connection: close` to `addr` (a readiness probe of a running upstream).
+pub fn request_to(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String)> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", addr.ip())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
-    let (status, body) = parse_response(&buf).with_context(|| format!("{method} {path} on 127.0.0.1:{port}"))?;
+    let (status, body) = parse_response(&buf).with_context(|| format!("{method} {path} on {addr}"))?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 

@@ -9,8 +9,9 @@
 //!   filter (bad hosts abort with 503, every host may add a delay), routing to the real httpbin.
 
 use serde_json::{json, Value};
-use sfr2l_core::profile::{BadMode, LabTopology, Quota};
+use sfr2l_core::study::{BadMode, LabTopology, Quota};
 use sfr2l_core::TrafficRule;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::Ports;
@@ -168,8 +169,9 @@ pub fn artifacts_cluster(port: u16) -> Value {
     })
 }
 
-/// The server sidecars: static listeners, one per host, with per-host faults.
-pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
+/// The server sidecars: static listeners, one per host, with per-host faults, in front of the
+/// app at `app`.
+pub fn upstream_static(ports: &Ports, topo: &LabTopology, app: SocketAddr) -> Value {
     let listeners: Vec<Value> = (0..topo.hosts)
         .map(|i| {
             let mut fault = json!({ "@type": FAULT });
@@ -214,7 +216,7 @@ pub fn upstream_static(ports: &Ports, topo: &LabTopology) -> Value {
         "admin": { "address": addr(ports.upstream_admin) },
         "static_resources": {
             "listeners": listeners,
-            "clusters": app_clusters(ports, topo)
+            "clusters": app_clusters(app, topo)
         }
     })
 }
@@ -278,9 +280,9 @@ fn http_filters(topo: &LabTopology, i: u32, fault: Value) -> Value {
     Value::Array(filters)
 }
 
-/// The app (httpbin) as the server sidecars see it: one shared cluster without limits, plus one
+/// The app as the server sidecars see it: one shared cluster without limits, plus one
 /// per capped host whose breaker is that host's worker pool (`concurrency` + `queue`).
-fn app_clusters(ports: &Ports, topo: &LabTopology) -> Value {
+fn app_clusters(app: SocketAddr, topo: &LabTopology) -> Value {
     // Connections are the workers: a request waits for one in the pending queue, and past the
     // queue is answered 503 (overflow) by the server sidecar.
     let cluster = |name: String, workers: u32, pending: u32| {
@@ -290,7 +292,7 @@ fn app_clusters(ports: &Ports, topo: &LabTopology) -> Value {
             "connect_timeout": "5s",
             "circuit_breakers": { "thresholds": [ { "max_connections": workers, "max_pending_requests": pending, "max_requests": 100_000 } ] },
             "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [
-                { "endpoint": { "address": addr(ports.httpbin) } } ] } ] }
+                { "endpoint": { "address": { "socket_address": { "address": app.ip().to_string(), "port_value": app.port() } } } } ] } ] }
         })
     };
     let mut out = vec![cluster("app".into(), 100_000, 100_000)];
@@ -305,11 +307,13 @@ fn app_clusters(ports: &Ports, topo: &LabTopology) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sfr2l_core::profile::{Profile, ProfileId};
+    use std::net::SocketAddr;
+
+    const APP: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 20003);
 
     #[test]
     fn cluster_follows_istiod() {
-        let p = Profile::get(ProfileId::S3);
+        let p = sfr2l_files::study::find("s3").unwrap().study;
         let (rule, _) = p.draw(&[0.5; sfr2l_core::N_FEATURES]);
         let c = client_cds(&Ports::from_base(20000), &p.lab, &rule, 4);
         let cl = &c["resources"][0];
@@ -334,16 +338,16 @@ mod tests {
     fn only_bad_hosts_fail() {
         let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
         // S1: the fault filter aborts.
-        let p = Profile::get(ProfileId::S1);
-        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let p = sfr2l_files::study::find("s1").unwrap().study;
+        let u = upstream_static(&Ports::from_base(20000), &p.lab, APP);
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
         let aborts = ls.iter().filter(|l| !hcm(l)["http_filters"][0]["typed_config"]["abort"].is_null()).count();
         assert_eq!(aborts as u32, p.lab.bad_hosts);
         // The app answers 503 (rewrite to httpbin's weighted /status).
-        let mut p = Profile::get(ProfileId::S3);
+        let mut p = sfr2l_files::study::find("s3").unwrap().study;
         p.lab.bad_mode = BadMode::App503;
         p.lab.bad_abort_percent = 80.0;
-        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let u = upstream_static(&Ports::from_base(20000), &p.lab, APP);
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
         let rewrites: Vec<String> = ls
             .iter()
@@ -361,8 +365,8 @@ mod tests {
     #[test]
     fn quotas_sit_on_the_right_hosts() {
         let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
-        let p = Profile::get(ProfileId::S2);
-        let u = upstream_static(&Ports::from_base(20000), &p.lab);
+        let p = sfr2l_files::study::find("s2").unwrap().study;
+        let u = upstream_static(&Ports::from_base(20000), &p.lab, APP);
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
         let names = |l: &Value| -> Vec<String> {
             hcm(l)["http_filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect()

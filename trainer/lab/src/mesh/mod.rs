@@ -1,5 +1,5 @@
-//! The local mesh lab: real Envoy (client and server sidecars) in front of real httpbin, on
-//! loopback. Rules switch through file-based LDS/CDS, confirmed on the admin endpoint.
+//! The local mesh lab: real Envoy (client and server sidecars) in front of the study's real
+//! upstream (a command it starts, or a service already running), on loopback. Rules switch through file-based LDS/CDS, confirmed on the admin endpoint.
 
 pub mod admin;
 pub mod envoy;
@@ -8,6 +8,7 @@ pub mod process;
 mod rules;
 mod spawn;
 mod toolchain;
+pub mod upstream;
 
 pub use ports::{Ports, MAX_HOSTS};
 pub use spawn::STOPPED_WAIT;
@@ -17,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use process::Proc;
 use serde::{Deserialize, Serialize};
 use sfr2l_core::config::ConfigV1;
-use sfr2l_core::profile::LabTopology;
+use sfr2l_core::study::{LabTopology, Upstream};
 use sfr2l_core::TrafficRule;
 use sfr2l_files::write_atomic;
 use std::collections::BTreeMap;
@@ -32,9 +33,8 @@ pub struct LabOptions {
     pub base_port: u16,
     pub topology: LabTopology,
     pub tools: Toolchain,
-    /// gunicorn worker processes and threads per worker for httpbin.
-    pub httpbin_workers: u32,
-    pub httpbin_threads: u32,
+    /// The application behind the server sidecars (the study's `lab.upstream`).
+    pub upstream: Upstream,
     /// Workers of the server-side Envoy.
     pub upstream_workers: u32,
     /// Children die with this process (collect, tests); `lab up` starts them detached.
@@ -109,7 +109,7 @@ impl Lab {
         }
     }
 
-    /// Starts httpbin, the server-side Envoy and the client sidecar; waits until all are ready.
+    /// Starts the upstream app, the server-side Envoy and the client sidecar; waits until all are ready.
     pub fn start(opts: LabOptions) -> Result<Lab> {
         if opts.topology.hosts == 0 || opts.topology.hosts > MAX_HOSTS {
             bail!("hosts must be within 1..={MAX_HOSTS} (got {})", opts.topology.hosts);
@@ -143,6 +143,21 @@ impl Lab {
 
     /// Starts the processes of a new lab, each recorded in `lab.procs` as soon as it runs.
     fn bring_up(lab: &mut Lab) -> Result<()> {
+        if let Upstream::Address { address, ready } = &lab.opts.upstream {
+            let addr = upstream::app_addr(&lab.opts.upstream, &lab.ports);
+            let t0 = std::time::Instant::now();
+            while !upstream::is_ready(addr, ready) {
+                if t0.elapsed() >= Duration::from_millis(ready.timeout_ms) {
+                    bail!(
+                        "the study's upstream at {address} did not answer GET {} with {} within {} ms",
+                        ready.path,
+                        ready.status,
+                        ready.timeout_ms
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         // The client sidecar starts on an open rule (its filter observing, unconfigured).
         let rule = open_rule();
         write_json(&lab.opts.dir.join("cds/cds.json"), &lab.cds(&rule))?;

@@ -9,7 +9,8 @@ pub struct Ports {
     pub client_admin: u16,
     pub client_listener: u16,
     pub upstream_admin: u16,
-    pub httpbin: u16,
+    /// The upstream application the study's command starts (unused for an address).
+    pub app: u16,
     /// The artifact server the filter fetches its models from.
     pub artifacts: u16,
 }
@@ -23,7 +24,7 @@ impl Ports {
             client_admin: base,
             client_listener: base + 1,
             upstream_admin: base + 2,
-            httpbin: base + 3,
+            app: base + 3,
             artifacts: base + 4,
         }
     }
@@ -36,7 +37,7 @@ impl Ports {
             (self.client_admin, "client admin".to_string()),
             (self.client_listener, "client listener".to_string()),
             (self.upstream_admin, "upstream admin".to_string()),
-            (self.httpbin, "httpbin".to_string()),
+            (self.app, "upstream app".to_string()),
             (self.artifacts, "artifact server".to_string()),
         ];
         v.extend((0..hosts).map(|i| (self.host(i), format!("host {i} listener"))));

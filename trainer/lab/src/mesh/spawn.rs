@@ -1,15 +1,17 @@
 //! Starting the lab's processes one by one, and healing a lab whose process died or was paused:
-//! the fault drills (kill -9 of an Envoy, of httpbin, SIGSTOP) end here with a restarted process
+//! the fault drills (kill -9 of an Envoy, of the upstream app, SIGSTOP) end here with a restarted process
 //! or a clear message, never with a run measured on a broken lab.
 
 use super::process::{wait_ready, Proc, ProcState};
-use super::{admin, envoy, write_json, Lab};
+use super::{admin, envoy, upstream, write_json, Lab};
 use anyhow::{bail, Context, Result};
+use sfr2l_core::study::Upstream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The lab's processes in start order (the artifact server only when it serves artifacts).
-pub const START_ORDER: [&str; 4] = ["httpbin", "upstream-envoy", "artifacts", "client-envoy"];
+/// The lab's processes in start order (the app only when the study's upstream is a command the
+/// lab starts, the artifact server only when it serves artifacts).
+pub const START_ORDER: [&str; 4] = ["app", "upstream-envoy", "artifacts", "client-envoy"];
 
 /// How long a healed lab waits for a paused (SIGSTOP) process to be continued.
 pub const STOPPED_WAIT: Duration = Duration::from_secs(15);
@@ -17,7 +19,11 @@ pub const STOPPED_WAIT: Duration = Duration::from_secs(15);
 impl Lab {
     /// The processes this lab's options call for, in start order.
     pub(super) fn wanted(&self) -> Vec<&'static str> {
-        START_ORDER.into_iter().filter(|n| *n != "artifacts" || self.opts.artifacts.is_some()).collect()
+        let command = matches!(self.opts.upstream, Upstream::Command { .. });
+        START_ORDER
+            .into_iter()
+            .filter(|n| (*n != "artifacts" || self.opts.artifacts.is_some()) && (*n != "app" || command))
+            .collect()
     }
 
     /// Starts process `name` and waits until it is ready; it is recorded (replacing a dead one
@@ -35,13 +41,18 @@ impl Lab {
             }
         };
         let ports = self.ports;
+        let (app, probe) = (upstream::app_addr(&self.opts.upstream, &ports), self.opts.upstream.ready().clone());
+        let mut timeout = Duration::from_secs(30);
         let ready: Box<dyn FnMut() -> bool> = match name {
-            "httpbin" => Box::new(move || matches!(admin::request(ports.httpbin, "GET", "/status/200"), Ok((200, _)))),
+            "app" => {
+                timeout = Duration::from_millis(probe.timeout_ms);
+                Box::new(move || upstream::is_ready(app, &probe))
+            }
             "upstream-envoy" => Box::new(move || admin::is_live(ports.upstream_admin)),
             "artifacts" => Box::new(move || admin::request(ports.artifacts, "GET", "/").is_ok()),
             _ => Box::new(move || admin::is_live(ports.client_admin)),
         };
-        wait_ready(&mut self.procs[at], Duration::from_secs(30), ready)?;
+        wait_ready(&mut self.procs[at], timeout, ready)?;
         if name == "client-envoy" {
             self.wait_versions(Duration::from_secs(10), true)?;
         }
@@ -51,25 +62,33 @@ impl Lab {
     fn spawn_proc(&mut self, name: &str) -> Result<Proc> {
         let (dir, ports, attached) = (self.opts.dir.clone(), self.ports, self.opts.attached);
         match name {
-            "httpbin" => {
-                // httpbin under gunicorn (threaded workers keep upstream connections alive).
-                let mut cmd = Command::new(&self.opts.tools.gunicorn);
-                cmd.args(["--bind", &format!("127.0.0.1:{}", ports.httpbin)])
-                    .args(["--workers", &self.opts.httpbin_workers.to_string(), "--worker-class", "gthread"])
-                    .args(["--threads", &self.opts.httpbin_threads.to_string(), "--keep-alive", "75"])
-                    .args(["--log-level", "warning", "httpbin:app"]);
-                Proc::spawn(name, cmd, &dir.join("logs/httpbin.log"), attached, libc::SIGTERM)
+            "app" => {
+                // The study's upstream command, on the lab's app port.
+                let argv = upstream::argv(&self.opts.upstream, &ports, &self.opts.tools)
+                    .context("the study's upstream is a running service, not a command")?;
+                let (prog, args) = argv.split_first().context("empty upstream command")?;
+                let mut cmd = Command::new(prog);
+                cmd.args(args);
+                Proc::spawn(name, cmd, &dir.join("logs/app.log"), attached, libc::SIGTERM)
+                    .with_context(|| format!("starting the study's upstream `{}`", argv.join(" ")))
             }
             "upstream-envoy" => {
                 // Server-side sidecars: static config.
                 let up = dir.join("upstream.json");
-                write_json(&up, &envoy::upstream_static(&ports, &self.opts.topology))?;
+                write_json(
+                    &up,
+                    &envoy::upstream_static(
+                        &ports,
+                        &self.opts.topology,
+                        upstream::app_addr(&self.opts.upstream, &ports),
+                    ),
+                )?;
                 self.spawn_envoy(name, &up, self.opts.upstream_workers, "upstream-envoy.log")
             }
             "artifacts" => {
                 // Any static HTTP server does; the lab uses Python's.
                 let root = self.opts.artifacts.clone().context("the lab serves no artifacts")?;
-                let mut cmd = Command::new(self.opts.tools.gunicorn.with_file_name("python"));
+                let mut cmd = Command::new(self.opts.tools.venv.join("bin/python"));
                 cmd.args(["-m", "http.server", "--bind", "127.0.0.1", &ports.artifacts.to_string(), "--directory"])
                     .arg(root);
                 Proc::spawn(name, cmd, &dir.join("logs/artifacts.log"), attached, libc::SIGTERM)
@@ -84,7 +103,8 @@ impl Lab {
         }
     }
 
-    /// The pid of lab process `name` (`httpbin` is gunicorn's master, its workers are children).
+    /// The pid of lab process `name` (`app` is the upstream command's process, e.g. gunicorn's
+    /// master, whose workers are its children).
     pub fn pid_of(&self, name: &str) -> Option<i32> {
         self.procs.iter().find(|p| p.name == name).map(|p| p.pid)
     }

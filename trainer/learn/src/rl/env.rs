@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::AgentKind;
-use sfr2l_core::{Feature, Profile, ProfileId, N_FEATURES, N_RULES};
+use sfr2l_core::{Feature, Study, N_FEATURES, N_RULES};
 use sfr2l_runtime::Simulator;
 
 /// What the agents maximise.
@@ -53,7 +53,8 @@ impl RunLoad {
 /// All rewards of one service (one dataset on its simulator).
 #[derive(Debug, Clone)]
 pub struct RewardTable {
-    pub profile: ProfileId,
+    /// The study the states come from.
+    pub profile: String,
     /// `[rows][N_RULES]` traffic rules, raw units.
     pub rules: Vec<[f32; N_RULES]>,
     /// The row's own threads and calls.
@@ -73,15 +74,10 @@ pub struct RewardTable {
 impl RewardTable {
     /// Evaluates the simulator on every (row, action) pair. `rows`: raw feature rows of the
     /// dataset; the grids must lie inside the simulator's training ranges.
-    pub fn build(
-        sim: &Simulator,
-        profile: ProfileId,
-        rows: &[[f64; N_FEATURES]],
-        objective: Objective,
-    ) -> Result<Self> {
-        let prof = Profile::get(profile);
-        let threads = AgentKind::Threads.grid(&prof);
-        let calls = AgentKind::Calls.grid(&prof);
+    pub fn build(sim: &Simulator, study: &Study, rows: &[[f64; N_FEATURES]], objective: Objective) -> Result<Self> {
+        let profile = study.name.clone();
+        let threads = AgentKind::Threads.grid(study);
+        let calls = AgentKind::Calls.grid(study);
         if rows.is_empty() {
             bail!("no states: the dataset has no rows");
         }
@@ -92,13 +88,13 @@ impl RewardTable {
             let hi = rows.iter().map(|r| r[col]).fold(f64::NEG_INFINITY, f64::max);
             if let Some(v) = grid.iter().find(|v| f64::from(**v) < lo || f64::from(**v) > hi) {
                 bail!(
-                    "{} grid value {v} lies outside the simulator's training range {lo}..={hi} (profile {profile})",
+                    "{} grid value {v} lies outside the simulator's training range {lo}..={hi} (study {profile})",
                     kind.name()
                 );
             }
         }
-        if sim.profile != profile.to_string() {
-            bail!("simulator was fitted on profile {} but the states come from profile {profile}", sim.profile);
+        if sim.profile != profile {
+            bail!("simulator was fitted on study {} but the states come from study {profile}", sim.profile);
         }
         let rules: Vec<[f32; N_RULES]> = rows.iter().map(|r| std::array::from_fn(|j| r[j] as f32)).collect();
         let run_load: Vec<RunLoad> = rows

@@ -7,12 +7,12 @@ use super::protocol::TrainedAgent;
 use crate::export::onnx::{encode, GraphBuilder};
 use sfr2l_core::agent::Configuration;
 use sfr2l_core::artifact::{meta, KIND_AGENT};
-use sfr2l_core::ProfileId;
 
 pub struct AgentExport<'a> {
     pub agent: &'a TrainedAgent,
     pub head: usize,
-    pub profile: ProfileId,
+    /// The study the agent was trained on.
+    pub profile: &'a str,
     pub configuration: Configuration,
     pub services: usize,
     pub objective: &'a str,
@@ -51,7 +51,7 @@ pub fn agent_onnx(e: &AgentExport) -> Vec<u8> {
         (meta::OBJECTIVE.to_string(), e.objective.to_string()),
     ];
     let doc = format!(
-        "sfr2l {} agent ({}), profile {}: raw state in, Q-value per {} grid value out",
+        "sfr2l {} agent ({}), study {}: raw state in, Q-value per {} grid value out",
         a.spec.kind.name(),
         e.configuration.label(),
         e.profile,

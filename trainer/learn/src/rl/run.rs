@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::{Configuration, Extra};
 use sfr2l_core::artifact::KIND_AGENT;
 use sfr2l_core::card::SimulatorCard;
-use sfr2l_core::{ProfileId, RULE_FEATURES};
+use sfr2l_core::RULE_FEATURES;
 use sfr2l_files::sha256_hex;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,8 +30,9 @@ pub fn load_service(dir: &Path, data: Option<&Path>, objective: Objective) -> Re
     let card_path = dir.join("simulator.json");
     let text = std::fs::read_to_string(&card_path).with_context(|| format!("reading {}", card_path.display()))?;
     let card: SimulatorCard = serde_json::from_str(&text).with_context(|| format!("{}", card_path.display()))?;
-    let profile: ProfileId =
-        card.profile.parse().map_err(|e: String| anyhow::anyhow!("{}: profile: {e}", card_path.display()))?;
+    let study = sfr2l_files::study::find(&card.profile)
+        .with_context(|| format!("{}: field profile names the study", card_path.display()))?
+        .study;
     let onnx_path = dir.join("simulator.onnx");
     let bytes = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     let sha = sha256_hex(&bytes);
@@ -53,7 +54,7 @@ pub fn load_service(dir: &Path, data: Option<&Path>, objective: Objective) -> Re
         );
     }
     let data_path = data.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&card.dataset.path));
-    let ds = read_dataset(&data_path, profile).with_context(|| format!("states for {}", dir.display()))?;
+    let ds = read_dataset(&data_path, &study).with_context(|| format!("states for {}", dir.display()))?;
     if ds.sha256 != card.dataset.sha256 {
         bail!(
             "{}: this is not the dataset the simulator in {} was fitted on (sha256 differs from its card)",
@@ -61,7 +62,7 @@ pub fn load_service(dir: &Path, data: Option<&Path>, objective: Objective) -> Re
             dir.display()
         );
     }
-    let table = RewardTable::build(&sim, profile, &ds.x, objective)?;
+    let table = RewardTable::build(&sim, &study, &ds.x, objective)?;
     Ok(Service { dir: dir.to_path_buf(), card, table })
 }
 
@@ -184,11 +185,10 @@ struct RunMeta<'a> {
 fn export_agent(dir: &Path, run: &RunMeta, agent: &TrainedAgent, n: usize, svc: &Service) -> Result<f32> {
     let RunMeta { r, cfg, objective: obj, commit } = *run;
     let mut worst = 0.0f32;
-    let profile: ProfileId = svc.card.profile.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let bytes = agent_onnx(&AgentExport {
         agent,
         head: n,
-        profile,
+        profile: &svc.card.profile,
         configuration: r.configuration,
         services: r.services,
         objective: obj,

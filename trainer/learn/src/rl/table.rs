@@ -12,13 +12,13 @@ use super::run::{agent_dir_name, load_service, train_agents, write_run, RunSumma
 use super::RlConfig;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
-use sfr2l_core::ProfileId;
 use sfr2l_files::{sha256_hex, write_atomic};
 use std::path::{Path, PathBuf};
 
 /// What the table runs.
 pub struct TableJob {
-    pub datasets: Vec<ProfileId>,
+    /// Study names (`policies/<name>`).
+    pub datasets: Vec<String>,
     /// Configurations with their number of services (1 = single service).
     pub configs: Vec<(Configuration, usize)>,
     /// Seeds per single-service cell, and per collaborative cell.
@@ -189,7 +189,7 @@ type Done = (RunSummary, Option<Vec<f64>>, bool, Option<[f64; 2]>);
 /// `job.jobs > 1` cells run on that many threads; the result is the same in any case.
 pub fn run_table(job: &TableJob, commit: &str) -> Result<TableRuns> {
     let objective = job.objective;
-    let datasets: Vec<String> = job.datasets.iter().map(ProfileId::to_string).collect();
+    let datasets: Vec<String> = job.datasets.clone();
     let mut services: Vec<Service> = Vec::new();
     for d in &datasets {
         services.push(load_service(&job.policies.join(d), None, objective)?);
@@ -355,7 +355,7 @@ fn run_cells(
 /// Writes the Markdown report, `curves/<dataset>.svg` and `table5-runs.json` beside it; returns
 /// the Markdown.
 pub fn write_table5(report: &Path, job: &TableJob, t: &TableRuns, command: &str, note: &str) -> Result<String> {
-    let datasets: Vec<String> = job.datasets.iter().map(ProfileId::to_string).collect();
+    let datasets: Vec<String> = job.datasets.clone();
     let window = job.base.rolling_window;
     let old = std::fs::read_to_string(report).ok();
     let md = crate::history::with_history(

@@ -7,13 +7,13 @@ use crate::data::Standardizer;
 use crate::export::onnx::{encode, GraphBuilder};
 use crate::nn::MlpWeights;
 use sfr2l_core::artifact::{meta, KIND_SIMULATOR};
-use sfr2l_core::{Profile, ProfileId, FEATURES};
+use sfr2l_core::{Study, FEATURES};
 
 pub const OUTPUT_NAMES: [&str; 3] = ["qps", "rate_503", "uncertainty"];
 
 /// Everything the graph needs besides the weights.
 pub struct SimulatorSpec<'a> {
-    pub profile: ProfileId,
+    pub study: &'a Study,
     pub x_norm: &'a Standardizer,
     pub y_norm: &'a Standardizer,
     pub members: &'a [MlpWeights],
@@ -23,7 +23,7 @@ pub struct SimulatorSpec<'a> {
 /// The serialized ONNX model.
 pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
     let mut g = GraphBuilder::default();
-    let prof = Profile::get(spec.profile);
+    let prof = spec.study;
     let names: Vec<String> = FEATURES
         .iter()
         .map(|f| {
@@ -85,7 +85,7 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
     let metadata = vec![
         (meta::SCHEMA.to_string(), sfr2l_core::card::CARD_SCHEMA.to_string()),
         (meta::KIND.to_string(), KIND_SIMULATOR.to_string()),
-        (meta::PROFILE.to_string(), spec.profile.to_string()),
+        (meta::PROFILE.to_string(), spec.study.name.clone()),
         (meta::FEATURES.to_string(), feature_list),
         (meta::OUTPUTS.to_string(), OUTPUT_NAMES.join(",")),
         (meta::ENSEMBLE.to_string(), spec.members.len().to_string()),
@@ -93,7 +93,7 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
     ];
     let doc = format!(
         "sfr2l simulator for profile {}: raw DestinationRule + load features in, QPS and 503 rate out",
-        spec.profile
+        spec.study.name
     );
     encode(&g.finish("sfr2l_simulator", &doc, &metadata))
 }

@@ -13,7 +13,7 @@ use crate::nn::MlpWeights;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::card::{DatasetRef, Port, SimulatorCard, SimulatorMetrics, CARD_SCHEMA};
 use sfr2l_core::rng::SplitMix64;
-use sfr2l_core::{Profile, FEATURES, N_FEATURES};
+use sfr2l_core::{Study, FEATURES, N_FEATURES};
 use sfr2l_files::sha256_hex;
 use std::path::Path;
 use std::time::Instant;
@@ -53,7 +53,7 @@ pub fn burn_predict_raw(
 
 /// `n` raw feature rows drawn uniformly from the profile's ranges (integers where the
 /// feature is an integer setting), seeded.
-pub fn random_inputs(profile: &Profile, n: usize, seed: u64) -> Vec<[f32; N_FEATURES]> {
+pub fn random_inputs(profile: &Study, n: usize, seed: u64) -> Vec<[f32; N_FEATURES]> {
     let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| {
@@ -68,7 +68,7 @@ pub fn random_inputs(profile: &Profile, n: usize, seed: u64) -> Vec<[f32; N_FEAT
 /// Fits the simulator on `ds`: split, MLP ensemble, baselines, export checked against burn, card.
 pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(&str)) -> Result<FittedSimulator> {
     cfg.check()?;
-    let profile = Profile::get(ds.profile);
+    let profile = &ds.study;
     let s = Splits::new(ds, cfg)?;
     log(&format!(
         "{}: {} rows -> train {}, valid {}, test {} (split by configuration, seed {})",
@@ -85,7 +85,7 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
         "  test mse: mlp ensemble {:.4}, svr {:.4}, logistic {:.4}, ridge {:.4}",
         ens.scores.mse, base.svr.scores.mse, base.logistic.scores.mse, base.ridge.scores.mse
     ));
-    let onnx = export_checked(ds, cfg, &profile, &s, &ens, log)?;
+    let onnx = export_checked(ds, cfg, profile, &s, &ens, log)?;
     let card = simulator_card(ds, cfg, &s, &ens, &base, sha256_hex(&onnx), git_commit)?;
     Ok(FittedSimulator { onnx, card, config: cfg.clone(), members: ens.members, x_norm: s.x_norm, y_norm: s.y_norm })
 }
@@ -203,13 +203,13 @@ fn fit_baselines(s: &Splits, cfg: &SimConfig) -> Result<Baselines> {
 fn export_checked(
     ds: &Dataset,
     cfg: &SimConfig,
-    profile: &Profile,
+    profile: &Study,
     s: &Splits,
     ens: &Ensemble,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<u8>> {
     let onnx = simulator_onnx(&SimulatorSpec {
-        profile: ds.profile,
+        study: &ds.study,
         x_norm: &s.x_norm,
         y_norm: &s.y_norm,
         members: &ens.members,
@@ -245,7 +245,7 @@ fn export_checked(
 
 /// The simulator's inputs (the nine features with the profile's ranges) and outputs.
 fn simulator_ports(ds: &Dataset) -> (Vec<Port>, Vec<Port>) {
-    let profile = Profile::get(ds.profile);
+    let profile = &ds.study;
     let range = |f: sfr2l_core::Feature| Some(profile.feature_range(f));
     let inputs = FEATURES
         .iter()
@@ -298,7 +298,7 @@ fn simulator_card(
     Ok(SimulatorCard {
         schema: CARD_SCHEMA,
         kind: sfr2l_core::artifact::KIND_SIMULATOR.into(),
-        profile: ds.profile.to_string(),
+        profile: ds.study.name.clone(),
         inputs,
         outputs,
         dataset: DatasetRef {
@@ -338,6 +338,8 @@ fn simulator_card(
             "logistic": base.logistic.seconds,
             "ridge": base.ridge.seconds,
         }),
+        // The command that knows the study file adds its reference (name, sha256, target).
+        study: None,
     })
 }
 

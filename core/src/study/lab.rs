@@ -1,5 +1,5 @@
-//! The upstream side of the lab per profile: hosts and the failure modes the server sidecars
-//! give them (data/README.md, "Failure modes per profile").
+//! The upstream side of a study's lab: the hosts, the failure modes the server sidecars give
+//! them (data/README.md, "Failure modes per profile"), and the upstream application itself.
 
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -16,7 +16,7 @@ pub enum BadMode {
     App503,
 }
 
-/// The upstream side of the lab for one profile: how many hosts the cluster has and which
+/// The upstream side of the lab for one study: how many hosts the cluster has and which
 /// faults they inject (a real Envoy fault filter on each host's server-side listener).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LabTopology {
@@ -67,6 +67,45 @@ pub struct Capacity {
     pub queue: u32,
 }
 
+/// An HTTP readiness probe: `GET path` answers `status` within `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    pub path: String,
+    pub status: u16,
+    pub timeout_ms: u64,
+}
+
+/// The application the server sidecars forward to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upstream {
+    /// A command the lab starts, one process for all hosts, listening on loopback. In its
+    /// arguments `{port}` is the port the lab gives it and `{venv}` the lab's Python venv.
+    /// `version` is a command whose first line of output names what ran (dataset metadata).
+    Command { argv: Vec<String>, ready: Ready, version: Option<Vec<String>> },
+    /// A service already running at `IP:PORT`; the lab only probes it.
+    Address { address: String, ready: Ready },
+}
+
+impl Upstream {
+    pub fn ready(&self) -> &Ready {
+        match self {
+            Upstream::Command { ready, .. } | Upstream::Address { ready, .. } => ready,
+        }
+    }
+
+    /// The command line with `{port}` and `{venv}` filled in (commands only).
+    pub fn argv(&self, port: u16, venv: &str) -> Option<Vec<String>> {
+        match self {
+            Upstream::Command { argv, .. } => {
+                Some(argv.iter().map(|a| a.replace("{port}", &port.to_string()).replace("{venv}", venv)).collect())
+            }
+            Upstream::Address { .. } => None,
+        }
+    }
+}
+
 fn fields<const N: usize>(s: &str, what: &str, form: &str) -> Result<[u32; N], String> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != N {
@@ -103,57 +142,21 @@ impl FromStr for Capacity {
     }
 }
 
-pub(super) const fn lab(
-    hosts: u32,
-    bad_hosts: u32,
-    bad_abort_percent: f64,
-    delay_ms: u32,
-    delay_percent: f64,
-) -> LabTopology {
-    LabTopology {
-        hosts,
-        bad_hosts,
-        bad_abort_percent,
-        bad_mode: BadMode::FaultAbort,
-        delay_ms,
-        delay_percent,
-        client_workers: 2,
-        client_quota: None,
-        conn_quota: None,
-        capacity: None,
-    }
-}
-
-/// A lab whose hosts grant each load test a quota (`client_quota`), optionally with a
-/// per-connection budget on some hosts and `bad_hosts` that abort 90% of requests. See
-/// data/README.md ("Failure modes per profile") for why each profile has the modes it has.
-pub(super) const fn quota_lab(
-    hosts: u32,
-    bad_hosts: u32,
-    client_quota: Quota,
-    conn_quota: Option<Quota>,
-) -> LabTopology {
-    LabTopology {
-        hosts,
-        bad_hosts,
-        bad_abort_percent: if bad_hosts > 0 { 90.0 } else { 0.0 },
-        bad_mode: BadMode::FaultAbort,
-        delay_ms: 2,
-        delay_percent: 100.0,
-        client_workers: 2,
-        client_quota: Some(client_quota),
-        conn_quota,
-        capacity: None,
-    }
-}
-
-pub(super) const fn quota(hosts: u32, tokens: u32, refill_per_s: u32) -> Quota {
-    Quota { hosts, tokens, refill_per_s }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_commands_get_their_port_and_venv() {
+        let ready = Ready { path: "/".into(), status: 200, timeout_ms: 1000 };
+        let u = Upstream::Command {
+            argv: vec!["{venv}/bin/gunicorn".into(), "-b".into(), "127.0.0.1:{port}".into()],
+            ready: ready.clone(),
+            version: None,
+        };
+        assert_eq!(u.argv(8000, "/v").unwrap(), ["/v/bin/gunicorn", "-b", "127.0.0.1:8000"]);
+        assert!(Upstream::Address { address: "127.0.0.1:80".into(), ready }.argv(1, "").is_none());
+    }
 
     #[test]
     fn quota_and_capacity_parse_with_named_errors() {
