@@ -27,9 +27,10 @@ pub struct AdviseArgs {
     /// Also write the median rule (what the advice is compared with) here.
     #[arg(long)]
     pub median_out: Option<PathBuf>,
-    /// metadata.name and spec.host of the DestinationRule.
-    #[arg(long, default_value = "httpbin")]
-    pub host: String,
+    /// metadata.name and spec.host of the DestinationRule; default: the study's
+    /// `target.service`.
+    #[arg(long)]
+    pub host: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

@@ -13,8 +13,12 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     }
     let ask = Ask { threads: a.threads, calls: a.calls, objective: a.objective, levels: a.levels };
     let r = advise(&a.sim, &ask)?;
-    let text = yaml(&r.rule, &a.host, &a.host)?;
-    let median = yaml(&r.median_rule, &a.host, &a.host)?;
+    let host = match &a.host {
+        Some(h) => h.clone(),
+        None => sfr2l_files::study::find(&r.profile)?.study.target.service,
+    };
+    let text = yaml(&r.rule, &host, &host)?;
+    let median = yaml(&r.median_rule, &host, &host)?;
     if let Some(p) = &a.out {
         write_atomic(p, text.as_bytes())?;
     }
