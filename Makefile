@@ -9,9 +9,9 @@ PROFILE ?= s1
 ROWS ?= 2000
 SEED ?= 1
 
-.PHONY: lint setup venv wasm-target kubectl explorer-tools explorer filter build test demo bench collect clean lab-down oci
+.PHONY: lint setup venv wasm-target kubectl nginx explorer-tools explorer filter build test demo bench collect clean lab-down oci
 
-setup: wasm-target venv kubectl explorer-tools
+setup: wasm-target venv kubectl explorer-tools nginx
 
 # kubectl renders the kustomize tree offline (`kubectl kustomize`, in make test). Debian bookworm
 # ships it as `kubernetes-client` (kubectl 1.20, kustomize v2.0.3: the tree is written for it too).
@@ -19,6 +19,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 kubectl:
 	@command -v kubectl >/dev/null || $(SUDO) apt-get install -y -q kubernetes-client \
 		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q kubernetes-client; }
+
+# nginx is the upstream of study `nginx` (studies/nginx.yaml): a real server nobody here wrote.
+nginx:
+	@command -v nginx >/dev/null || PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null || $(SUDO) apt-get install -y -q nginx \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nginx; }
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1

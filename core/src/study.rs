@@ -16,7 +16,7 @@ pub mod file;
 mod lab;
 
 pub use file::{StudyError, StudyFile};
-pub use lab::{BadMode, Capacity, LabTopology, Quota, Ready, Upstream};
+pub use lab::{BadMode, Capacity, LabTopology, Places, Quota, Ready, Upstream, UpstreamAsset, PLACEHOLDERS};
 
 /// The schema a study file declares (`apiVersion`).
 pub const API_VERSION: &str = "sfr2l/v1";

@@ -186,7 +186,7 @@ fn study_upstreams_start_probe_and_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let mut argv = vec![python.clone()];
     argv.extend(serve("{port}"));
-    let never = Upstream::Command { argv, ready: ready("/never-there", 1500), version: None };
+    let never = Upstream::Command { argv, ready: ready("/never-there", 1500), version: None, files: Vec::new() };
     let e = format!("{:#}", sfr2l_lab::Lab::start(opts(never, dir.path())).err().unwrap());
     assert!(e.contains("app did not become ready within 1.5s"), "{e}");
     assert!(processes_mentioning("127.0.0.1 21903").is_empty(), "the upstream is stopped");
@@ -196,6 +196,7 @@ fn study_upstreams_start_probe_and_fail_clearly() {
         argv: vec!["/nonexistent/server".into(), "{port}".into()],
         ready: ready("/", 1000),
         version: None,
+        files: Vec::new(),
     };
     let e = format!("{:#}", sfr2l_lab::Lab::start(opts(missing, dir.path())).err().unwrap());
     assert!(e.contains("starting the study's upstream `/nonexistent/server 21903`"), "{e}");

@@ -120,7 +120,8 @@ fn two() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamFile {
-    /// The command the lab starts (`{port}`: its port; `{venv}`: the lab's venv).
+    /// The command the lab starts (`{port}`: its port; `{venv}`: the lab's venv; `{dir}`: its
+    /// own directory).
     #[serde(default)]
     pub command: Option<Vec<String>>,
     /// Or a service already running, `host:port`.
@@ -130,6 +131,17 @@ pub struct UpstreamFile {
     /// A command that prints what ran (its first line goes into the dataset's metadata).
     #[serde(default)]
     pub version: Option<Vec<String>>,
+    /// Files the lab writes into the upstream's directory (`{dir}`) before starting the command.
+    #[serde(default)]
+    pub files: Vec<AssetFile>,
+}
+
+/// One file of a command upstream: its path under `{dir}` and its content (placeholders filled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetFile {
+    pub path: String,
+    pub content: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -80,12 +80,47 @@ pub struct Ready {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Upstream {
-    /// A command the lab starts, one process for all hosts, listening on loopback. In its
-    /// arguments `{port}` is the port the lab gives it and `{venv}` the lab's Python venv.
+    /// A command the lab starts, one process for all hosts, listening on loopback. `files` are
+    /// written into the upstream's own directory first (its configuration, pages it serves).
     /// `version` is a command whose first line of output names what ran (dataset metadata).
-    Command { argv: Vec<String>, ready: Ready, version: Option<Vec<String>> },
+    /// Arguments and file contents take the [`Places`] placeholders.
+    Command {
+        argv: Vec<String>,
+        ready: Ready,
+        version: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<UpstreamAsset>,
+    },
     /// A service already running at `IP:PORT`; the lab only probes it.
     Address { address: String, ready: Ready },
+}
+
+/// A file the lab writes into the upstream's directory before starting it (`path` is relative
+/// to that directory; `content` takes the [`Places`] placeholders).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamAsset {
+    pub path: String,
+    pub content: String,
+}
+
+/// What the placeholders of an upstream command stand for: `{port}` the port the lab gives it,
+/// `{venv}` the lab's Python venv, `{dir}` the upstream's own directory (absolute; its files,
+/// logs and scratch space).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Places {
+    pub port: u16,
+    pub venv: String,
+    pub dir: String,
+}
+
+/// The placeholders [`Places::fill`] knows.
+pub const PLACEHOLDERS: [&str; 3] = ["{port}", "{venv}", "{dir}"];
+
+impl Places {
+    /// `text` with every placeholder filled in.
+    pub fn fill(&self, text: &str) -> String {
+        text.replace("{port}", &self.port.to_string()).replace("{venv}", &self.venv).replace("{dir}", &self.dir)
+    }
 }
 
 impl Upstream {
@@ -95,13 +130,27 @@ impl Upstream {
         }
     }
 
-    /// The command line with `{port}` and `{venv}` filled in (commands only).
-    pub fn argv(&self, port: u16, venv: &str) -> Option<Vec<String>> {
+    /// The command line with its placeholders filled in (commands only).
+    pub fn argv(&self, places: &Places) -> Option<Vec<String>> {
         match self {
-            Upstream::Command { argv, .. } => {
-                Some(argv.iter().map(|a| a.replace("{port}", &port.to_string()).replace("{venv}", venv)).collect())
-            }
+            Upstream::Command { argv, .. } => Some(argv.iter().map(|a| places.fill(a)).collect()),
             Upstream::Address { .. } => None,
+        }
+    }
+
+    /// The version command with its placeholders filled in (commands that have one).
+    pub fn version(&self, places: &Places) -> Option<Vec<String>> {
+        match self {
+            Upstream::Command { version: Some(v), .. } => Some(v.iter().map(|a| places.fill(a)).collect()),
+            _ => None,
+        }
+    }
+
+    /// The files to write before starting the command, `(relative path, content)` filled in.
+    pub fn files(&self, places: &Places) -> Vec<(String, String)> {
+        match self {
+            Upstream::Command { files, .. } => files.iter().map(|f| (f.path.clone(), places.fill(&f.content))).collect(),
+            Upstream::Address { .. } => Vec::new(),
         }
     }
 }
@@ -147,15 +196,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upstream_commands_get_their_port_and_venv() {
+    fn upstream_commands_get_their_port_venv_and_dir() {
         let ready = Ready { path: "/".into(), status: 200, timeout_ms: 1000 };
         let u = Upstream::Command {
-            argv: vec!["{venv}/bin/gunicorn".into(), "-b".into(), "127.0.0.1:{port}".into()],
+            argv: vec!["{venv}/bin/gunicorn".into(), "-b".into(), "127.0.0.1:{port}".into(), "-c".into(), "{dir}/c".into()],
             ready: ready.clone(),
-            version: None,
+            version: Some(vec!["{venv}/bin/gunicorn".into(), "--version".into()]),
+            files: vec![UpstreamAsset { path: "c".into(), content: "listen {port}; root {dir}; {other}".into() }],
         };
-        assert_eq!(u.argv(8000, "/v").unwrap(), ["/v/bin/gunicorn", "-b", "127.0.0.1:8000"]);
-        assert!(Upstream::Address { address: "127.0.0.1:80".into(), ready }.argv(1, "").is_none());
+        let at = Places { port: 8000, venv: "/v".into(), dir: "/lab/app".into() };
+        assert_eq!(u.argv(&at).unwrap(), ["/v/bin/gunicorn", "-b", "127.0.0.1:8000", "-c", "/lab/app/c"]);
+        assert_eq!(u.version(&at).unwrap(), ["/v/bin/gunicorn", "--version"]);
+        // Unknown braces are left as they are (nginx and shell configurations use them).
+        assert_eq!(u.files(&at), [("c".to_string(), "listen 8000; root /lab/app; {other}".to_string())]);
+        let addr = Upstream::Address { address: "127.0.0.1:80".into(), ready };
+        assert!(addr.argv(&at).is_none() && addr.version(&at).is_none() && addr.files(&at).is_empty());
     }
 
     #[test]

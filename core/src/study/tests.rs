@@ -86,7 +86,7 @@ fn check_names_the_field_outside() {
 
 #[test]
 fn bad_fields_are_named_by_their_yaml_path() {
-    let cases: [(&str, serde_json::Value, &str); 14] = [
+    let cases: [(&str, serde_json::Value, &str); 16] = [
         ("/apiVersion", "sfr2l/v2".into(), "apiVersion: \"sfr2l/v2\""),
         ("/metadata/name", "S 1".into(), "metadata.name: \"S 1\" is not a DNS label"),
         ("/target/path", "status".into(), "target.path"),
@@ -107,7 +107,17 @@ fn bad_fields_are_named_by_their_yaml_path() {
         ("/attributes/2/range", serde_json::json!([1.5, 3]), "attributes[2].range[0]: 1.5 is not a whole number"),
         ("/load/calls/grid/to", 800.into(), "load.calls.grid: value 800 is outside the range [100, 700]"),
         ("/lab/faults/badHosts/count", 26.into(), "lab.faults.badHosts.count: 26 exceeds lab.hosts 25"),
-        ("/lab/upstream/command", serde_json::json!(["srv"]), "lab.upstream.command: no argument names {port}"),
+        ("/lab/upstream/command", serde_json::json!(["srv"]), "lab.upstream.command: neither an argument nor a file names {port}"),
+        (
+            "/lab/upstream/files",
+            serde_json::json!([{"path": "../etc/x", "content": ""}]),
+            "lab.upstream.files[0].path: \"../etc/x\" is not a relative path of plain names",
+        ),
+        (
+            "/lab/upstream/files",
+            serde_json::json!([{"path": "a", "content": ""}, {"path": "a", "content": "{port}"}]),
+            "lab.upstream.files[1].path: \"a\" is given twice",
+        ),
         ("/collection/repeats/configs", 30.into(), "collection.repeats: 30 x 4 runs exceed collection.rows 100"),
     ];
     for (pointer, v, want) in cases {
@@ -118,6 +128,12 @@ fn bad_fields_are_named_by_their_yaml_path() {
     assert!(e.starts_with("objective.failureCodes: [429]"), "{e}");
     let e = with("/lab/upstream", serde_json::json!({"address": "nowhere", "ready": {"path": "/"}})).unwrap_err();
     assert_eq!(e.path, "lab.upstream.address");
+    let running = serde_json::json!({"address": "127.0.0.1:80", "ready": {"path": "/"}, "files": [{"path": "a", "content": ""}]});
+    assert_eq!(with("/lab/upstream", running).unwrap_err().path, "lab.upstream.files");
+    // A port named only in a file is enough (nginx takes it from its configuration).
+    let conf = serde_json::json!({"command": ["srv", "-c", "{dir}/c"], "ready": {"path": "/"},
+        "files": [{"path": "c", "content": "listen {port};"}]});
+    assert!(with("/lab/upstream", conf).is_ok());
     let e = Study::from_json(&SAMPLE.replace("\"hosts\": 25,", "\"hosts\": 25, \"hots\": 1,")).unwrap_err().to_string();
     assert!(e.contains("unknown field `hots`"), "{e}");
     let missing = SAMPLE.replace("{\"field\": \"outlierDetection.interval\", \"range\": [\"1s\", \"2s\"]},", "");

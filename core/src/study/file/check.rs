@@ -4,7 +4,9 @@
 use super::*;
 use crate::feature::{Feature, RULE_FEATURES};
 use crate::rule::TrafficRule;
-use crate::study::{Attribute, Capacity, Collection, Grid, LabTopology, Quota, Ready, Span, Study, Upstream};
+use crate::study::{
+    Attribute, Capacity, Collection, Grid, LabTopology, Quota, Ready, Span, Study, Upstream, UpstreamAsset,
+};
 use crate::study::{API_VERSION, KIND};
 
 /// The largest value of an Istio int32 field.
@@ -126,13 +128,17 @@ fn upstream(u: &UpstreamFile) -> Checked<Upstream> {
             if argv.is_empty() || argv[0].trim().is_empty() {
                 return err("lab.upstream.command", "empty command");
             }
-            if !argv.iter().any(|a| a.contains("{port}")) {
-                return err("lab.upstream.command", "no argument names {port}: the lab gives the upstream its port");
+            if !argv.iter().chain(u.files.iter().map(|f| &f.content)).any(|a| a.contains("{port}")) {
+                return err(
+                    "lab.upstream.command",
+                    "neither an argument nor a file names {port}: the lab gives the upstream its port",
+                );
             }
             if matches!(&u.version, Some(v) if v.is_empty()) {
                 return err("lab.upstream.version", "empty command");
             }
-            Ok(Upstream::Command { argv: argv.clone(), ready, version: u.version.clone() })
+            let files = assets(&u.files)?;
+            Ok(Upstream::Command { argv: argv.clone(), ready, version: u.version.clone(), files })
         }
         (None, Some(address)) => {
             if !matches!(address.parse::<std::net::SocketAddr>(), Ok(a) if a.port() > 0) {
@@ -144,10 +150,35 @@ fn upstream(u: &UpstreamFile) -> Checked<Upstream> {
                     "a running service has no version command (it is not started here)",
                 );
             }
+            if !u.files.is_empty() {
+                return err("lab.upstream.files", "a running service has no files written for it (it is not started here)");
+            }
             Ok(Upstream::Address { address: address.clone(), ready })
         }
         _ => err("lab.upstream", "give exactly one of command and address"),
     }
+}
+
+/// An upstream's files: relative paths of plain names (`conf/nginx.conf`), each once.
+fn assets(files: &[AssetFile]) -> Checked<Vec<UpstreamAsset>> {
+    let mut out: Vec<UpstreamAsset> = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let at = format!("lab.upstream.files[{i}].path");
+        let plain = |seg: &str| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        if !f.path.split('/').all(plain) {
+            return err(at, format!("{:?} is not a relative path of plain names (letters, digits, . _ -)", f.path));
+        }
+        if out.iter().any(|o| o.path == f.path) {
+            return err(at, format!("{:?} is given twice", f.path));
+        }
+        out.push(UpstreamAsset { path: f.path.clone(), content: f.content.clone() });
+    }
+    Ok(out)
 }
 
 fn quota(path: &str, q: &QuotaFile, hosts: u32) -> Checked<Quota> {

@@ -63,12 +63,15 @@ impl Lab {
         let (dir, ports, attached) = (self.opts.dir.clone(), self.ports, self.opts.attached);
         match name {
             "app" => {
-                // The study's upstream command, on the lab's app port.
-                let argv = upstream::argv(&self.opts.upstream, &ports, &self.opts.tools)
+                // The study's upstream command, on the lab's app port, in its own directory with
+                // its files written afresh.
+                let places = upstream::places(&ports, &self.opts.tools, &dir);
+                let argv = upstream::argv(&self.opts.upstream, &places)
                     .context("the study's upstream is a running service, not a command")?;
                 let (prog, args) = argv.split_first().context("empty upstream command")?;
+                let home = upstream::write_files(&self.opts.upstream, &places)?;
                 let mut cmd = Command::new(prog);
-                cmd.args(args);
+                cmd.args(args).current_dir(home);
                 Proc::spawn(name, cmd, &dir.join("logs/app.log"), attached, libc::SIGTERM)
                     .with_context(|| format!("starting the study's upstream `{}`", argv.join(" ")))
             }

@@ -2,7 +2,10 @@
 //! and what ran (for dataset metadata).
 
 use super::{admin, Ports, Toolchain};
-use sfr2l_core::study::{Ready, Upstream};
+use anyhow::{Context, Result};
+use sfr2l_core::study::{Places, Ready, Upstream};
+use sfr2l_files::write_atomic;
+use std::path::{Path, PathBuf};
 use std::net::SocketAddr;
 use std::process::Command;
 
@@ -23,20 +26,43 @@ pub fn is_ready(addr: SocketAddr, ready: &Ready) -> bool {
     matches!(admin::request_to(addr, "GET", &ready.path), Ok((status, _)) if status == ready.status)
 }
 
-/// The command line of a command upstream, `{port}` and `{venv}` filled in.
-pub fn argv(upstream: &Upstream, ports: &Ports, tools: &Toolchain) -> Option<Vec<String>> {
-    upstream.argv(ports.app, &tools.venv.to_string_lossy())
+/// The upstream's own directory in lab `dir` (`{dir}`): its files, logs and scratch space.
+pub fn home(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()).join("app")
+}
+
+/// What the placeholders of the study's upstream command stand for in this lab.
+pub fn places(ports: &Ports, tools: &Toolchain, dir: &Path) -> Places {
+    Places { port: ports.app, venv: tools.venv.to_string_lossy().into_owned(), dir: home(dir).to_string_lossy().into_owned() }
+}
+
+/// The command line of a command upstream, its placeholders filled in.
+pub fn argv(upstream: &Upstream, places: &Places) -> Option<Vec<String>> {
+    upstream.argv(places)
+}
+
+/// Writes the upstream's files (atomically, placeholders filled in) into its directory, which
+/// is created first; returns the directory.
+pub fn write_files(upstream: &Upstream, places: &Places) -> Result<PathBuf> {
+    let home = PathBuf::from(&places.dir);
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    for (rel, content) in upstream.files(places) {
+        let path = home.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        write_atomic(&path, content.as_bytes()).with_context(|| format!("writing the study's upstream file {rel}"))?;
+    }
+    Ok(home)
 }
 
 /// What ran as the upstream: the first line of the study's version command (with the command
 /// line when there is none), or the address of a running service.
-pub fn describe(upstream: &Upstream, ports: &Ports, tools: &Toolchain) -> String {
+pub fn describe(upstream: &Upstream, places: &Places) -> String {
     match upstream {
-        Upstream::Command { version, .. } => {
-            let line = argv(upstream, ports, tools).unwrap_or_default().join(" ");
-            let venv = tools.venv.to_string_lossy();
-            let asked = version.as_ref().map(|v| v.iter().map(|a| a.replace("{venv}", &venv)).collect::<Vec<_>>());
-            let said = asked.and_then(|v| {
+        Upstream::Command { .. } => {
+            let line = argv(upstream, places).unwrap_or_default().join(" ");
+            let said = upstream.version(places).and_then(|v| {
                 let (prog, args) = v.split_first()?;
                 let out = Command::new(prog).args(args).output().ok()?;
                 let text =
