@@ -57,6 +57,34 @@ fn reward_table_matches_direct_simulator_calls_and_bounds_the_baselines() {
 }
 
 #[test]
+fn the_best_fixed_load_test_is_the_choice_with_the_highest_total_reward() {
+    let svc = s1();
+    let t = &svc.table;
+    let rows = 0..t.rows();
+    let total = |ti: usize, ci: usize| rows.clone().map(|r| t.joint(r, ti, ci)).sum::<f64>();
+    let optimum: f64 = rows.clone().map(|r| t.optimum(r, None)).sum();
+    let f = t.best_fixed(None);
+    let (ti, ci) = (
+        t.threads.iter().position(|v| Some(*v) == f.threads).unwrap(),
+        t.calls.iter().position(|v| Some(*v) == f.calls).unwrap(),
+    );
+    let best = total(ti, ci);
+    let cells: Vec<f64> =
+        (0..t.threads.len()).flat_map(|a| (0..t.calls.len()).map(move |b| (a, b))).map(|(a, b)| total(a, b)).collect();
+    assert!(cells.iter().all(|c| *c <= best), "no pair beats it");
+    assert!((f.over_optimum - best / optimum).abs() < 1e-12 && f.over_optimum <= 1.0 + 1e-12);
+    let random = cells.iter().sum::<f64>() / cells.len() as f64;
+    assert!((f.over_random - best / random).abs() < 1e-9 && f.over_random >= 1.0);
+    // One agent's fixed choice keeps each row's other load.
+    let th = t.best_fixed(Some(sfr2l_core::agent::AgentKind::Threads));
+    assert!(th.calls.is_none() && th.threads.is_some());
+    let ti = t.threads.iter().position(|v| Some(*v) == th.threads).unwrap();
+    let own: f64 = rows.clone().map(|r| t.single(r, sfr2l_core::agent::AgentKind::Threads, ti)).sum();
+    let opt: f64 = rows.map(|r| t.optimum(r, Some(sfr2l_core::agent::AgentKind::Threads))).sum();
+    assert!((th.over_optimum - own / opt).abs() < 1e-12);
+}
+
+#[test]
 fn thread_call_learns_exports_and_agrees_across_runtimes() {
     let svc = s1();
     let cfg = tiny(3);

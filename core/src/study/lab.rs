@@ -149,7 +149,9 @@ impl Upstream {
     /// The files to write before starting the command, `(relative path, content)` filled in.
     pub fn files(&self, places: &Places) -> Vec<(String, String)> {
         match self {
-            Upstream::Command { files, .. } => files.iter().map(|f| (f.path.clone(), places.fill(&f.content))).collect(),
+            Upstream::Command { files, .. } => {
+                files.iter().map(|f| (f.path.clone(), places.fill(&f.content))).collect()
+            }
             Upstream::Address { .. } => Vec::new(),
         }
     }
@@ -199,7 +201,13 @@ mod tests {
     fn upstream_commands_get_their_port_venv_and_dir() {
         let ready = Ready { path: "/".into(), status: 200, timeout_ms: 1000 };
         let u = Upstream::Command {
-            argv: vec!["{venv}/bin/gunicorn".into(), "-b".into(), "127.0.0.1:{port}".into(), "-c".into(), "{dir}/c".into()],
+            argv: vec![
+                "{venv}/bin/gunicorn".into(),
+                "-b".into(),
+                "127.0.0.1:{port}".into(),
+                "-c".into(),
+                "{dir}/c".into(),
+            ],
             ready: ready.clone(),
             version: Some(vec!["{venv}/bin/gunicorn".into(), "--version".into()]),
             files: vec![UpstreamAsset { path: "c".into(), content: "listen {port}; root {dir}; {other}".into() }],

@@ -107,7 +107,11 @@ fn bad_fields_are_named_by_their_yaml_path() {
         ("/attributes/2/range", serde_json::json!([1.5, 3]), "attributes[2].range[0]: 1.5 is not a whole number"),
         ("/load/calls/grid/to", 800.into(), "load.calls.grid: value 800 is outside the range [100, 700]"),
         ("/lab/faults/badHosts/count", 26.into(), "lab.faults.badHosts.count: 26 exceeds lab.hosts 25"),
-        ("/lab/upstream/command", serde_json::json!(["srv"]), "lab.upstream.command: neither an argument nor a file names {port}"),
+        (
+            "/lab/upstream/command",
+            serde_json::json!(["srv"]),
+            "lab.upstream.command: neither an argument nor a file names {port}",
+        ),
         (
             "/lab/upstream/files",
             serde_json::json!([{"path": "../etc/x", "content": ""}]),
@@ -128,7 +132,8 @@ fn bad_fields_are_named_by_their_yaml_path() {
     assert!(e.starts_with("objective.failureCodes: [429]"), "{e}");
     let e = with("/lab/upstream", serde_json::json!({"address": "nowhere", "ready": {"path": "/"}})).unwrap_err();
     assert_eq!(e.path, "lab.upstream.address");
-    let running = serde_json::json!({"address": "127.0.0.1:80", "ready": {"path": "/"}, "files": [{"path": "a", "content": ""}]});
+    let running =
+        serde_json::json!({"address": "127.0.0.1:80", "ready": {"path": "/"}, "files": [{"path": "a", "content": ""}]});
     assert_eq!(with("/lab/upstream", running).unwrap_err().path, "lab.upstream.files");
     // A port named only in a file is enough (nginx takes it from its configuration).
     let conf = serde_json::json!({"command": ["srv", "-c", "{dir}/c"], "ready": {"path": "/"},

@@ -2,6 +2,7 @@
 //! (highest) at one load, searched exhaustively over the stated grid of [`search`], with the
 //! ensemble spread as uncertainty; written through the typed renderer and parsed back.
 
+pub mod check;
 pub mod search;
 
 use anyhow::{bail, Context, Result};

@@ -34,4 +34,11 @@ pub struct AdviseArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Measure the advice on the study's real lab: the advised and the median rule run this
+    /// load this many times each, in turns (0: no check).
+    #[arg(long, default_value_t = 0)]
+    pub check: u32,
+    /// The lab of `--check` (its `--study` is the simulator's; the other flags as `lab up`).
+    #[command(flatten)]
+    pub lab: crate::cli::LabSetupArgs,
 }

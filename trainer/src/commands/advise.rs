@@ -1,11 +1,15 @@
 //! `sfr2l advise`: the simulator's recommended (or worst) DestinationRule at one load.
 
+use super::lab::lab_options;
 use super::Exit;
+use crate::advise::check::{measure, Measured};
 use crate::advise::search::Objective;
-use crate::advise::{advise, describe_grid, yaml, Ask};
+use crate::advise::{advise, describe_grid, yaml, Advised, Ask};
 use crate::cli::AdviseArgs;
 use anyhow::Result;
+use sfr2l_core::LoadSetting;
 use sfr2l_files::write_atomic;
+use sfr2l_lab::{destination_rule, Lab};
 
 pub fn run(a: AdviseArgs) -> Result<Exit> {
     if a.levels < 2 {
@@ -25,6 +29,7 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     if let Some(p) = &a.median_out {
         write_atomic(p, median.as_bytes())?;
     }
+    let checked = if a.check > 0 { Some(check_on_lab(&a, &r, &text, &median)?) } else { None };
     let adv = &r.advice;
     let side = |s: &crate::advise::search::Scored| serde_json::json!({"rules": s.rules, "qps": s.qps, "rate_503": s.rate_503, "sd_qps": s.sd_qps, "sd_rate": s.sd_rate});
     if a.json {
@@ -33,6 +38,11 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
             "objective": adv.objective.name(), "candidates": adv.candidates, "grid": describe_grid(&r.axes),
             "chosen": side(&adv.chosen), "median": side(&adv.median), "gap": adv.gap, "spread": adv.spread,
             "flat": adv.flat, "extrapolation": adv.extrapolation, "yaml": text,
+            "check": checked.map(|(m, holds)| serde_json::json!({
+                "runs": a.check, "holds": holds,
+                "advised": {"rate_503": m[0].rate_503, "qps": m[0].qps},
+                "median": {"rate_503": m[1].rate_503, "qps": m[1].qps},
+            })),
         });
         println!("{j}");
         return Ok(Exit::Ok);
@@ -65,6 +75,41 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     for e in &adv.extrapolation {
         println!("# EXTRAPOLATION: {e}: the simulator has no data there");
     }
+    if let Some((m, holds)) = checked {
+        println!(
+            "# CHECK on the real lab, {} runs each at -c {} -n {}: advised 503 rate {:.4} (predicted {:.4}), QPS {:.1}; median {:.4} (predicted {:.4}), QPS {:.1}: the advice {}",
+            a.check,
+            a.threads,
+            a.calls,
+            m[0].rate_503,
+            adv.chosen.rate_503,
+            m[0].qps,
+            m[1].rate_503,
+            adv.median.rate_503,
+            m[1].qps,
+            if holds { "holds" } else { "does NOT hold" }
+        );
+    }
     print!("{text}");
     Ok(Exit::Ok)
+}
+
+/// Measures the advised and the median rule (read back from their YAML, as `lab apply` reads
+/// them) on the simulator's study's lab; whether the advised one measured on its side.
+fn check_on_lab(a: &AdviseArgs, r: &Advised, text: &str, median: &str) -> Result<([Measured; 2], bool)> {
+    let mut setup = a.lab.clone();
+    setup.study = r.profile.clone();
+    let (src, opts) = lab_options(&setup, true)?;
+    let rules = [destination_rule::parse(text, "advised")?, destination_rule::parse(median, "median")?];
+    eprintln!("advise --check: starting the lab of study {} in {}", src.study.name, opts.dir.display());
+    let mut lab = Lab::start(opts)?;
+    let load = LoadSetting { threads: a.threads, calls: a.calls };
+    let m = measure(&mut lab, &rules, load, a.check, &src.study.target.path);
+    lab.stop();
+    let m = m?;
+    let holds = match a.objective {
+        Objective::Best => m[0].rate_503 <= m[1].rate_503,
+        Objective::Worst => m[0].rate_503 >= m[1].rate_503,
+    };
+    Ok(([m[0], m[1]], holds))
 }

@@ -151,7 +151,10 @@ fn upstream(u: &UpstreamFile) -> Checked<Upstream> {
                 );
             }
             if !u.files.is_empty() {
-                return err("lab.upstream.files", "a running service has no files written for it (it is not started here)");
+                return err(
+                    "lab.upstream.files",
+                    "a running service has no files written for it (it is not started here)",
+                );
             }
             Ok(Upstream::Address { address: address.clone(), ready })
         }

@@ -69,7 +69,10 @@ impl Progress {
             repeats: job.repeats.to_string(),
             envoy_version: lab.opts.tools.envoy_version(),
             topology: lab.opts.topology,
-            upstream: crate::mesh::upstream::describe(&lab.opts.upstream, &crate::mesh::upstream::places(&lab.ports, &lab.opts.tools, &lab.opts.dir)),
+            upstream: crate::mesh::upstream::describe(
+                &lab.opts.upstream,
+                &crate::mesh::upstream::places(&lab.ports, &lab.opts.tools, &lab.opts.dir),
+            ),
             upstream_workers: lab.opts.upstream_workers,
             path: job.path.clone(),
             warmup_calls: job.warmup_calls,

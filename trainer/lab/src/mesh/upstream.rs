@@ -5,8 +5,8 @@ use super::{admin, Ports, Toolchain};
 use anyhow::{Context, Result};
 use sfr2l_core::study::{Places, Ready, Upstream};
 use sfr2l_files::write_atomic;
-use std::path::{Path, PathBuf};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where the server sidecars forward to: the lab's app port for a command the lab starts, or the
@@ -33,7 +33,11 @@ pub fn home(dir: &Path) -> PathBuf {
 
 /// What the placeholders of the study's upstream command stand for in this lab.
 pub fn places(ports: &Ports, tools: &Toolchain, dir: &Path) -> Places {
-    Places { port: ports.app, venv: tools.venv.to_string_lossy().into_owned(), dir: home(dir).to_string_lossy().into_owned() }
+    Places {
+        port: ports.app,
+        venv: tools.venv.to_string_lossy().into_owned(),
+        dir: home(dir).to_string_lossy().into_owned(),
+    }
 }
 
 /// The command line of a command upstream, its placeholders filled in.

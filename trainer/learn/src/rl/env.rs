@@ -180,6 +180,35 @@ impl RewardTable {
         };
         self.best[row][k]
     }
+    /// The best single fixed load test: the choice (both loads, or one agent's load with each
+    /// row's other load when `single`) with the highest total reward over all rows, with that
+    /// total over the rows' optima and over the uniform random choice's expected total.
+    pub fn best_fixed(&self, single: Option<AgentKind>) -> FixedLoad {
+        let (nt, nc) = (self.threads.len(), self.calls.len());
+        let choices: Vec<(Option<usize>, Option<usize>)> = match single {
+            None => (0..nt).flat_map(|t| (0..nc).map(move |c| (Some(t), Some(c)))).collect(),
+            Some(AgentKind::Threads) => (0..nt).map(|t| (Some(t), None)).collect(),
+            Some(AgentKind::Calls) => (0..nc).map(|c| (None, Some(c))).collect(),
+        };
+        let reward = |row: usize, (t, c): (Option<usize>, Option<usize>)| match (t, c) {
+            (Some(t), Some(c)) => self.joint(row, t, c),
+            (Some(t), None) => self.single(row, AgentKind::Threads, t),
+            (None, Some(c)) => self.single(row, AgentKind::Calls, c),
+            (None, None) => 0.0,
+        };
+        let totals: Vec<f64> = choices.iter().map(|&a| (0..self.rows()).map(|r| reward(r, a)).sum()).collect();
+        let best = (0..choices.len()).max_by(|&a, &b| totals[a].total_cmp(&totals[b])).unwrap_or(0);
+        let optimum: f64 = (0..self.rows()).map(|r| self.optimum(r, single)).sum();
+        let random = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
+        let (t, c) = choices[best];
+        FixedLoad {
+            threads: t.map(|i| self.threads[i]),
+            calls: c.map(|i| self.calls[i]),
+            over_optimum: totals[best] / optimum,
+            over_random: totals[best] / random,
+        }
+    }
+
     /// Standard deviation of rewards over the joint table: the scale Q-targets are divided by.
     pub fn reward_scale(&self) -> f64 {
         let n = self.joint.len().max(1) as f64;
@@ -191,6 +220,18 @@ impl RewardTable {
             1.0
         }
     }
+}
+
+/// The best single fixed load test of a service ([`RewardTable::best_fixed`]); a load the
+/// choice leaves to each row is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FixedLoad {
+    pub threads: Option<u32>,
+    pub calls: Option<u32>,
+    /// Its total reward over the rows' optima (1 = one load test is the worst case everywhere).
+    pub over_optimum: f64,
+    /// Its total reward over the uniform random choice's.
+    pub over_random: f64,
 }
 
 /// One service's environment: `reset` draws a state (a dataset row), `step` returns the reward

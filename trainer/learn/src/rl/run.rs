@@ -2,7 +2,7 @@
 
 use super::card::{AgentCard, AgentMetrics, AgentPort, SimulatorRef};
 use super::config::RlConfig;
-use super::env::{Objective, RewardTable};
+use super::env::{FixedLoad, Objective, RewardTable};
 use super::export::{agent_onnx, AgentExport};
 use super::protocol::{burn_q_values, run_protocol, EpochStats, RunResult, TrainedAgent};
 use crate::data::read_dataset;
@@ -97,6 +97,10 @@ pub struct RunSummary {
     pub rl_over_optimum: f64,
     pub greedy_over_optimum: f64,
     pub best_epoch: usize,
+    /// Per service, the best single fixed load test in the configuration's action space, over
+    /// all the service's states (compare with `rl_over_optimum`).
+    #[serde(default)]
+    pub best_fixed: Vec<FixedLoad>,
     pub seconds: f64,
     pub export_max_rel_diff: f64,
     pub git_commit: String,
@@ -163,6 +167,11 @@ pub fn write_run(
         rl_over_optimum: r.rl_over_optimum,
         greedy_over_optimum: r.greedy_over_optimum,
         best_epoch: r.best_epoch,
+        best_fixed: {
+            let specs = r.configuration.agents();
+            let single = (specs.len() == 1).then(|| specs[0].kind);
+            services.iter().map(|s| s.table.best_fixed(single)).collect()
+        },
         seconds: r.seconds,
         export_max_rel_diff: f64::from(worst),
         git_commit: commit.into(),
