@@ -89,6 +89,25 @@ pub struct Target {
     pub headers: BTreeMap<String, String>,
 }
 
+impl Target {
+    /// The service's name in the mesh: `SERVICE.NAMESPACE.svc.cluster.local`.
+    pub fn host(&self) -> String {
+        format!("{}.{}.svc.cluster.local", self.service, self.namespace)
+    }
+
+    /// The client sidecar's Envoy cluster for the service's port, named as istiod names it
+    /// (`outbound|PORT||HOST`: istio/istio `pilot/pkg/model/service.go`, `BuildSubsetKey`,
+    /// direction `outbound`, no subset). The lab's client cluster has the same name.
+    pub fn cluster(&self) -> String {
+        outbound_cluster(&self.service, &self.namespace, self.port)
+    }
+}
+
+/// istiod's outbound cluster name of `service.namespace` at `port` (see [`Target::cluster`]).
+pub fn outbound_cluster(service: &str, namespace: &str, port: u16) -> String {
+    format!("outbound|{port}||{service}.{namespace}.svc.cluster.local")
+}
+
 fn default_namespace() -> String {
     "default".into()
 }

@@ -30,6 +30,12 @@ pub fn httpbin(workers: u32, threads: u32) -> Upstream {
     up
 }
 
+/// The paper's target (`studies/s1.yaml`): httpbin, whose cluster the lab's client sidecar names
+/// as istiod does.
+pub fn target() -> sfr2l_core::study::Target {
+    sfr2l_files::study::find_in(&repo_root(), "s1").expect("studies/s1.yaml").study.target
+}
+
 pub fn topology(hosts: u32, bad_hosts: u32, bad_abort_percent: f64, delay_ms: u32) -> LabTopology {
     LabTopology {
         hosts,
@@ -59,6 +65,7 @@ pub fn start_lab_with(base_port: u16, topo: LabTopology, artifacts: Option<PathB
         topology: topo,
         tools: toolchain(),
         upstream: httpbin(2, 16),
+        target: target(),
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1000,

@@ -8,7 +8,7 @@
 
 use sfr2l_core::{IstioDuration, LoadSetting, TrafficRule};
 use sfr2l_lab::collect::{self, CollectJob, DatasetFile, PlanEntry, Repeats};
-use sfr2l_lab::loadtest::{lab_loadtest, log_offset, models_config, records_since, run_in_sidecar};
+use sfr2l_lab::loadtest::{loadtest_for, log_offset, models_config, records_since, run_in_sidecar};
 use sfr2l_lab::{admin, envoy, Lab, STOPPED_WAIT};
 use sfr2l_tests::{processes_mentioning, repo_root, start_lab, start_lab_with, topology};
 use std::collections::HashSet;
@@ -92,10 +92,11 @@ fn wait_mid_run(lab_admin: u16, out: &Path, rows: usize) {
     }
 }
 
-/// Whether the client sidecar has a call to httpbin in flight.
+/// Whether the client sidecar has a call to the target in flight.
 fn in_flight(lab_admin: u16) -> bool {
-    admin::stats(lab_admin, "^cluster\\.httpbin\\.upstream_rq_active$")
-        .is_ok_and(|(nums, _)| nums.get("cluster.httpbin.upstream_rq_active").copied().unwrap_or(0) > 0)
+    let cluster = sfr2l_tests::target().cluster();
+    admin::stats(lab_admin, &format!("^cluster\\.{}\\.upstream_rq_active$", admin::regex_escape(&cluster)))
+        .is_ok_and(|(nums, _)| nums.get(&format!("cluster.{cluster}.upstream_rq_active")).copied().unwrap_or(0) > 0)
 }
 
 fn wait_in_flight(lab_admin: u16) {
@@ -269,8 +270,9 @@ fn an_inline_test_survives_a_killed_server_and_a_killed_sidecar_runs_it_again() 
     let agents = root.join("s1/agents/call/seed-1");
     let (mut lab, dir) = start_lab_with(22600, topology(2, 0, 0.0, 4), Some(root.clone()));
     let models = models_config(&root, &agents, false, envoy::ARTIFACTS_CLUSTER).unwrap();
+    let target = lab.opts.target.clone();
     let lt = |trigger: &str| {
-        let mut lt = lab_loadtest(trigger);
+        let mut lt = loadtest_for(&target, trigger);
         lt.threads = Some(2);
         lt.path = "/status/200".into();
         lt

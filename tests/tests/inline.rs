@@ -53,8 +53,8 @@ fn sidecar_decides_and_runs_the_load_test() {
 
     for (i, r) in [rule(3, 3, 4), rule(6, 7, 3), rule(1, 1, 1)].iter().enumerate() {
         let before = server_side(&lab);
-        let rec = run_in_sidecar(&mut lab, r, models.clone(), lab_loadtest(&format!("t{i}")), Duration::from_secs(60))
-            .unwrap();
+        let lt = lab_loadtest(&lab, &format!("t{i}"));
+        let rec = run_in_sidecar(&mut lab, r, models.clone(), lt, Duration::from_secs(60)).unwrap();
         let inline = rec.inline.as_ref().unwrap();
         eprintln!(
             "rule {i}: threads {} calls {} qps {:.1} 503 {:.3} reward {:.1} predicted {:?}",
@@ -103,7 +103,7 @@ fn sidecar_decides_and_runs_the_load_test() {
     for pending in [1, 4, 7] {
         for conn in [1, 4, 7] {
             for rpc in [1, 7] {
-                let mut lt = lab_loadtest(&format!("grid-{pending}-{conn}-{rpc}"));
+                let mut lt = lab_loadtest(&lab, &format!("grid-{pending}-{conn}-{rpc}"));
                 lt.max_calls = 1;
                 let rec =
                     run_in_sidecar(&mut lab, &rule(pending, conn, rpc), models.clone(), lt, Duration::from_secs(30))
@@ -154,9 +154,8 @@ fn sidecar_decides_and_runs_the_load_test() {
             stat(&lab, "wasmcustom.sfr2l_responses_2xx_total") + stat(&lab, "wasmcustom.sfr2l_responses_5xx_total");
         let spec = LoadSpec::from_url(&lab.client_url("/status/200"), 2, 40).unwrap();
         let load = std::thread::spawn(move || load::run(&spec));
-        let rec =
-            run_in_sidecar(&mut lab, &rule(4, 4, 4), m, lab_loadtest(&format!("bad{i}")), Duration::from_secs(60))
-                .unwrap();
+        let lt = lab_loadtest(&lab, &format!("bad{i}"));
+        let rec = run_in_sidecar(&mut lab, &rule(4, 4, 4), m, lt, Duration::from_secs(60)).unwrap();
         let res = load.join().unwrap().unwrap();
         // Every request answered (by the service: the S1 hosts fail some on purpose), and the
         // filter, still alive, counted each one.

@@ -96,6 +96,7 @@ fn soak_observe_mode_with_rule_switches() {
         topology: sfr2l_tests::topology(2, 0, 0.0, 0),
         tools: Toolchain::discover(&root.join(".venv"), &reliability::observe_wasm()).unwrap(),
         upstream: sfr2l_tests::httpbin(2, 16),
+        target: sfr2l_tests::target(),
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1000,
@@ -196,7 +197,7 @@ fn soak_loadtest_mode_with_rule_switches() {
     let (mut lab, _dir) = sfr2l_tests::start_lab_with(23000, sfr2l_tests::topology(2, 0, 0.0, 0), Some(root.clone()));
     let (admin_port, listener) = (lab.ports.client_admin, lab.ports.client_listener);
     let client_pid = *lab.pids().last().unwrap();
-    let mut lt = lab_loadtest("soak");
+    let mut lt = lab_loadtest(&lab, "soak");
     lt.threads = Some(2);
     lt.path = "/status/200".into();
     lt.every = Some(IstioDuration::from_secs(1.0));

@@ -52,7 +52,8 @@ fn every_overlay_renders_and_validates() {
             assert!(k.contains(&want), "{}: no {want} in {k:?}", dir.display());
         }
         // The lab reads the same overlay: one rule, the WasmPlugin's configuration, equal rules.
-        let m = lab_manifests::read(&dir).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
+        let m = lab_manifests::read(&dir, &sfr2l_files::study::find("s1").unwrap().study.target)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
         let file_rule = sfr2l_lab::destination_rule::read(&dir.join("destinationrule.yaml")).unwrap();
         assert_eq!(m.rule, file_rule, "{}", dir.display());
         let plugin = objects.iter().find_map(|o| if let Object::WasmPlugin(w) = o { Some(w) } else { None }).unwrap();
@@ -228,9 +229,10 @@ fn manifests_command_pins_models_filter_and_artifact() {
     titles.sort();
     assert_eq!(titles, want);
     // The lab maps istiod's cluster names to its own.
-    let m = lab_manifests::read(&a).unwrap();
+    let target = sfr2l_files::study::find("s1").unwrap().study.target;
+    let m = lab_manifests::read(&a, &target).unwrap();
     assert_eq!(m.config.models.unwrap().cluster, "sfr2l-artifacts");
-    assert_eq!(m.config.loadtest.unwrap().cluster, "httpbin");
+    assert_eq!(m.config.loadtest.unwrap().cluster, "outbound|8000||httpbin.default.svc.cluster.local");
 }
 
 #[test]

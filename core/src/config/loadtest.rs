@@ -82,6 +82,25 @@ pub struct LoadTestConfig {
     pub refusal_cost_us: u32,
 }
 
+impl LoadTestConfig {
+    /// A test of `path` on `cluster` (`authority` on each call), started by `trigger`, with the
+    /// defaults of every other setting (no period, 10 s per call, agents choose both loads).
+    pub fn new(cluster: String, authority: String, path: String, trigger: &str) -> Self {
+        LoadTestConfig {
+            cluster,
+            authority,
+            path,
+            trigger: trigger.to_string(),
+            every: None,
+            timeout: default_call_timeout(),
+            threads: None,
+            calls: None,
+            max_calls: default_max_calls(),
+            refusal_cost_us: DEFAULT_REFUSAL_COST_US,
+        }
+    }
+}
+
 fn default_fetch_timeout() -> IstioDuration {
     IstioDuration::from_secs(30.0)
 }

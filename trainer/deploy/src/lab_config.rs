@@ -1,11 +1,14 @@
 //! The lab's rule and filter configuration from the manifest files: the DestinationRule gives the
 //! rule, the WasmPlugin's `pluginConfig` the filter configuration (a kustomize folder is rendered
 //! with `kubectl kustomize` first). Envoy cluster names in the configuration are istiod's
-//! (`outbound|PORT||SERVICE.NS.svc.cluster.local`); the lab's clusters are named by service.
+//! (`outbound|PORT||SERVICE.NS.svc.cluster.local`); the lab names its client cluster after the
+//! study's target the same way, and a manifest's cluster of the target's service (in whatever
+//! namespace and port the tree deploys it) is that cluster.
 
 use crate::istio::{self, Object};
 use anyhow::{bail, Result};
 use sfr2l_core::config::ConfigV1;
+use sfr2l_core::study::Target;
 use sfr2l_core::TrafficRule;
 use sfr2l_lab::envoy;
 use std::path::Path;
@@ -17,8 +20,9 @@ pub struct LabManifests {
     pub config: ConfigV1,
 }
 
-/// The lab cluster for an Envoy cluster name in a sidecar's configuration.
-pub fn lab_cluster(name: &str) -> Result<String> {
+/// The lab cluster for an Envoy cluster name in a sidecar's configuration, on a lab whose
+/// study targets `target`.
+pub fn lab_cluster(name: &str, target: &Target) -> Result<String> {
     let service = match name.strip_prefix("outbound|") {
         Some(rest) => {
             let host = rest.rsplit('|').next().unwrap_or("");
@@ -26,15 +30,22 @@ pub fn lab_cluster(name: &str) -> Result<String> {
         }
         None => name.to_string(),
     };
-    match service.as_str() {
-        "httpbin" => Ok(envoy::CLUSTER_NAME.to_string()),
-        "sfr2l-artifacts" => Ok(envoy::ARTIFACTS_CLUSTER.to_string()),
-        _ => bail!("cluster {name:?}: the lab has only httpbin and sfr2l-artifacts"),
+    if service == target.service {
+        Ok(target.cluster())
+    } else if service == envoy::ARTIFACTS_CLUSTER {
+        Ok(envoy::ARTIFACTS_CLUSTER.to_string())
+    } else {
+        bail!(
+            "cluster {name:?}: the lab has only the study's target {} and {}",
+            target.service,
+            envoy::ARTIFACTS_CLUSTER
+        )
     }
 }
 
-/// Reads a DestinationRule file, a YAML stream, or a kustomize folder.
-pub fn read(path: &Path) -> Result<LabManifests> {
+/// Reads a DestinationRule file, a YAML stream, or a kustomize folder, for a lab whose study
+/// targets `target`.
+pub fn read(path: &Path, target: &Target) -> Result<LabManifests> {
     let objects = istio::load(path)?;
     let rules: Vec<TrafficRule> =
         objects.iter().filter_map(|o| if let Object::DestinationRule(d) = o { Some(d.rule) } else { None }).collect();
@@ -51,11 +62,11 @@ pub fn read(path: &Path) -> Result<LabManifests> {
     }
     config.rule = Some(rule);
     if let Some(m) = &mut config.models {
-        m.cluster = lab_cluster(&m.cluster)?;
+        m.cluster = lab_cluster(&m.cluster, target)?;
     }
     if let Some(l) = &mut config.loadtest {
-        l.cluster = lab_cluster(&l.cluster)?;
-        l.authority = envoy::CLUSTER_NAME.to_string();
+        l.cluster = lab_cluster(&l.cluster, target)?;
+        l.authority = format!("{}:{}", target.host(), target.port);
     }
     Ok(LabManifests { rule, config })
 }
@@ -66,9 +77,15 @@ mod tests {
 
     #[test]
     fn istiod_cluster_names_map_to_lab_clusters() {
-        assert_eq!(lab_cluster("outbound|8000||httpbin.sfr2l.svc.cluster.local").unwrap(), "httpbin");
-        assert_eq!(lab_cluster("outbound|8080||sfr2l-artifacts.x.svc.cluster.local").unwrap(), "sfr2l-artifacts");
-        assert_eq!(lab_cluster("httpbin").unwrap(), "httpbin");
-        assert!(lab_cluster("outbound|80||other.ns.svc.cluster.local").is_err());
+        let target = sfr2l_files::study::find("s1").unwrap().study.target;
+        let lab = "outbound|8000||httpbin.default.svc.cluster.local";
+        assert_eq!(lab_cluster("outbound|8000||httpbin.sfr2l.svc.cluster.local", &target).unwrap(), lab);
+        assert_eq!(
+            lab_cluster("outbound|8080||sfr2l-artifacts.x.svc.cluster.local", &target).unwrap(),
+            "sfr2l-artifacts"
+        );
+        assert_eq!(lab_cluster("httpbin", &target).unwrap(), lab);
+        let e = lab_cluster("outbound|80||other.ns.svc.cluster.local", &target).unwrap_err().to_string();
+        assert!(e.contains("only the study's target httpbin and sfr2l-artifacts"), "{e}");
     }
 }

@@ -84,11 +84,13 @@ pub fn plugin_config(s: &RenderSettings) -> Result<(ConfigV1, PathBuf)> {
         s.simulator,
         &outbound_cluster(ARTIFACTS_SERVICE, NAMESPACE, ARTIFACTS_PORT),
     )?;
-    let loadtest = LoadTestConfig {
-        cluster: outbound_cluster("httpbin", NAMESPACE, HTTPBIN_PORT),
-        authority: format!("httpbin.{NAMESPACE}.svc.cluster.local:{HTTPBIN_PORT}"),
-        ..loadtest::lab_loadtest(&s.trigger)
-    };
+    // The kustomize tree deploys httpbin (manifests/base): its load tests go there.
+    let loadtest = LoadTestConfig::new(
+        outbound_cluster("httpbin", NAMESPACE, HTTPBIN_PORT),
+        format!("httpbin.{NAMESPACE}.svc.cluster.local:{HTTPBIN_PORT}"),
+        "/get".into(),
+        &s.trigger,
+    );
     let config = ConfigV1 {
         mode: Mode::LoadTest,
         rule: Some(rule),

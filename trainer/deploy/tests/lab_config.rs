@@ -25,16 +25,18 @@ fn find<'a>(v: &'a Value, pred: &dyn Fn(&Value) -> bool, out: &mut Vec<&'a Value
     }
 }
 
-/// (cluster thresholds and outlier detection of `httpbin`, filter configuration) from Envoy.
+/// (cluster thresholds and outlier detection of the target's cluster, filter configuration) from Envoy.
 fn live(port: u16) -> (Value, Value, ConfigV1) {
     let dump: Value = serde_json::from_str(&admin::get(port, "/config_dump").unwrap()).unwrap();
     let mut clusters = Vec::new();
     find(
         &dump,
-        &|v| v.get("name") == Some(&Value::from("httpbin")) && v.get("circuit_breakers").is_some(),
+        &|v| {
+            v.get("name") == Some(&Value::from(sfr2l_tests::target().cluster())) && v.get("circuit_breakers").is_some()
+        },
         &mut clusters,
     );
-    let c = clusters.first().expect("cluster httpbin in config_dump");
+    let c = clusters.first().expect("the target's cluster in config_dump");
     let mut filters = Vec::new();
     find(&dump, &|v| v.get("root_id") == Some(&Value::from("sfr2l")) && v.get("configuration").is_some(), &mut filters);
     let json = filters.first().expect("sfr2l filter in config_dump")["configuration"]["value"].as_str().unwrap();
@@ -68,7 +70,7 @@ fn the_lab_envoy_configuration_comes_from_the_overlay() {
     let port = lab.ports.client_admin;
 
     let check = |lab: &mut sfr2l_lab::Lab, conns: u64, pending: u64, window: f64| {
-        let m = lab_config::read(&overlay).unwrap();
+        let m = lab_config::read(&overlay, &lab.opts.target).unwrap();
         lab.apply_filter_config(&m.rule, m.config.clone()).unwrap();
         let (thresholds, outlier, filter) = live(port);
         assert_eq!(thresholds["max_connections"], conns, "{thresholds}");
@@ -100,12 +102,12 @@ fn the_lab_envoy_configuration_comes_from_the_overlay() {
 
     // A WasmPlugin rule that disagrees with the DestinationRule is refused before Envoy sees it.
     edit("wasmplugin.yaml", "max_connections: 5", "max_connections: 6");
-    let e = format!("{:#}", lab_config::read(&overlay).unwrap_err());
+    let e = format!("{:#}", lab_config::read(&overlay, &lab.opts.target).unwrap_err());
     assert!(e.contains("differs from the DestinationRule"), "{e}");
 
     // The rendered load-test overlay: istiod's cluster names mapped to the lab's, models fetched
     // from the lab's artifact server by the pinned paths, the decision and the load in the sidecar.
-    let m = lab_config::read(&tree.join("overlays/s1-loadtest")).unwrap();
+    let m = lab_config::read(&tree.join("overlays/s1-loadtest"), &lab.opts.target).unwrap();
     let lt = m.config.loadtest.clone().unwrap();
     let offset = sfr2l_lab::loadtest::log_offset(&lab);
     lab.apply_filter_config(&m.rule, m.config.clone()).unwrap();

@@ -219,6 +219,7 @@ fn main() -> Result<()> {
         topology: profile.lab,
         tools: tools.clone(),
         upstream: sfr2l_files::study::find("s1")?.study.upstream,
+        target: sfr2l_files::study::find("s1")?.study.target,
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1500,

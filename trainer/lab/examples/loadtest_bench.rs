@@ -36,6 +36,7 @@ fn start(root: &Path, wasm: &Path, base_port: u16, dir: &Path) -> Result<(Lab, D
         topology: sfr2l_files::study::find("s1")?.study.lab,
         tools,
         upstream: sfr2l_files::study::find("s1")?.study.upstream,
+        target: sfr2l_files::study::find("s1")?.study.target,
         upstream_workers: 1,
         attached: true,
         idle_timeout_ms: 1000,
@@ -137,7 +138,8 @@ fn main() -> Result<()> {
     // Decision latency in V8: inline tests of one call each, one per configuration push.
     let mut lat = Vec::new();
     for i in 0..decisions {
-        let mut lt = lab_loadtest(&format!("lat{i}"));
+        let mut lt = lab_loadtest(&lab, &format!("lat{i}"));
+        lt.path = "/get".into(); // as the figures in bench/README.md were measured
         lt.max_calls = 1;
         let offset = log_offset(&lab);
         lab.apply_filter_config(

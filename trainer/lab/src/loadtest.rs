@@ -2,10 +2,11 @@
 //! agent pair (pinned by the cards' sha256), and an inline test run end to end: push the
 //! configuration, let the sidecar decide and send the load, read its trace record back.
 
-use crate::mesh::{envoy, process, Lab};
+use crate::mesh::{process, Lab};
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::Configuration;
 use sfr2l_core::config::{ArtifactRef, ConfigV1, LoadTestConfig, Mode, ModelsConfig};
+use sfr2l_core::study::Target;
 use sfr2l_core::trace::TraceRecord;
 use sfr2l_core::{IstioDuration, TrafficRule};
 use std::collections::BTreeMap;
@@ -107,20 +108,15 @@ pub fn models_config(root: &Path, agents_dir: &Path, simulator: bool, cluster: &
     })
 }
 
-/// The lab's load-test configuration: the agents' load goes to the governed cluster.
-pub fn lab_loadtest(trigger: &str) -> LoadTestConfig {
-    LoadTestConfig {
-        cluster: envoy::CLUSTER_NAME.to_string(),
-        authority: envoy::CLUSTER_NAME.to_string(),
-        path: "/get".into(),
-        trigger: trigger.to_string(),
-        every: None,
-        timeout: IstioDuration::from_secs(10.0),
-        threads: None,
-        calls: None,
-        max_calls: 10_000,
-        refusal_cost_us: sfr2l_core::config::DEFAULT_REFUSAL_COST_US,
-    }
+/// A load test of `target` (its path, through its cluster named as istiod names it, which is
+/// also the lab's client cluster), started by `trigger`.
+pub fn loadtest_for(target: &Target, trigger: &str) -> LoadTestConfig {
+    LoadTestConfig::new(target.cluster(), format!("{}:{}", target.host(), target.port), target.path.clone(), trigger)
+}
+
+/// The lab's load-test configuration: the agents' load goes to the study's target.
+pub fn lab_loadtest(lab: &Lab, trigger: &str) -> LoadTestConfig {
+    loadtest_for(&lab.opts.target, trigger)
 }
 
 /// Bytes of the client log so far (records after this offset are new).

@@ -66,6 +66,7 @@ pub fn lab_options(a: &LabSetupArgs, attached: bool) -> Result<(StudySource, Lab
             topology: topo,
             tools,
             upstream: src.study.upstream.clone(),
+            target: src.study.target.clone(),
             upstream_workers,
             attached,
             idle_timeout_ms: a.idle_timeout_ms,
@@ -119,8 +120,8 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         LabCommand::Apply(a) => {
-            let m = sfr2l_deploy::lab_config::read(&a.file)?;
             let mut lab = Lab::attach(&a.dir.dir)?;
+            let m = sfr2l_deploy::lab_config::read(&a.file, &lab.opts.target)?;
             let t0 = Instant::now();
             lab.apply_filter_config(&m.rule, m.config)?;
             println!(
@@ -177,7 +178,7 @@ fn loadtest(a: LabLoadtestArgs) -> Result<Exit> {
     };
     let models = loadtest::models_config(&root, &a.agents, a.simulator, envoy::ARTIFACTS_CLUSTER)?;
     let trigger = a.trigger.unwrap_or_else(|| format!("cli-{}", sfr2l_files::now_rfc3339().replace([':', '.'], "-")));
-    let mut lt = loadtest::lab_loadtest(&trigger);
+    let mut lt = loadtest::lab_loadtest(&lab, &trigger);
     lt.threads = a.threads;
     lt.calls = a.calls;
     let rec = loadtest::run_in_sidecar(&mut lab, &rule, models, lt, Duration::from_secs(a.timeout_s))?;

@@ -341,7 +341,7 @@ fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Re
     for t in 0..a.tries.max(1) {
         let models = loadtest::models_config(&root, &set.dir, false, envoy::ARTIFACTS_CLUSTER)?;
         let trigger = format!("val-{}-{}-inline-{t}-g{}", set.profile, s.index, lab.generation() + 1);
-        let mut lt = loadtest::lab_loadtest(&trigger);
+        let mut lt = loadtest::lab_loadtest(lab, &trigger);
         // The same request as the outside replay's (a good host answers /get with a body).
         lt.path = a.path.clone().unwrap_or_else(|| set.study.target.path.clone());
         if let Some(c) = a.refusal_cost_us {

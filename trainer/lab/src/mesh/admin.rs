@@ -67,6 +67,18 @@ pub fn get(port: u16, path: &str) -> Result<String> {
     Ok(body)
 }
 
+/// `name` as an RE2 regex that matches exactly it (istiod's cluster names hold `|` and `.`).
+pub fn regex_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() * 2);
+    for c in name.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Counters and gauges matching `filter` (a regex), as name -> value. Text stats keep their
 /// quoted value under the name in `texts`.
 pub fn stats(port: u16, filter: &str) -> Result<(BTreeMap<String, u64>, BTreeMap<String, String>)> {
@@ -99,6 +111,15 @@ pub fn is_live(port: u16) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn cluster_names_escape_for_envoys_stats_filter() {
+        assert_eq!(
+            regex_escape("outbound|80||web.default.svc.cluster.local"),
+            r"outbound\|80\|\|web\.default\.svc\.cluster\.local"
+        );
+        assert_eq!(regex_escape(r"a\b(c)*"), r"a\\b\(c\)\*");
+    }
 
     #[test]
     fn dechunks() {

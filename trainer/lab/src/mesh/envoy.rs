@@ -1,12 +1,14 @@
 //! Envoy configuration for the lab, written the way istiod would render it.
 //!
 //! Two Envoy processes stand in for an Istio pair of sidecars:
-//! - the *client sidecar* (`--concurrency` = the profile's client workers, Istio's default 2):
-//!   listener `client` with the sfr2l filter, the (empty) fault filter and the router to cluster
-//!   `httpbin`, whose circuit breakers and outlier detection come from the DestinationRule. LDS and
-//!   CDS are file-based so rules switch without a restart.
-//! - the *server sidecars*: one listener per host of cluster `httpbin`, each with its own fault
-//!   filter (bad hosts abort with 503, every host may add a delay), routing to the real httpbin.
+//! - the *client sidecar* (`--concurrency` = the study's client workers, Istio's default 2):
+//!   listener `client` with the sfr2l filter, the (empty) fault filter and the router to the
+//!   study target's cluster (named as istiod names it, `outbound|PORT||SERVICE.NS.svc.cluster.local`),
+//!   whose circuit breakers and outlier detection come from the DestinationRule. LDS and CDS are
+//!   file-based so rules switch without a restart.
+//! - the *server sidecars*: one listener per host of that cluster, each with its own fault
+//!   filter (bad hosts abort with 503, every host may add a delay), routing to the study's
+//!   upstream application.
 
 use serde_json::{json, Value};
 use sfr2l_core::study::{BadMode, LabTopology, Quota};
@@ -37,9 +39,6 @@ const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 const HTTP_OPTS: &str = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
-/// Name of the governed cluster (Istio: `outbound|8000||httpbin.default.svc.cluster.local`).
-pub const CLUSTER_NAME: &str = "httpbin";
-
 fn addr(port: u16) -> Value {
     json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
 }
@@ -64,8 +63,9 @@ pub fn client_bootstrap(dir: &Path, ports: &Ports) -> Value {
     })
 }
 
-/// The client listener: sfr2l filter (observe), fault filter, router.
-pub fn client_lds(ports: &Ports, wasm: &Path, filter_json: &str, generation: u64) -> Value {
+/// The client listener: sfr2l filter (observe), fault filter, router to `cluster` (the study
+/// target's cluster, named as istiod names it).
+pub fn client_lds(ports: &Ports, wasm: &Path, filter_json: &str, generation: u64, cluster: &str) -> Value {
     let listener = json!({
         "@type": LISTENER,
         "name": "client",
@@ -78,9 +78,9 @@ pub fn client_lds(ports: &Ports, wasm: &Path, filter_json: &str, generation: u64
                 "route_config": {
                     "name": "client_routes",
                     "virtual_hosts": [ {
-                        "name": "httpbin", "domains": ["*"],
+                        "name": "target", "domains": ["*"],
                         "routes": [ { "match": { "prefix": "/" },
-                                      "route": { "cluster": CLUSTER_NAME, "timeout": "15s" } } ]
+                                      "route": { "cluster": cluster, "timeout": "15s" } } ]
                     } ]
                 },
                 "http_filters": [
@@ -110,20 +110,20 @@ pub fn client_lds(ports: &Ports, wasm: &Path, filter_json: &str, generation: u64
     json!({ "version_info": format!("lds-{generation}"), "resources": [listener] })
 }
 
-/// Cluster `httpbin` as istiod renders a DestinationRule (reference section 1).
-pub fn client_cds(ports: &Ports, topo: &LabTopology, rule: &TrafficRule, generation: u64) -> Value {
+/// The target's cluster `name` as istiod renders a DestinationRule (reference section 1).
+pub fn client_cds(ports: &Ports, topo: &LabTopology, rule: &TrafficRule, generation: u64, name: &str) -> Value {
     let endpoints: Vec<Value> =
         (0..topo.hosts).map(|i| json!({ "endpoint": { "address": addr(ports.host(i)) } })).collect();
     let mut cluster = json!({
         "@type": CLUSTER,
-        "name": CLUSTER_NAME,
+        "name": name,
         "type": "STATIC",
         "connect_timeout": "10s",
         "lb_policy": "LEAST_REQUEST",
         // A new generation makes the cluster "modified": Envoy rebuilds it, which resets circuit
         // breakers, outlier state and cluster stats as a fresh deployment would.
         "metadata": { "filter_metadata": { "sfr2l": { "generation": generation } } },
-        "load_assignment": { "cluster_name": CLUSTER_NAME, "endpoints": [ { "lb_endpoints": endpoints } ] },
+        "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": endpoints } ] },
         "circuit_breakers": { "thresholds": [ {
             "max_connections": rule.max_connections,
             "max_pending_requests": rule.max_pending_requests,
@@ -315,7 +315,8 @@ mod tests {
     fn cluster_follows_istiod() {
         let p = sfr2l_files::study::find("s3").unwrap().study;
         let (rule, _) = p.draw(&[0.5; sfr2l_core::N_FEATURES]);
-        let c = client_cds(&Ports::from_base(20000), &p.lab, &rule, 4);
+        let c =
+            client_cds(&Ports::from_base(20000), &p.lab, &rule, 4, "outbound|8000||httpbin.default.svc.cluster.local");
         let cl = &c["resources"][0];
         assert_eq!(c["version_info"], "cds-4");
         assert_eq!(cl["outlier_detection"]["base_ejection_time"], "180s");

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use process::Proc;
 use serde::{Deserialize, Serialize};
 use sfr2l_core::config::ConfigV1;
-use sfr2l_core::study::{LabTopology, Upstream};
+use sfr2l_core::study::{LabTopology, Target, Upstream};
 use sfr2l_core::TrafficRule;
 use sfr2l_files::write_atomic;
 use std::collections::BTreeMap;
@@ -35,6 +35,9 @@ pub struct LabOptions {
     pub tools: Toolchain,
     /// The application behind the server sidecars (the study's `lab.upstream`).
     pub upstream: Upstream,
+    /// The study's target: the client sidecar's cluster is its cluster, named as istiod names
+    /// it ([`Target::cluster`]); load tests request its path.
+    pub target: Target,
     /// Workers of the server-side Envoy.
     pub upstream_workers: u32,
     /// Children die with this process (collect, tests); `lab up` starts them detached.
@@ -161,8 +164,13 @@ impl Lab {
         // The client sidecar starts on an open rule (its filter observing, unconfigured).
         let rule = open_rule();
         write_json(&lab.opts.dir.join("cds/cds.json"), &lab.cds(&rule))?;
-        let lds =
-            envoy::client_lds(&lab.ports, &lab.opts.tools.wasm, &lab.filter_config(None).to_json(), lab.generation);
+        let lds = envoy::client_lds(
+            &lab.ports,
+            &lab.opts.tools.wasm,
+            &lab.filter_config(None).to_json(),
+            lab.generation,
+            &lab.opts.target.cluster(),
+        );
         write_json(&lab.opts.dir.join("lds/lds.json"), &lds)?;
         for name in lab.wanted() {
             lab.start_proc(name)?;
@@ -259,10 +267,12 @@ impl Lab {
         self.procs.iter_mut().map(|p| (p.name.clone(), p.pid, p.alive())).collect()
     }
 
-    /// `cluster.httpbin.*` counters.
+    /// The client cluster's counters (`cluster.<name>.*`, the prefix removed).
     pub fn cluster_stats(&self) -> Result<BTreeMap<String, u64>> {
-        let (nums, _) = admin::stats(self.ports.client_admin, &format!("^cluster\\.{}\\.", envoy::CLUSTER_NAME))?;
-        let prefix = format!("cluster.{}.", envoy::CLUSTER_NAME);
+        let cluster = self.opts.target.cluster();
+        let (nums, _) =
+            admin::stats(self.ports.client_admin, &format!("^cluster\\.{}\\.", admin::regex_escape(&cluster)))?;
+        let prefix = format!("cluster.{cluster}.");
         Ok(nums.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v))).collect())
     }
 

@@ -61,7 +61,8 @@ impl Lab {
     }
 
     pub(super) fn cds(&self, rule: &TrafficRule) -> serde_json::Value {
-        let mut cds = envoy::client_cds(&self.ports, &self.opts.topology, rule, self.generation);
+        let mut cds =
+            envoy::client_cds(&self.ports, &self.opts.topology, rule, self.generation, &self.opts.target.cluster());
         if self.opts.artifacts.is_some() {
             if let Some(r) = cds["resources"].as_array_mut() {
                 r.push(envoy::artifacts_cluster(self.ports.artifacts));
@@ -82,7 +83,13 @@ impl Lab {
         write_json(&dir.join("cds/cds.json"), &self.cds(rule))?;
         write_json(
             &dir.join("lds/lds.json"),
-            &envoy::client_lds(&self.ports, &self.opts.tools.wasm, filter_json, self.generation),
+            &envoy::client_lds(
+                &self.ports,
+                &self.opts.tools.wasm,
+                filter_json,
+                self.generation,
+                &self.opts.target.cluster(),
+            ),
         )?;
         self.wait_versions(Duration::from_secs(10), filter_generation)?;
         self.save_generation()

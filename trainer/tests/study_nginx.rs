@@ -1,0 +1,176 @@
+//! The study workflow end to end on a service nobody here wrote: a small study of nginx
+//! (`studies/nginx.yaml`, narrowed to a few dozen rows) collected on the real lab, fitted,
+//! learnt, advised with a check on the real lab, and validated, with the same commands a user
+//! runs, from a working directory of its own (the study found under its `studies/`). Every
+//! artifact must name the study and what ran, and none may mention httpbin.
+
+#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BASE_PORT: &str = "22900";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+}
+
+/// `sfr2l ARGS` in `cwd`; its stdout, or a panic with its stderr.
+fn sfr2l(cwd: &Path, args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_sfr2l")).current_dir(cwd).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sfr2l {}: {err}", args.join(" "));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The nginx study, narrowed: 36 rows (a 4 x 3 repeat block among them), the load grids cut to
+/// their ends so that 36 draws cover them, and a new name.
+fn mini_study() -> String {
+    let text = std::fs::read_to_string(root().join("studies/nginx.yaml")).unwrap();
+    let swaps = [
+        ("  name: nginx\n", "  name: nginx-mini\n"),
+        (
+            "    range: [1, 12]\n    grid: {from: 1, to: 12, step: 1}",
+            "    range: [2, 10]\n    grid: {from: 2, to: 10, step: 8}",
+        ),
+        (
+            "    range: [100, 400]\n    grid: {from: 100, to: 400, step: 50}",
+            "    range: [100, 200]\n    grid: {from: 100, to: 200, step: 100}",
+        ),
+        ("  rows: 600\n", "  rows: 36\n"),
+        ("  repeats: {configs: 30, times: 4}", "  repeats: {configs: 4, times: 3}"),
+    ];
+    swaps.iter().fold(text, |t, (from, to)| {
+        assert!(t.contains(from), "studies/nginx.yaml no longer has {from:?}");
+        t.replace(from, to)
+    })
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+/// Every file under `dir` that is text (JSON, CSV, YAML), with its path.
+fn texts(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(texts(&p));
+        } else if let Ok(t) = std::fs::read_to_string(&p) {
+            out.push((p, t));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_small_nginx_study_goes_from_file_to_validated_advice() {
+    let root = root();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir_all(w.join("studies")).unwrap();
+    std::fs::write(w.join("studies/nginx-mini.yaml"), mini_study()).unwrap();
+    let venv = root.join(".venv").display().to_string();
+    let wasm = root.join("target/wasm32-wasip1/release/sfr2l_filter.wasm").display().to_string();
+    let lab = |sub: &str| -> Vec<String> {
+        ["--dir", &w.join(sub).display().to_string(), "--base-port", BASE_PORT, "--venv", &venv, "--wasm", &wasm]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let with = |args: &[&str], sub: &str| -> String {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(lab(sub));
+        sfr2l(w, &all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let checked = sfr2l(w, &["study", "check", "nginx-mini"]);
+    assert!(checked.contains("study nginx-mini is valid"), "{checked}");
+
+    // Collect: real nginx behind real Envoy sidecars.
+    with(&["lab", "collect", "--study", "nginx-mini", "--out", "data/nginx-mini.csv"], "collect");
+    let meta = json(&w.join("data/nginx-mini.meta.json"));
+    let ran = meta["upstream"].as_str().unwrap();
+    assert!(ran.starts_with("nginx version: nginx/"), "the metadata names what ran: {ran}");
+    assert_eq!(meta["profile"], "nginx-mini");
+    let csv = std::fs::read_to_string(w.join("data/nginx-mini.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 36);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (r503, threads) = (col("rate_503"), col("threads"));
+    let rate = |r: &&str| r.split(',').nth(r503).unwrap().parse::<f64>().unwrap();
+    let heavy: Vec<f64> =
+        rows.iter().filter(|r| r.split(',').nth(threads).unwrap().parse::<f64>().unwrap() >= 9.0).map(rate).collect();
+    assert!(
+        heavy.iter().any(|r| *r > 0.0) && rows.iter().map(rate).any(|r| r == 0.0),
+        "nginx sheds some loads (its limit_conn answers 503) and carries others: {heavy:?}"
+    );
+
+    // Fit and learn, small.
+    sfr2l(
+        w,
+        &[
+            "sim",
+            "fit",
+            "--data",
+            "data/nginx-mini.csv",
+            "--out",
+            "policies/nginx-mini",
+            "--hidden",
+            "32",
+            "--epochs",
+            "40",
+            "--ensemble",
+            "1",
+        ],
+    );
+    let card = json(&w.join("policies/nginx-mini/simulator.json"));
+    assert_eq!(card["profile"], "nginx-mini");
+    assert_eq!(card["study"]["name"], "nginx-mini");
+    assert_eq!(card["study"]["target"]["service"], "web");
+    assert_eq!(card["study"]["thread_grid"], serde_json::json!([2, 10]));
+    let learnt = sfr2l(
+        w,
+        &[
+            "rl",
+            "learn",
+            "--sim",
+            "policies/nginx-mini",
+            "--config",
+            "thread-call",
+            "--epochs",
+            "8",
+            "--interactions",
+            "100",
+            "--hidden",
+            "32",
+        ],
+    );
+    let learnt: serde_json::Value = serde_json::from_str(learnt.trim()).unwrap();
+    let fixed = &learnt["best_fixed"][0];
+    assert!(fixed["over_optimum"].as_f64().unwrap() <= 1.0 + 1e-9, "{fixed}");
+    let agents = w.join("policies/nginx-mini/agents/thread-call/seed-1");
+    assert_eq!(json(&agents.join("thread.json"))["grid"], serde_json::json!([2, 10]));
+
+    // Advise at the heaviest load, checked on the real lab; then validate the agents there.
+    let advice = with(
+        &["advise", "--sim", "policies/nginx-mini", "--threads", "10", "--calls", "200", "--check", "1", "--json"],
+        "advise",
+    );
+    let advice: serde_json::Value = serde_json::from_str(advice.trim()).unwrap();
+    assert_eq!(advice["check"]["runs"], 1, "{advice}");
+    assert!(advice["yaml"].as_str().unwrap().contains("host: web"), "{advice}");
+    with(&["validate", "--agents", &agents.display().to_string(), "--samples", "3"], "validate");
+    let summary = json(&agents.join("validation.json"));
+    assert_eq!(summary["samples"], 3, "{summary}");
+
+    // Nothing httpbin-specific crept in.
+    for dir in ["data", "policies"] {
+        for (p, t) in texts(&w.join(dir)) {
+            assert!(!t.to_lowercase().contains("httpbin"), "{} mentions httpbin", p.display());
+        }
+    }
+    assert!(!advice.to_string().to_lowercase().contains("httpbin"));
+}
