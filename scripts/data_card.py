@@ -47,7 +47,9 @@ def card(path):
             f"{faults(t)} | "
             f"{meta['rejected_tries']} | {st.median(la):.2f} |")
 
-print("| dataset | rows | 503 share (mean, sd) | QPS range | within-config share of variance, QPS | same, 503 rate | repeat configs | collection time | median lab overhead/row | upstream faults | rejected tries | median load avg |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for p in sys.argv[1:]:
-    print(card(p))
+
+if __name__ == "__main__":
+    print("| dataset | rows | 503 share (mean, sd) | QPS range | within-config share of variance, QPS | same, 503 rate | repeat configs | collection time | median lab overhead/row | upstream faults | rejected tries | median load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for p in sys.argv[1:]:
+        print(card(p))

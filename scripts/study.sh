@@ -3,7 +3,8 @@
 # collect on the real lab, fit the simulator, learn the Thread, Thread-Call and Call agents,
 # advise the best rule at the worst-case load test and check that advice on the real lab, and
 # validate each configuration's agents on the real lab. Resumable (the collection and each
-# validation continue where they stopped). Prints each step's wall time and the total.
+# validation continue where they stopped). Prints each step's wall time and the total, and
+# writes report/studies/<study>.md (scripts/study_report.py).
 #   make build && scripts/study.sh nginx [BASE_PORT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +34,13 @@ for cfg in thread thread-call call; do
 done
 # The worst-case load test to advise for: the best fixed threads x calls pair of Thread-Call.
 read -r T C < <(python3 -c 'import json,sys; f=json.load(open(sys.argv[1]))["best_fixed"][0]; print(f["threads"], f["calls"])' "$LAB/learn-thread-call.json")
-step advise $S advise --sim "$POL" --threads "$T" --calls "$C" --out "$POL/advice.yaml" --median-out "$POL/advice-median.yaml" \
-  --check 5 --dir "$LAB/advise" --base-port "$PORT"
+ADVISE=(advise --sim "$POL" --threads "$T" --calls "$C" --out "$POL/advice.yaml" --median-out "$POL/advice-median.yaml"
+  --check 5 --dir "$LAB/advise" --base-port "$PORT")
+step advise $S "${ADVISE[@]}" | tee "$LAB/advise.txt"
 for cfg in thread thread-call call; do
   step "validate-$cfg" $S validate --agents "$POL/agents/$cfg/seed-1" --resume --dir "$LAB/validate" --base-port "$PORT"
 done
 echo "total $(( $(date +%s) - start )) s" | tee -a "$TIMES"
+mkdir -p report/studies
+python3 scripts/study_report.py "$STUDY" "$LAB" > "report/studies/$STUDY.md.tmp" && mv "report/studies/$STUDY.md.tmp" "report/studies/$STUDY.md"
+echo "report: report/studies/$STUDY.md"

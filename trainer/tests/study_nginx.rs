@@ -37,7 +37,7 @@ fn mini_study() -> String {
             "    range: [100, 400]\n    grid: {from: 100, to: 400, step: 50}",
             "    range: [100, 200]\n    grid: {from: 100, to: 200, step: 100}",
         ),
-        ("  rows: 600\n", "  rows: 36\n"),
+        ("  rows: 1200\n", "  rows: 36\n"),
         ("  repeats: {configs: 30, times: 4}", "  repeats: {configs: 4, times: 3}"),
     ];
     swaps.iter().fold(text, |t, (from, to)| {
