@@ -29,6 +29,9 @@ fn dirs(p: &Path) -> Vec<PathBuf> {
 #[test]
 fn committed_artifacts_check_against_their_studies() {
     let root = root();
+    // Studies are found by name under `studies/` of the working directory, as for a user in the
+    // repository (cargo runs tests in the crate's folder).
+    std::env::set_current_dir(&root).unwrap();
     let mut agent_sets = 0;
     // Every study file of the repository (S1-S5 and the services studied since) has its
     // committed dataset, simulator and agents.
