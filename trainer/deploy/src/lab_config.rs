@@ -16,7 +16,8 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct LabManifests {
     pub rule: TrafficRule,
-    /// The WasmPlugin's configuration with lab cluster names (observe defaults without one).
+    /// The WasmPlugin's configuration (observe defaults without one), with lab cluster names
+    /// once [`LabManifests::for_lab`] mapped them.
     pub config: ConfigV1,
 }
 
@@ -46,6 +47,11 @@ pub fn lab_cluster(name: &str, target: &Target) -> Result<String> {
 /// Reads a DestinationRule file, a YAML stream, or a kustomize folder, for a lab whose study
 /// targets `target`.
 pub fn read(path: &Path, target: &Target) -> Result<LabManifests> {
+    load(path)?.for_lab(target)
+}
+
+/// Reads and checks the manifests, keeping istiod's cluster names (see [`LabManifests::for_lab`]).
+pub fn load(path: &Path) -> Result<LabManifests> {
     let objects = istio::load(path)?;
     let rules: Vec<TrafficRule> =
         objects.iter().filter_map(|o| if let Object::DestinationRule(d) = o { Some(d.rule) } else { None }).collect();
@@ -61,14 +67,21 @@ pub fn read(path: &Path, target: &Target) -> Result<LabManifests> {
         bail!("{}: the WasmPlugin's pluginConfig.rule differs from the DestinationRule", path.display());
     }
     config.rule = Some(rule);
-    if let Some(m) = &mut config.models {
-        m.cluster = lab_cluster(&m.cluster, target)?;
-    }
-    if let Some(l) = &mut config.loadtest {
-        l.cluster = lab_cluster(&l.cluster, target)?;
-        l.authority = format!("{}:{}", target.host(), target.port);
-    }
     Ok(LabManifests { rule, config })
+}
+
+impl LabManifests {
+    /// The configuration with the lab's cluster names, on a lab whose study targets `target`.
+    pub fn for_lab(mut self, target: &Target) -> Result<LabManifests> {
+        if let Some(m) = &mut self.config.models {
+            m.cluster = lab_cluster(&m.cluster, target)?;
+        }
+        if let Some(l) = &mut self.config.loadtest {
+            l.cluster = lab_cluster(&l.cluster, target)?;
+            l.authority = format!("{}:{}", target.host(), target.port);
+        }
+        Ok(self)
+    }
 }
 
 #[cfg(test)]

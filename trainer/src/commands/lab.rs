@@ -120,8 +120,10 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         LabCommand::Apply(a) => {
+            // The files first: a bad one fails naming its field, with or without a lab.
+            let m = sfr2l_deploy::lab_config::load(&a.file)?;
             let mut lab = Lab::attach(&a.dir.dir)?;
-            let m = sfr2l_deploy::lab_config::read(&a.file, &lab.opts.target)?;
+            let m = m.for_lab(&lab.opts.target)?;
             let t0 = Instant::now();
             lab.apply_filter_config(&m.rule, m.config)?;
             println!(
