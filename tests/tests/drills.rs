@@ -159,11 +159,15 @@ fn a_collection_survives_killed_and_paused_processes_and_a_foreign_rule() {
             wait_mid_run(admin_port, &out, 9);
             let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cds).unwrap()).unwrap();
             v["version_info"] = "foreign".into();
+            let cluster = sfr2l_tests::target().cluster();
+            let mut changed = 0;
             for c in v["resources"].as_array_mut().unwrap() {
-                if c["name"] == "httpbin" {
+                if c["name"] == cluster.as_str() {
                     c["circuit_breakers"]["thresholds"][0]["max_pending_requests"] = 7.into();
+                    changed += 1;
                 }
             }
+            assert_eq!(changed, 1, "no cluster {cluster} in {}", cds.display());
             let tmp = dir.path().join("cds/.foreign.json");
             std::fs::write(&tmp, serde_json::to_vec(&v).unwrap()).unwrap();
             std::fs::rename(&tmp, &cds).unwrap();
