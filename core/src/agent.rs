@@ -2,7 +2,8 @@
 //! or collaborative over N services), what each agent sees and chooses, action mapping from
 //! Q-values to grid values, and the reward-ratio metric.
 
-use crate::feature::{Feature, RULE_FEATURES};
+use crate::feature::Feature;
+use crate::inputs::Inputs;
 use crate::study::Study;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -88,17 +89,33 @@ pub struct AgentSpec {
 }
 
 impl AgentSpec {
-    /// Names of the state columns: the 7 rules, then the extra one if any.
-    pub fn state_names(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = RULE_FEATURES.iter().map(|f| f.name()).collect();
+    /// Names of the state columns: the study's rule inputs, then the extra one if any.
+    pub fn state_names(&self, inputs: &Inputs) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = inputs.rules().iter().map(|f| f.name()).collect();
         match self.extra {
             Extra::None => {}
             Extra::RunLoad(k) | Extra::FirstAction(k) => v.push(k.feature().name()),
         }
         v
     }
-    pub fn state_width(&self) -> usize {
-        self.state_names().len()
+    pub fn state_width(&self, inputs: &Inputs) -> usize {
+        self.state_names(inputs).len()
+    }
+
+    /// The study inputs behind an agent's state column names (its card's or graph's `state`):
+    /// the rule names, then this spec's extra column; the error says what differs.
+    pub fn inputs_of_state<S: AsRef<str>>(&self, state: &[S]) -> Result<Inputs, String> {
+        let extra = match self.extra {
+            Extra::None => None,
+            Extra::RunLoad(k) | Extra::FirstAction(k) => Some(k.feature().name()),
+        };
+        let names: Vec<&str> = state.iter().map(|s| s.as_ref()).collect();
+        let rules = match (extra, names.split_last()) {
+            (None, _) => &names[..],
+            (Some(x), Some((last, rest))) if *last == x => rest,
+            (Some(x), _) => return Err(format!("the state must end with `{x}` (found `{}`)", names.join(","))),
+        };
+        Inputs::from_names(rules, false)
     }
 }
 
@@ -214,10 +231,17 @@ mod tests {
     #[test]
     fn agents_see_what_the_paper_says() {
         let tc = Configuration::ThreadCall.agents();
-        assert_eq!(tc[0].state_width(), 7);
-        assert_eq!(tc[1].state_names()[7], "threads");
-        assert_eq!(Configuration::Call.agents()[0].state_names()[7], "threads");
-        assert_eq!(Configuration::Thread.agents()[0].state_names()[7], "calls");
+        let all = Inputs::catalogue();
+        assert_eq!(tc[0].state_width(&all), 7);
+        assert_eq!(tc[1].state_names(&all)[7], "threads");
+        assert_eq!(Configuration::Call.agents()[0].state_names(&all)[7], "threads");
+        assert_eq!(Configuration::Thread.agents()[0].state_names(&all)[7], "calls");
+        // A study with two fields: the agents see those two, then their extra column.
+        let two = Inputs::new(vec![Feature::MaxConnections, Feature::Interval]).unwrap();
+        assert_eq!(tc[1].state_names(&two), ["max_connections", "interval_s", "threads"]);
+        assert_eq!(tc[1].inputs_of_state(&tc[1].state_names(&two)).unwrap(), two);
+        assert_eq!(tc[0].inputs_of_state(&tc[0].state_names(&all)).unwrap(), all);
+        assert!(tc[1].inputs_of_state(&["max_connections"]).unwrap_err().contains("end with `threads`"));
         let p = crate::study::tests::sample();
         assert_eq!(AgentKind::Calls.grid(&p), vec![100, 200, 300, 400]);
         assert_eq!(AgentKind::Threads.grid(&p), vec![3, 4, 5, 6, 7]);

@@ -99,6 +99,11 @@ impl Feature {
         matches!(self, Feature::BaseEjectionTime | Feature::Interval)
     }
 
+    /// Whether the feature is a DestinationRule attribute (not the load).
+    pub fn is_rule(self) -> bool {
+        !matches!(self, Feature::Threads | Feature::Calls)
+    }
+
     pub fn index(self) -> usize {
         FEATURES.iter().position(|f| *f == self).unwrap_or(0)
     }

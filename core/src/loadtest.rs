@@ -6,6 +6,7 @@
 
 use crate::agent::{AgentKind, Configuration, Extra};
 use crate::counters::flags;
+use crate::inputs::Inputs;
 use crate::rule::{LoadSetting, TrafficRule};
 use crate::store::{cas_update, MergeError, SharedStore, CLAIM_KEY, VM_SEQ_KEY};
 use serde::{Deserialize, Serialize};
@@ -32,11 +33,17 @@ pub struct Decision {
     pub steps: Vec<Step>,
 }
 
-/// The state an agent of `configuration` sees: the seven rule values, then the extra column.
+/// The state an agent of `configuration` sees: the study's rule inputs, then the extra column.
 /// `fixed`: the load values the configuration does not choose (single-agent configurations);
 /// `chosen`: what earlier agents chose.
-fn state_for(extra: Extra, rule: &TrafficRule, fixed: &LoadSetting, chosen: &[(AgentKind, u32)]) -> Vec<f32> {
-    let mut s: Vec<f32> = rule.values().iter().map(|v| *v as f32).collect();
+fn state_for(
+    inputs: &Inputs,
+    extra: Extra,
+    rule: &TrafficRule,
+    fixed: &LoadSetting,
+    chosen: &[(AgentKind, u32)],
+) -> Vec<f32> {
+    let mut s: Vec<f32> = inputs.state(rule).iter().map(|v| *v as f32).collect();
     match extra {
         Extra::None => {}
         Extra::RunLoad(k) => s.push(load_value(fixed, k) as f32),
@@ -57,9 +64,11 @@ fn load_value(load: &LoadSetting, k: AgentKind) -> u32 {
 
 /// Runs the decision chain of `configuration` for `rule`: agents in acting order, dependent
 /// agents seeing the earlier choice, exactly as in training. `ask(kind, state)` runs the agent
-/// of that kind. Load values no agent chooses come from `fixed`.
+/// of that kind; `inputs` are the study's, as the agents' state names them. Load values no
+/// agent chooses come from `fixed`.
 pub fn decide<E>(
     configuration: Configuration,
+    inputs: &Inputs,
     rule: &TrafficRule,
     fixed: LoadSetting,
     mut ask: impl FnMut(AgentKind, &[f32]) -> Result<u32, E>,
@@ -67,7 +76,7 @@ pub fn decide<E>(
     let mut chosen: Vec<(AgentKind, u32)> = Vec::new();
     let mut steps = Vec::new();
     for spec in configuration.agents() {
-        let state = state_for(spec.extra, rule, &fixed, &chosen);
+        let state = state_for(inputs, spec.extra, rule, &fixed, &chosen);
         let choice = ask(spec.kind, &state)?;
         chosen.push((spec.kind, choice));
         steps.push(Step { agent: spec.kind.name().to_string(), state, choice });
@@ -220,7 +229,7 @@ mod tests {
     #[test]
     fn dependent_agent_sees_the_first_choice() {
         let fixed = LoadSetting { threads: 0, calls: 0 };
-        let d = decide::<()>(Configuration::ThreadCall, &rule(), fixed, |k, s| {
+        let d = decide::<()>(Configuration::ThreadCall, &Inputs::catalogue(), &rule(), fixed, |k, s| {
             Ok(match k {
                 AgentKind::Threads => {
                     assert_eq!(s.len(), 7);
@@ -241,14 +250,22 @@ mod tests {
     #[test]
     fn single_agent_uses_the_fixed_load() {
         let fixed = LoadSetting { threads: 2, calls: 400 };
-        let d = decide::<()>(Configuration::Call, &rule(), fixed, |_, s| {
+        let d = decide::<()>(Configuration::Call, &Inputs::catalogue(), &rule(), fixed, |_, s| {
             assert_eq!(s[7], 2.0);
             Ok(444)
         })
         .unwrap();
         assert_eq!(d.load, LoadSetting { threads: 2, calls: 444 });
-        let e = decide(Configuration::Thread, &rule(), fixed, |_, _| Err("boom"));
+        let e = decide(Configuration::Thread, &Inputs::catalogue(), &rule(), fixed, |_, _| Err("boom"));
         assert_eq!(e.unwrap_err(), "boom");
+        // A study's agents that see two fields get those two, then their extra column.
+        let two = Inputs::new(vec![crate::Feature::MaxConnections, crate::Feature::Interval]).unwrap();
+        let d = decide::<()>(Configuration::Call, &two, &rule(), fixed, |_, s| {
+            assert_eq!(s, &[5.0, 1.0, 2.0]);
+            Ok(300)
+        })
+        .unwrap();
+        assert_eq!(d.load.calls, 300);
     }
 
     #[test]

@@ -71,6 +71,42 @@ impl TrafficRule {
         ]
     }
 
+    /// The value of one rule feature (durations in seconds); 0 for a load feature.
+    pub fn get(&self, f: Feature) -> f64 {
+        if f.is_rule() {
+            self.values()[f.index()]
+        } else {
+            0.0
+        }
+    }
+
+    /// Sets one rule feature from its value (durations in seconds); a load feature is ignored.
+    pub fn set(&mut self, f: Feature, v: f64) {
+        if f.is_rule() {
+            let mut all = self.values();
+            all[f.index()] = v;
+            *self = Self::from_values(&all);
+        }
+    }
+
+    /// What the client sidecar's cluster gets for the fields a DestinationRule leaves unset, as
+    /// istiod renders them (`../shared/reference/istio-envoy-semantics.md` 1.2): limits at
+    /// 2^32-1 (`applyConnectionPool` always runs), no per-connection request limit, and Envoy's
+    /// outlier defaults (10s interval, 30s base ejection, 10%). `outlier`: whether the rule has an
+    /// `outlierDetection` block; with one, unset `consecutive5xxErrors` is Envoy's 5 (enforced),
+    /// without one no host is ever ejected (0 here: the lab enforces no consecutive-5xx ejection).
+    pub fn unset(outlier: bool) -> Self {
+        Self {
+            max_pending_requests: u32::MAX,
+            max_connections: u32::MAX,
+            max_requests_per_connection: 0,
+            base_ejection_time: IstioDuration::from_secs(30.0),
+            max_ejection_percent: 10,
+            interval: IstioDuration::from_secs(10.0),
+            consecutive_5xx_errors: if outlier { 5 } else { 0 },
+        }
+    }
+
     /// Inverse of [`TrafficRule::values`].
     pub fn from_values(v: &[f64; N_RULES]) -> Self {
         Self {
@@ -126,6 +162,18 @@ mod tests {
         assert_eq!(f[Feature::BaseEjectionTime.index()], 180.0);
         assert_eq!(f[Feature::Threads.index()], 3.0);
         assert_eq!(f[Feature::Calls.index()], 30.0);
+    }
+
+    #[test]
+    fn get_and_set_one_field() {
+        let mut r = sample_rule();
+        assert_eq!(r.get(Feature::BaseEjectionTime), 180.0);
+        r.set(Feature::Interval, 0.5);
+        assert_eq!(r.interval, IstioDuration::from_secs(0.5));
+        r.set(Feature::Threads, 9.0);
+        assert_eq!(r.get(Feature::Threads), 0.0);
+        assert_eq!(TrafficRule::unset(true).consecutive_5xx_errors, 5);
+        assert_eq!(TrafficRule::unset(false).max_connections, u32::MAX);
     }
 
     #[test]

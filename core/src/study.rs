@@ -8,6 +8,7 @@
 
 use crate::duration::IstioDuration;
 use crate::feature::{Feature, FEATURES, N_FEATURES, RULE_FEATURES};
+use crate::inputs::Inputs;
 use crate::rule::{LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -203,14 +204,40 @@ impl Study {
         self.attributes.iter().find(|a| a.feature == f)
     }
 
-    /// The closed range `(lo, hi)` a feature takes in this study, in the feature's unit.
+    /// The inputs of this study's models: the attributes it lists (varying or fixed), in
+    /// catalogue order, then threads and calls.
+    pub fn inputs(&self) -> Inputs {
+        Inputs::new(self.attributes.iter().map(|a| a.feature).collect())
+            .expect("a checked study lists its attributes in catalogue order, once each")
+    }
+
+    /// The rule in force for the fields the study does not list: what istiod renders when a
+    /// DestinationRule leaves them unset ([`TrafficRule::unset`]; the rule has an
+    /// `outlierDetection` block when the study lists any outlier field).
+    pub fn base_rule(&self) -> TrafficRule {
+        self.inputs().unset_rule()
+    }
+
+    /// The closed range `(lo, hi)` a feature takes in this study, in the feature's unit (an
+    /// unlisted field is held at its [`Study::base_rule`] value).
     pub fn feature_range(&self, f: Feature) -> (f64, f64) {
         let span = |s: Span| (f64::from(s.lo), f64::from(s.hi));
         match f {
             Feature::Threads => span(self.threads),
             Feature::Calls => span(self.calls),
-            _ => self.attribute(f).map_or((0.0, 0.0), |a| (a.lo, a.hi)),
+            _ => self.attribute(f).map_or_else(
+                || {
+                    let v = self.base_rule().get(f);
+                    (v, v)
+                },
+                |a| (a.lo, a.hi),
+            ),
         }
+    }
+
+    /// The ranges of the study's inputs, in input order.
+    pub fn input_ranges(&self) -> Vec<(f64, f64)> {
+        self.inputs().features().iter().map(|f| self.feature_range(*f)).collect()
     }
 
     /// The ranges of all features, in feature order.
@@ -218,9 +245,10 @@ impl Study {
         FEATURES.map(|f| self.feature_range(f))
     }
 
-    /// Builds the rule and load for uniform draws `u` in [0, 1), one per feature in feature order.
+    /// Builds the rule and load for uniform draws `u` in [0, 1), one per catalogue feature in
+    /// catalogue order (so a plan's draws do not depend on which fields a study lists).
     /// Whole-number attributes are drawn uniformly over their values; a duration that varies
-    /// over whole milliseconds.
+    /// over whole milliseconds; an unlisted field is its base value.
     pub fn draw(&self, u: &[f64; N_FEATURES]) -> (TrafficRule, LoadSetting) {
         let mut values = [0.0; crate::feature::N_RULES];
         for (i, f) in RULE_FEATURES.iter().enumerate() {

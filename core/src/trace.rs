@@ -2,8 +2,8 @@
 //! and the dataset row (CSV) it becomes.
 
 use crate::counters::{ReasonCounts, RunCounters};
-use crate::feature::{FEATURES, N_FEATURES};
-use crate::rule::{feature_vector, LoadSetting, TrafficRule};
+use crate::inputs::Inputs;
+use crate::rule::{LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -183,14 +183,15 @@ impl TraceRecord {
     }
 }
 
-/// Columns after the nine features.
+/// Columns after the study's inputs.
 pub const ROW_EXTRA_COLUMNS: [&str; 8] =
     ["qps", "rate_200", "rate_503", "run_id", "other_codes", "load_avg_1m", "config_id", "repeat"];
 
-/// One dataset row: the nine inputs in feature order, the outputs, and bookkeeping.
+/// One dataset row: the study's inputs ([`Inputs`], the paper's nine for S1-S5), the outputs,
+/// and bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetRow {
-    pub features: [f64; N_FEATURES],
+    pub features: Vec<f64>,
     pub qps: f64,
     pub rate_200: f64,
     pub rate_503: f64,
@@ -203,11 +204,13 @@ pub struct DatasetRow {
 }
 
 impl DatasetRow {
-    pub fn header() -> Vec<&'static str> {
-        FEATURES.iter().map(|f| f.name()).chain(ROW_EXTRA_COLUMNS).collect()
+    /// The columns of a dataset over `inputs`.
+    pub fn header(inputs: &Inputs) -> Vec<&'static str> {
+        inputs.names().into_iter().chain(ROW_EXTRA_COLUMNS).collect()
     }
 
     pub fn new(
+        inputs: &Inputs,
         rule: &TrafficRule,
         load: &LoadSetting,
         rec: &TraceRecord,
@@ -216,7 +219,7 @@ impl DatasetRow {
         repeat: u32,
     ) -> Self {
         Self {
-            features: feature_vector(rule, load),
+            features: inputs.row(rule, load),
             qps: rec.qps,
             rate_200: rec.rate_200,
             rate_503: rec.rate_503,
@@ -241,9 +244,9 @@ impl DatasetRow {
         out
     }
 
-    /// Parses a row; the error names the column.
-    pub fn from_fields(fields: &[&str]) -> Result<Self, String> {
-        let header = Self::header();
+    /// Parses a row of a dataset over `inputs`; the error names the column.
+    pub fn from_fields(inputs: &Inputs, fields: &[&str]) -> Result<Self, String> {
+        let header = Self::header(inputs);
         if fields.len() != header.len() {
             return Err(format!("expected {} columns, found {}", header.len(), fields.len()));
         }
@@ -257,11 +260,8 @@ impl DatasetRow {
             }
             Ok(v)
         };
-        let mut features = [0.0; N_FEATURES];
-        for (i, f) in features.iter_mut().enumerate() {
-            *f = num(i)?;
-        }
-        let n = N_FEATURES;
+        let n = inputs.len();
+        let features = (0..n).map(num).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             features,
             qps: num(n)?,
@@ -333,16 +333,39 @@ mod tests {
     #[test]
     fn csv_row_roundtrip() {
         let r = record();
-        let row = DatasetRow::new(&sample_rule(), &LoadSetting { threads: 2, calls: 3 }, &r, 0.5, "c1".into(), 0);
+        let all = Inputs::catalogue();
+        let row = DatasetRow::new(&all, &sample_rule(), &LoadSetting { threads: 2, calls: 3 }, &r, 0.5, "c1".into(), 0);
         let fields = row.to_fields();
-        assert_eq!(fields.len(), DatasetRow::header().len());
+        assert_eq!(fields.len(), DatasetRow::header(&all).len());
         assert_eq!(fields[3], "180");
         let refs: Vec<&str> = fields.iter().map(|s| s.as_str()).collect();
-        let back = DatasetRow::from_fields(&refs).unwrap();
+        let back = DatasetRow::from_fields(&all, &refs).unwrap();
         assert_eq!(back.features, row.features);
         assert_eq!(back.run_id, "r-1");
         let mut bad = refs.clone();
         bad[1] = "x";
-        assert!(DatasetRow::from_fields(&bad).unwrap_err().contains("max_connections"));
+        assert!(DatasetRow::from_fields(&all, &bad).unwrap_err().contains("max_connections"));
+    }
+
+    #[test]
+    fn a_study_with_fewer_fields_writes_fewer_columns() {
+        use crate::feature::Feature;
+        let two = Inputs::new(vec![Feature::MaxConnections, Feature::Interval]).unwrap();
+        let row = DatasetRow::new(
+            &two,
+            &sample_rule(),
+            &LoadSetting { threads: 2, calls: 3 },
+            &record(),
+            0.5,
+            "c1".into(),
+            0,
+        );
+        assert_eq!(DatasetRow::header(&two)[..5], ["max_connections", "interval_s", "threads", "calls", "qps"]);
+        assert_eq!(row.features, [1.0, 1.0, 2.0, 3.0]);
+        let fields = row.to_fields();
+        let refs: Vec<&str> = fields.iter().map(|s| s.as_str()).collect();
+        let back = DatasetRow::from_fields(&two, &refs).unwrap();
+        assert_eq!((back.features, back.config_id), (row.features, row.config_id));
+        assert!(DatasetRow::from_fields(&Inputs::catalogue(), &refs).unwrap_err().contains("columns"));
     }
 }

@@ -7,16 +7,18 @@ use serde_json::{json, Value};
 use sfr2l_core::agent::{AgentKind, Configuration};
 use sfr2l_core::card::SimulatorCard;
 use sfr2l_core::reward::reward;
-use sfr2l_core::{TrafficRule, FEATURES, N_FEATURES, N_RULES};
+use sfr2l_core::Inputs;
 use sfr2l_runtime::{Agent, Prediction, Simulator};
 use sha2::{Digest, Sha256};
 
-/// A simulator with its card's ranges and its study's action grids.
+/// A simulator with its card's ranges and its study's action grids; its inputs (how many and
+/// which) are the graph's own, so any study's simulator loads in the same page.
 pub struct Sim {
     sim: Simulator,
     pub thread_grid: Vec<u32>,
     pub call_grid: Vec<u32>,
-    pub ranges: [(f64, f64); N_FEATURES],
+    /// Per input, in the simulator's input order.
+    pub ranges: Vec<(f64, f64)>,
 }
 
 /// The agents' action grids of the simulator's study, as the page passes them (`grids` of the
@@ -52,22 +54,31 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The card's ranges in feature order; every name must match the build's feature order.
-fn card_ranges(card: &SimulatorCard) -> Result<[(f64, f64); N_FEATURES], String> {
-    if card.inputs.len() != N_FEATURES {
-        return Err(format!("card field inputs: {} entries, {N_FEATURES} expected", card.inputs.len()));
+/// The card's ranges in the graph's input order; every name must be the graph's.
+fn card_ranges(card: &SimulatorCard, inputs: &Inputs) -> Result<Vec<(f64, f64)>, String> {
+    let names = inputs.names();
+    if card.inputs.len() != names.len() {
+        return Err(format!(
+            "card field inputs: {} entries, the simulator takes {} ({})",
+            card.inputs.len(),
+            names.len(),
+            names.join(",")
+        ));
     }
-    let mut out = [(0.0, 0.0); N_FEATURES];
-    for (i, (port, f)) in card.inputs.iter().zip(FEATURES.iter()).enumerate() {
-        if port.name != f.name() {
-            return Err(format!("card field inputs[{i}].name: `{}`, expected `{}`", port.name, f.name()));
-        }
-        out[i] = match port.range {
-            Some((lo, hi)) if lo <= hi => (lo, hi),
-            _ => return Err(format!("card field inputs[{i}].range: missing or reversed")),
-        };
-    }
-    Ok(out)
+    card.inputs
+        .iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (port, name))| {
+            if port.name != name {
+                return Err(format!("card field inputs[{i}].name: `{}`, the simulator's is `{name}`", port.name));
+            }
+            match port.range {
+                Some((lo, hi)) if lo <= hi => Ok((lo, hi)),
+                _ => Err(format!("card field inputs[{i}].range: missing or reversed")),
+            }
+        })
+        .collect()
 }
 
 impl Sim {
@@ -86,8 +97,8 @@ impl Sim {
                 card.onnx_sha256
             ));
         }
-        let ranges = card_ranges(&card)?;
         let sim = Simulator::from_bytes(onnx).map_err(|e| format!("simulator.onnx: {e}"))?;
+        let ranges = card_ranges(&card, &sim.inputs)?;
         if sim.profile != card.profile {
             return Err(format!("simulator.json field profile: `{}`, the ONNX says `{}`", card.profile, sim.profile));
         }
@@ -95,13 +106,19 @@ impl Sim {
         Ok(Self { sim, thread_grid, call_grid, ranges })
     }
 
-    fn predict(&self, rows: &[[f32; N_FEATURES]]) -> Result<Vec<Prediction>, String> {
+    fn predict(&self, rows: &[Vec<f32>]) -> Result<Vec<Prediction>, String> {
         self.sim.predict(rows).map_err(|e| format!("simulator: {e}"))
+    }
+
+    fn inputs(&self) -> &Inputs {
+        &self.sim.inputs
     }
 
     /// Profile, ensemble, card ranges and the Table 6 grids.
     pub fn info(&self) -> Value {
-        let ranges: Vec<Value> = FEATURES
+        let ranges: Vec<Value> = self
+            .inputs()
+            .features()
             .iter()
             .zip(self.ranges.iter())
             .map(|(f, (lo, hi))| json!({"name": f.name(), "unit": f.unit(), "lo": lo, "hi": hi}))
@@ -115,34 +132,35 @@ impl Sim {
         })
     }
 
-    /// One prediction for nine raw values: figures, reward (eq. 3), extrapolated inputs, and the
-    /// line `sfr2l sim predict` prints for the same inputs.
+    /// One prediction for raw values of every input: figures, reward (eq. 3), extrapolated
+    /// inputs, and the line `sfr2l sim predict` prints for the same inputs.
     pub fn predict_one(&self, values: &[f64]) -> Result<Value, String> {
-        let v = checked(values, N_FEATURES)?;
-        let row: [f32; N_FEATURES] = std::array::from_fn(|i| v[i] as f32);
+        let names = self.inputs().names();
+        let v = checked(values, &names)?;
+        let row: Vec<f32> = v.iter().map(|x| *x as f32).collect();
         let p = *self.predict(&[row])?.first().ok_or("simulator: no prediction")?;
         let r = reward(f64::from(p.qps), f64::from(p.rate_503));
         let cli = format!(
             "{{\"profile\":\"{}\",\"qps\":{:.3},\"rate_503\":{:.4},\"uncertainty\":[{:.3},{:.4}],\"reward\":{:.3}}}",
             self.sim.profile, p.qps, p.rate_503, p.uncertainty[0], p.uncertainty[1], r
         );
-        let values: [f64; N_FEATURES] = std::array::from_fn(|i| v[i]);
         Ok(json!({
             "qps": p.qps, "rate_503": p.rate_503, "uncertainty": p.uncertainty, "reward": r,
-            "extrapolation": search::extrapolation(&values, &self.ranges), "cli": cli,
+            "extrapolation": search::extrapolation(&names, v, &self.ranges), "cli": cli,
         }))
     }
 
-    /// Reward, 503 rate and spread over the Table 6 threads x calls grid at seven rule values;
-    /// the exhaustive optimum is the cell with the highest reward (eq. 3, the agents' objective).
+    /// Reward, 503 rate and spread over the Table 6 threads x calls grid at the study's rule
+    /// values; the exhaustive optimum is the cell with the highest reward (eq. 3, the agents'
+    /// objective).
     pub fn heatmap(&self, rules: &[f64]) -> Result<Value, String> {
-        let r = checked(rules, N_RULES)?;
-        let rules: [f64; N_RULES] = std::array::from_fn(|i| r[i]);
+        let names = self.inputs().names();
+        let rules = checked(rules, &names[..self.inputs().n_rules()])?;
         let (threads, calls) = (self.thread_grid.clone(), self.call_grid.clone());
         let mut rows = Vec::new();
         for t in &threads {
             for c in &calls {
-                rows.push(search::feature_row(&rules, f64::from(*t), f64::from(*c)));
+                rows.push(search::feature_row(rules, f64::from(*t), f64::from(*c)));
             }
         }
         let preds = self.predict(&rows)?;
@@ -170,16 +188,13 @@ impl Sim {
                 return Err(format!("{name}: `{v}` is not a positive number"));
             }
         }
-        let ranges: [(f64, f64); N_RULES] = std::array::from_fn(|i| self.ranges[i]);
-        let grid = search::rule_grid(&search::rule_axes(&ranges, levels));
-        let rows: Vec<[f32; N_FEATURES]> = grid.iter().map(|r| search::feature_row(r, threads, calls)).collect();
+        let grid = search::rule_grid(&search::rule_axes(&self.ranges[..self.inputs().n_rules()], levels));
+        let rows: Vec<Vec<f32>> = grid.iter().map(|r| search::feature_row(r, threads, calls)).collect();
         let preds = self.predict(&rows)?;
         let scored: Vec<Scored> = grid.iter().zip(&preds).map(|(r, p)| scored(r, p)).collect();
-        let mut point = [0.0; N_FEATURES];
-        point[..N_RULES].copy_from_slice(&grid[0]);
-        point[7] = threads;
-        point[8] = calls;
-        let extra: Vec<String> = search::extrapolation(&point, &self.ranges)
+        let mut point = grid[0].clone();
+        point.extend([threads, calls]);
+        let extra: Vec<String> = search::extrapolation(&self.inputs().names(), &point, &self.ranges)
             .into_iter()
             .filter(|s| s.starts_with("threads") || s.starts_with("calls"))
             .collect();
@@ -193,9 +208,9 @@ impl Sim {
     }
 }
 
-fn scored(rules: &[f64; N_RULES], p: &Prediction) -> Scored {
+fn scored(rules: &[f64], p: &Prediction) -> Scored {
     Scored {
-        rules: *rules,
+        rules: rules.to_vec(),
         qps: f64::from(p.qps),
         rate_503: f64::from(p.rate_503),
         sd_qps: f64::from(p.uncertainty[0]),
@@ -203,13 +218,13 @@ fn scored(rules: &[f64; N_RULES], p: &Prediction) -> Scored {
     }
 }
 
-/// `n` finite numbers, or an error naming the first bad one.
-fn checked(values: &[f64], n: usize) -> Result<&[f64], String> {
-    if values.len() != n {
-        return Err(format!("{} values given, {n} needed", values.len()));
+/// One finite number per name, or an error naming the first bad one.
+fn checked<'a>(values: &'a [f64], names: &[&str]) -> Result<&'a [f64], String> {
+    if values.len() != names.len() {
+        return Err(format!("{} values given, {} needed ({})", values.len(), names.len(), names.join(",")));
     }
     if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(format!("value {} ({}) `{v}` is not a number", i + 1, FEATURES[i].name()));
+        return Err(format!("value {} ({}) `{v}` is not a number", i + 1, names[i]));
     }
     Ok(values)
 }
@@ -246,16 +261,28 @@ impl Agents {
         agent
             .check_for(&self.profile, self.configuration, kind, None)
             .map_err(|e| format!("{}.onnx: {e}", kind.name()))?;
+        if let Some((k, other)) = self.agents.first().filter(|(_, o)| o.inputs != agent.inputs) {
+            return Err(format!(
+                "{}.onnx: state fields `{}` differ from the {} agent's `{}`",
+                kind.name(),
+                agent.inputs.names().join(","),
+                k.name(),
+                other.inputs.names().join(",")
+            ));
+        }
         self.agents.push((kind, agent));
         Ok(())
     }
 
-    /// The configuration's decision for seven rules; loads no agent chooses come from `threads`/`calls`.
+    /// The configuration's decision for values of the agents' rule inputs (their study's, from
+    /// their graphs); loads no agent chooses come from `threads`/`calls`.
     pub fn decide(&self, rules: &[f64], threads: u32, calls: u32) -> Result<Value, String> {
-        let r = checked(rules, N_RULES)?;
-        let rule = TrafficRule::from_values(&std::array::from_fn(|i| r[i]));
+        let inputs = self.agents.first().map(|(_, a)| a.inputs.clone()).ok_or("no agent loaded")?;
+        let names: Vec<&str> = inputs.rules().iter().map(|f| f.name()).collect();
+        let r = checked(rules, &names)?;
+        let rule = inputs.rule(r, &inputs.unset_rule());
         let fixed = sfr2l_core::LoadSetting { threads, calls };
-        let d = sfr2l_core::loadtest::decide(self.configuration, &rule, fixed, |kind, state| {
+        let d = sfr2l_core::loadtest::decide(self.configuration, &inputs, &rule, fixed, |kind, state| {
             let (_, agent) = self
                 .agents
                 .iter()

@@ -112,6 +112,9 @@ async function loadRows(path) {
 }
 
 // ---- inputs -------------------------------------------------------------------------------
+/// How many rule inputs the simulator takes (its study's; threads and calls follow them).
+const nRules = () => state.info.features.length - 2;
+
 function buildInputs() {
   const div = $("inputs");
   div.innerHTML = "";
@@ -121,7 +124,7 @@ function buildInputs() {
     row.className = "row";
     row.id = `row-${f.name}`;
     const mid = f.lo === f.hi ? f.lo : Math.round((f.lo + f.hi) / 2);
-    const v = given.length === 9 ? given[i] : String(mid);
+    const v = given.length === state.info.features.length ? given[i] : String(mid);
     const pad = Math.max(1, Math.round((f.hi - f.lo) * 0.5));
     row.innerHTML = `<label for="in-${f.name}" title="${f.unit}">${f.name}</label>` +
       `<input type="range" min="${Math.max(0, f.lo - pad)}" max="${f.hi + pad}" step="1" value="${v}">` +
@@ -133,7 +136,8 @@ function buildInputs() {
   });
 }
 
-/// The nine values, or an error naming the field that is not a number.
+/// The simulator's input values (its study's rules, then threads and calls), or an error naming
+/// the field that is not a number.
 function readValues() {
   const out = [];
   for (const f of state.info.features) {
@@ -161,10 +165,10 @@ function update() {
     $("out-extra").textContent = p.extrapolation.length ? p.extrapolation.join("; ") : "none (inside the card's ranges)";
     $("out-extra").className = p.extrapolation.length ? "warn" : "";
     $("out-cli").textContent = p.cli;
-    const map = JSON.parse(state.sim.heatmap(Float64Array.from(v.slice(0, 7))));
+    const map = JSON.parse(state.sim.heatmap(Float64Array.from(v.slice(0, nRules()))));
     const choices = state.agents.map((a) => {
       try {
-        return { label: a.label, ...JSON.parse(a.set.decide(Float64Array.from(v.slice(0, 7)), v[7], v[8])) };
+        return { label: a.label, ...JSON.parse(a.set.decide(Float64Array.from(v.slice(0, nRules())), v[nRules()], v[nRules() + 1])) };
       } catch (e) {
         return { label: a.label, error: e.message || String(e) };
       }
@@ -179,9 +183,9 @@ function update() {
   }
 }
 
-/// Dataset rows whose seven rules lie within 20% of each varying rule's range of the chosen ones.
+/// Dataset rows whose rule inputs lie within 20% of each varying rule's range of the chosen ones.
 function nearRows(v) {
-  const fs = state.info.features.slice(0, 7);
+  const fs = state.info.features.slice(0, nRules());
   return state.rows.filter((r) => fs.every((f, i) => {
     const w = f.hi - f.lo;
     return w === 0 ? r.x[i] === v[i] : Math.abs(r.x[i] - v[i]) <= 0.2 * w + 1e-9;
@@ -219,7 +223,7 @@ function drawMap(map, choices, near) {
   let shown = 0;
   const maxR = Math.max(1e-9, ...near.map((r) => r.qps * r.rate));
   for (const r of near) {
-    const [t, c] = [r.x[7], r.x[8]];
+    const [t, c] = [r.x[nRules()], r.x[nRules() + 1]];
     if (t < map.threads[0] || t > map.threads[nt - 1] || c < map.calls[0] || c > map.calls[nc - 1]) continue;
     shown++;
     g.beginPath(); g.arc(x(c) + (Math.random() - 0.5) * cw * 0.5, y(t) + (Math.random() - 0.5) * ch * 0.5, 3, 0, 7);
@@ -252,15 +256,15 @@ function advise() {
     const v = readValues();
     const levels = Number($("adv-levels").value);
     if (!Number.isInteger(levels) || levels < 2) throw new Error(`levels: \`${$("adv-levels").value}\` is not an integer >= 2`);
-    const a = JSON.parse(state.sim.advise(v[7], v[8], $("adv-objective").value, levels));
-    const names = state.info.features.slice(0, 7).map((f) => f.name);
+    const a = JSON.parse(state.sim.advise(v[nRules()], v[nRules() + 1], $("adv-objective").value, levels));
+    const names = state.info.features.slice(0, nRules()).map((f) => f.name);
     const rule = (s) => names.map((n, i) => `${n}=${s.rules[i]}`).join(", ");
-    $("adv-out").textContent = `${a.objective} of ${a.candidates} rules at -c ${v[7]} -n ${v[8]}:\n` +
+    $("adv-out").textContent = `${a.objective} of ${a.candidates} rules at -c ${v[nRules()]} -n ${v[nRules() + 1]}:\n` +
       `advised: ${rule(a.chosen)}\n  503 rate ${a.chosen.rate_503.toFixed(4)} ± ${a.chosen.sd_rate.toFixed(4)}, QPS ${a.chosen.qps.toFixed(1)}\n` +
       `median:  ${rule(a.median)}\n  503 rate ${a.median.rate_503.toFixed(4)} ± ${a.median.sd_rate.toFixed(4)}\n` +
       (a.flat ? `FLAT: the gap ${a.gap.toFixed(4)} is inside the model's spread ${a.spread.toFixed(4)}\n` : "") +
       a.extrapolation.map((e) => `EXTRAPOLATION: ${e}\n`).join("") +
-      `(sfr2l advise --sim policies/${state.name} --threads ${v[7]} --calls ${v[8]} --objective ${a.objective} writes it as YAML)`;
+      `(sfr2l advise --sim policies/${state.name} --threads ${v[nRules()]} --calls ${v[nRules() + 1]} --objective ${a.objective} writes it as YAML)`;
   } catch (e) {
     fail("advisor", e);
   }

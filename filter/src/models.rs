@@ -5,8 +5,9 @@
 use sfr2l_core::agent::AgentKind;
 use sfr2l_core::config::{ArtifactRef, ModelsConfig};
 use sfr2l_core::loadtest::{self, Decision};
-use sfr2l_core::rule::{feature_vector, LoadSetting, TrafficRule};
+use sfr2l_core::rule::{LoadSetting, TrafficRule};
 use sfr2l_core::trace::Predicted;
+use sfr2l_core::Inputs;
 #[cfg(feature = "models")]
 use sfr2l_runtime::{Agent, Simulator};
 #[cfg(not(feature = "models"))]
@@ -22,6 +23,7 @@ mod unsupported {
 
     pub struct Agent {
         pub objective: String,
+        pub inputs: sfr2l_core::Inputs,
     }
     impl Agent {
         pub fn from_bytes(_: &[u8]) -> Result<Self, &'static str> {
@@ -32,7 +34,7 @@ mod unsupported {
             _: &str,
             _: Configuration,
             _: AgentKind,
-            _: Option<&[u32]>,
+            _: Option<&sfr2l_core::Study>,
         ) -> Result<(), &'static str> {
             Err(WHY)
         }
@@ -47,12 +49,13 @@ mod unsupported {
     }
     pub struct Simulator {
         pub profile: String,
+        pub inputs: sfr2l_core::Inputs,
     }
     impl Simulator {
         pub fn from_bytes(_: &[u8]) -> Result<Self, &'static str> {
             Err(WHY)
         }
-        pub fn predict(&self, _: &[[f32; sfr2l_core::N_FEATURES]]) -> Result<Vec<Prediction>, &'static str> {
+        pub fn predict(&self, _: &[Vec<f32>]) -> Result<Vec<Prediction>, &'static str> {
             Err(WHY)
         }
     }
@@ -65,6 +68,9 @@ pub struct Models {
     pub source: ModelsConfig,
     agents: Vec<(AgentKind, Agent)>,
     simulator: Option<Simulator>,
+    /// The study inputs the agents (and the simulator) read, from their graphs: a study's width
+    /// and fields need no new .wasm.
+    inputs: Inputs,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -115,6 +121,15 @@ impl Models {
                 .map_err(|e| format!("{name}: {e}"))?;
             agents.push((spec.kind, agent));
         }
+        let inputs = agents.first().map(|(_, a)| a.inputs.clone()).ok_or("agents: none configured")?;
+        if let Some((k, a)) = agents.iter().find(|(_, a)| a.inputs != inputs) {
+            return Err(format!(
+                "agents.{}: state fields `{}` differ from the other agents' `{}`",
+                k.name(),
+                a.inputs.names().join(","),
+                inputs.names().join(",")
+            ));
+        }
         let objectives: Vec<&str> = agents.iter().map(|(_, a)| a.objective.as_str()).collect();
         if objectives.windows(2).any(|w| w[0] != w[1]) {
             return Err(format!("agents: objectives differ ({})", objectives.join(", ")));
@@ -126,10 +141,17 @@ impl Models {
                 if sim.profile != source.profile {
                     return Err(format!("simulator: profile `{}`, expected `{}`", sim.profile, source.profile));
                 }
+                if sim.inputs != inputs {
+                    return Err(format!(
+                        "simulator: inputs `{}` differ from the agents' `{}`",
+                        sim.inputs.names().join(","),
+                        inputs.names().join(",")
+                    ));
+                }
                 Some(sim)
             }
         };
-        Ok(Models { source: source.clone(), agents, simulator })
+        Ok(Models { source: source.clone(), agents, simulator, inputs })
     }
 
     pub fn objective(&self) -> &str {
@@ -152,7 +174,7 @@ impl Models {
 
     /// The configuration's decision for `rule`, dependent agents in order.
     pub fn decide(&self, rule: &TrafficRule, fixed: LoadSetting) -> Result<Decision, String> {
-        loadtest::decide(self.source.configuration, rule, fixed, |kind, state| {
+        loadtest::decide(self.source.configuration, &self.inputs, rule, fixed, |kind, state| {
             let agent = self
                 .agents
                 .iter()
@@ -166,7 +188,7 @@ impl Models {
     /// The simulator's prediction for `rule` under `load`, with the reward under the objective.
     pub fn predict(&self, rule: &TrafficRule, load: LoadSetting) -> Option<Result<Predicted, String>> {
         let sim = self.simulator.as_ref()?;
-        let x = feature_vector(rule, &load).map(|v| v as f32);
+        let x = self.inputs.row_f32(rule, &load);
         let p = match sim.predict(&[x]) {
             Ok(p) => p,
             Err(e) => return Some(Err(format!("simulator: {e}"))),

@@ -5,7 +5,7 @@
 use sfr2l_core::agent::{AgentKind, Configuration};
 use sfr2l_core::artifact::{meta, KIND_AGENT, KIND_SIMULATOR};
 use sfr2l_core::card::CARD_SCHEMA;
-use sfr2l_core::{FEATURES, N_FEATURES};
+use sfr2l_core::{Inputs, Study};
 use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -39,6 +39,8 @@ pub struct Prediction {
 pub struct Simulator {
     plan: Arc<TypedRunnableModel>,
     pub profile: String,
+    /// The inputs the graph takes (its study's), from its metadata and graph inputs.
+    pub inputs: Inputs,
     pub ensemble: usize,
 }
 
@@ -76,18 +78,23 @@ impl Simulator {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
         let proto = decode_kind(bytes, KIND_SIMULATOR)?;
         let features = metadata(&proto, meta::FEATURES)?;
-        let want: Vec<&str> = FEATURES.iter().map(|f| f.name()).collect();
-        if features.split(',').collect::<Vec<_>>() != want {
-            return Err(RuntimeError::Metadata {
-                key: meta::FEATURES.into(),
-                msg: format!("`{features}` differs from this build's feature order `{}`", want.join(",")),
+        let names: Vec<&str> = features.split(',').collect();
+        let inputs = Inputs::from_names(&names, true).map_err(|msg| RuntimeError::Metadata {
+            key: meta::FEATURES.into(),
+            msg: format!("`{features}`: {msg}"),
+        })?;
+        let graph = proto.graph.as_ref().ok_or_else(|| RuntimeError::Decode("no graph".into()))?;
+        if graph.input.len() != inputs.len() {
+            return Err(RuntimeError::Input {
+                index: graph.input.len().min(inputs.len()),
+                expected: format!("{} inputs ({features})", inputs.len()),
+                found: format!("{} graph inputs", graph.input.len()),
             });
         }
-        let graph = proto.graph.as_ref().ok_or_else(|| RuntimeError::Decode("no graph".into()))?;
-        for (index, f) in FEATURES.iter().enumerate() {
-            let found = graph.input.get(index).map(|i| i.name.clone()).unwrap_or_default();
-            if found != f.name() {
-                return Err(RuntimeError::Input { index, expected: f.name().into(), found });
+        for (index, name) in inputs.names().into_iter().enumerate() {
+            let found = graph.input[index].name.clone();
+            if found != name {
+                return Err(RuntimeError::Input { index, expected: name.into(), found });
             }
         }
         let schema = metadata(&proto, meta::SCHEMA)?;
@@ -100,7 +107,7 @@ impl Simulator {
         let profile = metadata(&proto, meta::PROFILE)?.to_string();
         let ensemble = metadata(&proto, meta::ENSEMBLE)?.parse().unwrap_or(1);
         let plan = optimised_plan(&proto)?;
-        Ok(Self { plan, profile, ensemble })
+        Ok(Self { plan, profile, inputs, ensemble })
     }
 
     pub fn from_path(path: &std::path::Path) -> Result<Self, RuntimeError> {
@@ -108,12 +115,20 @@ impl Simulator {
         Self::from_bytes(&bytes)
     }
 
-    /// Predictions for raw feature rows (core feature order). input: `[batch][N_FEATURES]`.
-    pub fn predict(&self, rows: &[[f32; N_FEATURES]]) -> Result<Vec<Prediction>, RuntimeError> {
+    /// Predictions for raw input rows, in [`Simulator::inputs`] order: `[batch][inputs]`.
+    pub fn predict<R: AsRef<[f32]>>(&self, rows: &[R]) -> Result<Vec<Prediction>, RuntimeError> {
         let n = rows.len();
-        let inputs: TVec<TValue> = (0..N_FEATURES)
+        let width = self.inputs.len();
+        if let Some(r) = rows.iter().find(|r| r.as_ref().len() != width) {
+            return Err(RuntimeError::Input {
+                index: 0,
+                expected: format!("{width} values ({})", self.inputs.names().join(",")),
+                found: format!("{}", r.as_ref().len()),
+            });
+        }
+        let inputs: TVec<TValue> = (0..width)
             .map(|j| {
-                let col: Vec<f32> = rows.iter().map(|r| r[j]).collect();
+                let col: Vec<f32> = rows.iter().map(|r| r.as_ref()[j]).collect();
                 Tensor::from_shape(&[n, 1], &col).map(|t| t.into_tvalue())
             })
             .collect::<TractResult<_>>()
@@ -142,6 +157,8 @@ pub struct Agent {
     pub profile: String,
     /// State column names, in order.
     pub state: Vec<String>,
+    /// The study inputs behind the state (its rule columns).
+    pub inputs: Inputs,
     /// The grid values the Q-values refer to.
     pub grid: Vec<u32>,
     /// `threads` or `calls`.
@@ -157,13 +174,6 @@ impl Agent {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
         let proto = decode_kind(bytes, KIND_AGENT)?;
         let state: Vec<String> = metadata(&proto, meta::STATE)?.split(',').map(String::from).collect();
-        let rules: Vec<&str> = FEATURES[..7].iter().map(|f| f.name()).collect();
-        if state.len() < 7 || state[..7] != rules[..] {
-            return Err(RuntimeError::Metadata {
-                key: meta::STATE.into(),
-                msg: format!("`{}` does not start with this build's seven rules", state.join(",")),
-            });
-        }
         let grid = metadata(&proto, meta::GRID)?
             .split(',')
             .map(|v| v.parse::<u32>())
@@ -176,20 +186,32 @@ impl Agent {
         let schema = metadata(&proto, meta::SCHEMA)?
             .parse()
             .map_err(|_| RuntimeError::Metadata { key: meta::SCHEMA.into(), msg: "not an integer".into() })?;
+        let bad_config = |msg: String| RuntimeError::Metadata { key: meta::CONFIGURATION.into(), msg };
+        let spec = configuration
+            .parse::<Configuration>()
+            .map_err(bad_config)?
+            .agents()
+            .into_iter()
+            .find(|a| a.kind.feature().name() == action)
+            .ok_or_else(|| bad_config(format!("`{configuration}` has no agent choosing `{action}`")))?;
+        let inputs = spec.inputs_of_state(&state).map_err(|msg| RuntimeError::Metadata {
+            key: meta::STATE.into(),
+            msg: format!("`{}`: {msg}", state.join(",")),
+        })?;
         let plan = optimised_plan(&proto)?;
-        Ok(Self { plan, profile, state, grid, action, configuration, objective, schema })
+        Ok(Self { plan, profile, state, inputs, grid, action, configuration, objective, schema })
     }
 
     /// Checks that this graph is the `kind` agent of `configuration` trained on study `study`:
     /// card schema, state columns and action as this build's core defines them, and, where the
-    /// caller knows the study's grid (the trainer reads the study file), that grid exactly. The
-    /// filter and the explorer take the grid from the graph itself.
+    /// caller has the study itself (the trainer reads the study file), its grid and inputs
+    /// exactly. The filter and the explorer take grid and inputs from the graph itself.
     pub fn check_for(
         &self,
         study: &str,
         configuration: Configuration,
         kind: AgentKind,
-        grid: Option<&[u32]>,
+        file: Option<&Study>,
     ) -> Result<(), RuntimeError> {
         let bad = |key: &str, msg: String| Err(RuntimeError::Metadata { key: key.into(), msg });
         if self.schema != CARD_SCHEMA {
@@ -207,16 +229,16 @@ impl Agent {
         let Some(spec) = configuration.agents().into_iter().find(|a| a.kind == kind) else {
             return bad(meta::ACTION, format!("configuration {} has no {} agent", configuration.slug(), kind.name()));
         };
-        if self.state != spec.state_names() {
-            return bad(
-                meta::STATE,
-                format!("`{}`, expected `{}`", self.state.join(","), spec.state_names().join(",")),
-            );
+        let inputs = file.map_or_else(|| self.inputs.clone(), Study::inputs);
+        let want = spec.state_names(&inputs);
+        if self.state != want {
+            return bad(meta::STATE, format!("`{}`, expected `{}`", self.state.join(","), want.join(",")));
         }
         if self.grid.is_empty() || self.grid.windows(2).any(|w| w[0] >= w[1]) {
             return bad(meta::GRID, format!("{:?} is not an ascending grid", self.grid));
         }
-        if let Some(grid) = grid.filter(|g| *g != self.grid.as_slice()) {
+        let grid = file.map(|f| kind.grid(f));
+        if let Some(grid) = grid.filter(|g| *g != self.grid) {
             return bad(meta::GRID, format!("{:?} differs from study {study}'s grid {grid:?}", self.grid));
         }
         Ok(())

@@ -28,12 +28,10 @@ fn ingest_sample() -> &'static Vec<u8> {
 
 /// The thread agent's grid of study s1 (`studies/s1.yaml`): what the trainer checks a graph's
 /// grid against (the filter and the explorer take the graph's own, pinned by its sha256).
-fn s1_thread_grid() -> &'static [u32] {
-    static G: OnceLock<Vec<u32>> = OnceLock::new();
-    G.get_or_init(|| {
-        let s1 = sfr2l_files::study::find_in(&sfr2l_tests::repo_root(), "s1").unwrap().study;
-        sfr2l_core::agent::AgentKind::Threads.grid(&s1)
-    })
+/// S1's study: the agents' grid and inputs are checked against it.
+fn s1_study() -> &'static sfr2l_core::Study {
+    static S: OnceLock<sfr2l_core::Study> = OnceLock::new();
+    S.get_or_init(|| sfr2l_files::study::find_in(&sfr2l_tests::repo_root(), "s1").unwrap().study)
 }
 
 proptest! {
@@ -88,7 +86,7 @@ proptest! {
         };
         match sfr2l_runtime::Agent::from_bytes(&bytes) {
             Ok(a) => {
-                let check = a.check_for("s1", "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads, Some(s1_thread_grid()));
+                let check = a.check_for("s1", "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads, Some(s1_study()));
                 prop_assert_eq!(check.is_ok(), meta(&a) == meta(&original), "{:?}", check);
                 match check {
                     Ok(()) => {
@@ -131,7 +129,7 @@ proptest! {
         prop_assume!(bytes[i] != to);
         bytes[i] = to;
         match sfr2l_runtime::Agent::from_bytes(&bytes) {
-            Ok(a) => match a.check_for("s1", "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads, Some(s1_thread_grid())) {
+            Ok(a) => match a.check_for("s1", "thread-call".parse().unwrap(), sfr2l_core::agent::AgentKind::Threads, Some(s1_study())) {
                 Err(sfr2l_runtime::RuntimeError::Metadata { key: named, .. }) => prop_assert_eq!(named, key),
                 other => prop_assert!(false, "{} edited at {}: {:?}", key, i - start, other),
             },

@@ -99,7 +99,7 @@ fn compare(loads: &[(u32, u32)], reps: u32, base_port: u16) -> Vec<Compared> {
         let worst = advise(&sim, &Ask { threads, calls, objective: Objective::Worst, levels: 7 }).expect("advise");
         // Through the YAML, as `lab apply` reads it.
         let read = |r: &TrafficRule, name: &str| {
-            destination_rule::parse(&yaml(r, "httpbin", "httpbin").expect("yaml"), name).expect("parse")
+            destination_rule::parse(&yaml(r, "httpbin", "httpbin", &best.inputs).expect("yaml"), name).expect("parse")
         };
         let rules = [read(&best.rule, "best"), read(&best.median_rule, "median"), read(&worst.rule, "worst")];
         let load = LoadSetting { threads, calls };

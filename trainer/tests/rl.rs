@@ -4,7 +4,6 @@
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
 use sfr2l_core::agent::Configuration;
-use sfr2l_core::{Feature, N_FEATURES, N_RULES};
 use sfr2l_learn::rl::env::{Objective, RewardTable};
 use sfr2l_learn::rl::protocol::burn_q_values;
 use sfr2l_learn::rl::run::{load_service, train_agents, write_run};
@@ -45,10 +44,9 @@ fn reward_table_matches_direct_simulator_calls_and_bounds_the_baselines() {
     let sim = sfr2l_runtime::Simulator::from_path(Path::new("policies/s1/simulator.onnx")).unwrap();
     for row in [0usize, 17, 1999] {
         let (ti, ci) = (2, 7);
-        let mut f = [0f32; N_FEATURES];
-        f[..N_RULES].copy_from_slice(&t.rules[row]);
-        f[Feature::Threads.index()] = t.threads[ti] as f32;
-        f[Feature::Calls.index()] = t.calls[ci] as f32;
+        let mut f = t.rules[row].clone();
+        f.extend([t.threads[ti] as f32, t.calls[ci] as f32]);
+        assert_eq!(f.len(), t.inputs.len());
         let p = sim.predict(&[f]).unwrap()[0];
         assert_eq!(t.joint(row, ti, ci), Objective::Worst.reward(p.qps, p.rate_503));
         let opt = t.optimum(row, None);
@@ -205,7 +203,7 @@ fn a_grid_outside_the_training_range_is_refused() {
     let s1 = sfr2l_files::study::find_in(&root(), "s1").unwrap().study;
     let ds = sfr2l_learn::data::read_dataset(&root().join("data/s1.csv"), &s1).unwrap();
     // Only runs with calls <= 420: the S1 call grid (435..450) lies outside what they cover.
-    let rows: Vec<[f64; 9]> = ds.x.iter().copied().filter(|r| r[8] <= 420.0).collect();
+    let rows: Vec<Vec<f64>> = ds.x.iter().filter(|r| r[8] <= 420.0).cloned().collect();
     let e = RewardTable::build(&sim, &s1, &rows, Objective::Worst).unwrap_err().to_string();
     assert!(e.contains("call grid value 435") && e.contains("training range"), "{e}");
 }

@@ -31,7 +31,7 @@ fn quick_fit(seed: u64) -> FittedSimulator {
 }
 
 /// Runs scripts/onnx_predict.py in the project's venv (make setup installs onnxruntime).
-fn onnxruntime(model: &Path, rows: &[[f32; 9]]) -> serde_json::Value {
+fn onnxruntime(model: &Path, rows: &[Vec<f32>]) -> serde_json::Value {
     let py = root().join(".venv/bin/python");
     assert!(py.exists(), "{} is missing: run `make setup` (installs onnxruntime)", py.display());
     let dir = tempfile::tempdir().unwrap();
@@ -191,7 +191,7 @@ fn sim_fit_writes_the_artifacts_and_keeps_other_files() {
     assert_eq!(v["profile"], "s1");
     assert_eq!(v["uncertainty"][0], 0.0);
     let o = bin().args(["sim", "predict", "--sim"]).arg(&out).args(["--features", "4,4"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&o.stderr).contains("2 values given, 9 needed"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2 values given, 9 needed by"));
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn committed_simulators_match_their_cards_and_datasets() {
         assert_eq!(sim.profile, id);
         // On the training data the simulator is a usable model: R^2 > 0 on both outputs is
         // a weak bar that a broken export or a shuffled input order fails.
-        let rows: Vec<[f32; 9]> = ds.x.iter().map(|r| r.map(|v| v as f32)).collect();
+        let rows: Vec<Vec<f32>> = ds.x.iter().map(|r| r.iter().map(|v| *v as f32).collect()).collect();
         let pred = sim.predict(&rows).unwrap();
         for k in 0..2 {
             let truth: Vec<f64> = ds.y.iter().map(|y| y[k]).collect();

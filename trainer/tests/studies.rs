@@ -5,7 +5,6 @@
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
 use sfr2l_core::card::SimulatorCard;
-use sfr2l_core::FEATURES;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,7 +56,10 @@ fn committed_artifacts_check_against_their_studies() {
             serde_json::from_str(&std::fs::read_to_string(sim.join("simulator.json")).unwrap()).unwrap();
         assert_eq!(card.profile, name);
         assert_eq!(card.dataset.sha256, ds.sha256, "{name}: the simulator was fitted on this dataset");
-        for (port, f) in card.inputs.iter().zip(FEATURES) {
+        let inputs = study.inputs().features();
+        assert_eq!(card.inputs.len(), inputs.len(), "{name}: the simulator takes the study's inputs");
+        for (port, f) in card.inputs.iter().zip(inputs) {
+            assert_eq!(port.name, f.name(), "{name}");
             assert_eq!(port.range, Some(study.feature_range(f)), "{name}: {}", f.name());
         }
         // Every exported agent set whose graphs are committed: cards, state, action and the

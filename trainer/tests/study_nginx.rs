@@ -1,8 +1,11 @@
 //! The study workflow end to end on a service nobody here wrote: a small study of nginx
 //! (`studies/nginx.yaml`, narrowed to a few dozen rows) collected on the real lab, fitted,
 //! learnt, advised with a check on the real lab, and validated, with the same commands a user
-//! runs, from a working directory of its own (the study found under its `studies/`). Every
-//! artifact must name the study and what ran, and none may mention httpbin.
+//! runs, from a working directory of its own (the study found under its `studies/`). The small
+//! study lists four of the seven DestinationRule fields, so it also proves that width and names
+//! come from the study: datasets, simulator, agents, advice, the filter's inline test and
+//! validation all carry those four and no other. Every artifact must name the study and what
+//! ran, and none may mention httpbin.
 
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
@@ -10,6 +13,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BASE_PORT: &str = "22900";
+
+/// The small study's inputs: the four rule fields it lists, then the load.
+const INPUTS: [&str; 6] =
+    ["max_pending_requests", "max_connections", "max_ejection_percent", "consecutive_5xx_errors", "threads", "calls"];
+
+/// Stops a lab started with `lab up` when the test ends, passed or not.
+struct LabDown(PathBuf, PathBuf);
+
+impl Drop for LabDown {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_sfr2l"))
+            .current_dir(&self.0)
+            .args(["lab", "down", "--dir", &self.1.display().to_string()])
+            .output();
+    }
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
@@ -24,7 +43,8 @@ fn sfr2l(cwd: &Path, args: &[&str]) -> String {
 }
 
 /// The nginx study, narrowed: 36 rows (a 4 x 3 repeat block among them), the load grids cut to
-/// their ends so that 36 draws cover them, and a new name.
+/// their ends so that 36 draws cover them, three rule fields left out (unset, as in a
+/// DestinationRule without them), and a new name.
 fn mini_study() -> String {
     let text = std::fs::read_to_string(root().join("studies/nginx.yaml")).unwrap();
     let swaps = [
@@ -38,6 +58,9 @@ fn mini_study() -> String {
             "    range: [100, 200]\n    grid: {from: 100, to: 200, step: 100}",
         ),
         ("  rows: 1200\n", "  rows: 36\n"),
+        ("  - field: connectionPool.http.maxRequestsPerConnection\n    range: [1, 10]\n", ""),
+        ("  - field: outlierDetection.baseEjectionTime\n    value: 30s\n", ""),
+        ("  - field: outlierDetection.interval\n    value: 1s\n", ""),
         ("  repeats: {configs: 30, times: 4}", "  repeats: {configs: 4, times: 3}"),
     ];
     swaps.iter().fold(text, |t, (from, to)| {
@@ -98,6 +121,8 @@ fn a_small_nginx_study_goes_from_file_to_validated_advice() {
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 36);
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(header[..INPUTS.len()], INPUTS, "the dataset's columns are the study's inputs");
+    assert!(!header.contains(&"interval_s"));
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let (r503, threads) = (col("rate_503"), col("threads"));
     let rate = |r: &&str| r.split(',').nth(r503).unwrap().parse::<f64>().unwrap();
@@ -131,6 +156,8 @@ fn a_small_nginx_study_goes_from_file_to_validated_advice() {
     assert_eq!(card["study"]["name"], "nginx-mini");
     assert_eq!(card["study"]["target"]["service"], "web");
     assert_eq!(card["study"]["thread_grid"], serde_json::json!([2, 10]));
+    let names: Vec<&str> = card["inputs"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, INPUTS, "the simulator takes the study's inputs");
     let learnt = sfr2l(
         w,
         &[
@@ -152,7 +179,9 @@ fn a_small_nginx_study_goes_from_file_to_validated_advice() {
     let fixed = &learnt["best_fixed"][0];
     assert!(fixed["over_optimum"].as_f64().unwrap() <= 1.0 + 1e-9, "{fixed}");
     let agents = w.join("policies/nginx-mini/agents/thread-call/seed-1");
-    assert_eq!(json(&agents.join("thread.json"))["grid"], serde_json::json!([2, 10]));
+    let thread = json(&agents.join("thread.json"));
+    assert_eq!(thread["grid"], serde_json::json!([2, 10]));
+    assert_eq!(thread["state"], serde_json::json!(INPUTS[..4]), "the first agent sees the study's rule fields");
 
     // Advise at the heaviest load, checked on the real lab; then validate the agents there.
     let advice = with(
@@ -161,7 +190,40 @@ fn a_small_nginx_study_goes_from_file_to_validated_advice() {
     );
     let advice: serde_json::Value = serde_json::from_str(advice.trim()).unwrap();
     assert_eq!(advice["check"]["runs"], 1, "{advice}");
-    assert!(advice["yaml"].as_str().unwrap().contains("host: web"), "{advice}");
+    let yaml = advice["yaml"].as_str().unwrap();
+    assert!(yaml.contains("host: web"), "{advice}");
+    assert!(!yaml.contains("maxRequestsPerConnection"), "a field the study leaves out stays unset: {yaml}");
+
+    // The filter runs the agents and the simulator inline, inside the client sidecar, with the
+    // same .wasm as for S1-S5: it takes their inputs from the graphs.
+    std::fs::write(w.join("advised.yaml"), yaml).unwrap();
+    let up: Vec<String> = ["lab", "up", "--study", "nginx-mini", "--artifacts", "policies"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(lab("inline"))
+        .collect();
+    sfr2l(w, &up.iter().map(String::as_str).collect::<Vec<_>>());
+    let _down = LabDown(w.to_path_buf(), w.join("inline"));
+    let inline = sfr2l(
+        w,
+        &[
+            "lab",
+            "loadtest",
+            "--dir",
+            &w.join("inline").display().to_string(),
+            "--agents",
+            "policies/nginx-mini/agents/thread-call/seed-1",
+            "--simulator",
+            "--trigger",
+            "mini",
+            "advised.yaml",
+        ],
+    );
+    assert!(inline.contains("inline load test mini (nginx-mini thread-call"), "{inline}");
+    assert!(inline.contains("(simulator: QPS"), "the simulator predicted inside Envoy: {inline}");
+    let state_line = inline.lines().find(|l| l.starts_with("thread agent: state")).unwrap();
+    assert_eq!(state_line.matches(',').count(), 3, "the thread agent saw the four rule fields: {state_line}");
+    drop(_down);
     with(&["validate", "--agents", &agents.display().to_string(), "--samples", "3"], "validate");
     let summary = json(&agents.join("validation.json"));
     assert_eq!(summary["samples"], 3, "{summary}");

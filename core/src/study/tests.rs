@@ -141,9 +141,28 @@ fn bad_fields_are_named_by_their_yaml_path() {
     assert!(with("/lab/upstream", conf).is_ok());
     let e = Study::from_json(&SAMPLE.replace("\"hosts\": 25,", "\"hosts\": 25, \"hots\": 1,")).unwrap_err().to_string();
     assert!(e.contains("unknown field `hots`"), "{e}");
-    let missing = SAMPLE.replace("{\"field\": \"outlierDetection.interval\", \"range\": [\"1s\", \"2s\"]},", "");
-    let e = Study::from_json(&missing).unwrap_err().to_string();
-    assert!(e.starts_with("attributes: outlierDetection.interval is missing"), "{e}");
+    let e = with("/attributes", serde_json::json!([])).unwrap_err().to_string();
+    assert!(e.starts_with("attributes: empty"), "{e}");
+}
+
+#[test]
+fn a_study_that_lists_fewer_fields_has_fewer_inputs_and_leaves_the_rest_unset() {
+    let fewer = SAMPLE.replace("{\"field\": \"outlierDetection.interval\", \"range\": [\"1s\", \"2s\"]},", "");
+    let s = Study::from_json(&fewer).unwrap();
+    assert_eq!(s.inputs().len(), 8);
+    assert!(!s.inputs().names().contains(&"interval_s"));
+    // Unset in a DR that has an outlierDetection block: Envoy's 10s.
+    assert_eq!(s.feature_range(Feature::Interval), (10.0, 10.0));
+    let (r, l) = s.draw(&[0.3; N_FEATURES]);
+    assert_eq!(r.interval.secs(), 10.0);
+    s.check(&r, &l).unwrap();
+    assert_eq!(s.input_ranges().len(), 8);
+    // Only connection-pool fields: no outlierDetection block, so no ejection at all.
+    let j = serde_json::json!([{"field": "connectionPool.tcp.maxConnections", "range": [1, 9]}]);
+    let pool = with("/attributes", j).unwrap();
+    assert_eq!(pool.inputs().names(), ["max_connections", "threads", "calls"]);
+    assert_eq!(pool.base_rule().consecutive_5xx_errors, 0);
+    assert_eq!(pool.feature_range(Feature::MaxPendingRequests), (f64::from(u32::MAX), f64::from(u32::MAX)));
 }
 
 #[test]

@@ -37,47 +37,47 @@ struct Spec {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct TrafficPolicy {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     connection_pool: Option<ConnectionPool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     outlier_detection: Option<OutlierDetection>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ConnectionPool {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     tcp: Option<Tcp>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     http: Option<Http>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Tcp {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_connections: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Http {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     http1_max_pending_requests: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_requests_per_connection: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct OutlierDetection {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     consecutive_5xx_errors: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     interval: Option<IstioDuration>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     base_ejection_time: Option<IstioDuration>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_ejection_percent: Option<i64>,
 }
 
@@ -113,41 +113,42 @@ pub fn parse(text: &str, origin: &str) -> Result<TrafficRule> {
     let http = p.connection_pool.as_ref().and_then(|c| c.http.as_ref());
     let od = p.outlier_detection.as_ref();
     let f = |name: &str| format!("spec.trafficPolicy.{name}");
+    // What istiod renders for the fields the DR leaves unset (TrafficRule::unset).
+    let unset = TrafficRule::unset(od.is_some());
     let rule = (|| -> Result<TrafficRule> {
         Ok(TrafficRule {
             max_connections: limit(
                 tcp.and_then(|t| t.max_connections),
                 &f("connectionPool.tcp.maxConnections"),
                 false,
-                UNLIMITED,
+                unset.max_connections,
             )?,
             max_pending_requests: limit(
                 http.and_then(|h| h.http1_max_pending_requests),
                 &f("connectionPool.http.http1MaxPendingRequests"),
                 false,
-                UNLIMITED,
+                unset.max_pending_requests,
             )?,
             max_requests_per_connection: limit(
                 http.and_then(|h| h.max_requests_per_connection),
                 &f("connectionPool.http.maxRequestsPerConnection"),
                 true,
-                0,
+                unset.max_requests_per_connection,
             )?,
-            // Envoy defaults where the DR leaves outlier fields unset (reference 1.2).
             consecutive_5xx_errors: limit(
                 od.and_then(|o| o.consecutive_5xx_errors),
                 &f("outlierDetection.consecutive5xxErrors"),
                 true,
-                5,
+                unset.consecutive_5xx_errors,
             )?,
-            interval: od.and_then(|o| o.interval).unwrap_or(IstioDuration::from_secs(10.0)),
-            base_ejection_time: od.and_then(|o| o.base_ejection_time).unwrap_or(IstioDuration::from_secs(30.0)),
+            interval: od.and_then(|o| o.interval).unwrap_or(unset.interval),
+            base_ejection_time: od.and_then(|o| o.base_ejection_time).unwrap_or(unset.base_ejection_time),
             max_ejection_percent: {
                 let v = limit(
                     od.and_then(|o| o.max_ejection_percent),
                     &f("outlierDetection.maxEjectionPercent"),
                     true,
-                    10,
+                    unset.max_ejection_percent,
                 )?;
                 if v > 100 {
                     bail!("{}: must be in 0..=100 (got {v})", f("outlierDetection.maxEjectionPercent"));
@@ -165,9 +166,32 @@ pub fn read(path: &Path) -> Result<TrafficRule> {
     parse(&text, &path.display().to_string())
 }
 
-/// Renders a rule as a DestinationRule for `host`.
+/// Renders a rule as a DestinationRule for `host`, every catalogue field set.
 pub fn render(rule: &TrafficRule, name: &str, host: &str) -> String {
-    let opt = |v: u32| if v == UNLIMITED { None } else { Some(v as i64) };
+    render_fields(rule, name, host, &sfr2l_core::Inputs::catalogue())
+}
+
+/// Renders the fields of `inputs` only (a study's): the others stay unset, as in the rules the
+/// study measured, and read back as [`TrafficRule::unset`] gives them. Blocks with no field set
+/// are left out, so a study without outlier fields renders no `outlierDetection`.
+pub fn render_fields(rule: &TrafficRule, name: &str, host: &str, inputs: &sfr2l_core::Inputs) -> String {
+    use sfr2l_core::Feature as F;
+    let has = |f: F| inputs.rules().contains(&f);
+    let opt = |f: F, v: u32| if has(f) && v != UNLIMITED { Some(v as i64) } else { None };
+    let tcp = Tcp { max_connections: opt(F::MaxConnections, rule.max_connections) };
+    let http = Http {
+        http1_max_pending_requests: opt(F::MaxPendingRequests, rule.max_pending_requests),
+        max_requests_per_connection: has(F::MaxRequestsPerConnection)
+            .then_some(rule.max_requests_per_connection as i64),
+    };
+    let od = OutlierDetection {
+        consecutive_5xx_errors: has(F::Consecutive5xxErrors).then_some(rule.consecutive_5xx_errors as i64),
+        interval: has(F::Interval).then_some(rule.interval),
+        base_ejection_time: has(F::BaseEjectionTime).then_some(rule.base_ejection_time),
+        max_ejection_percent: has(F::MaxEjectionPercent).then_some(rule.max_ejection_percent as i64),
+    };
+    let any_od =
+        [F::Consecutive5xxErrors, F::Interval, F::BaseEjectionTime, F::MaxEjectionPercent].into_iter().any(has);
     let doc = DestinationRuleDoc {
         api_version: "networking.istio.io/v1".into(),
         kind: "DestinationRule".into(),
@@ -175,19 +199,8 @@ pub fn render(rule: &TrafficRule, name: &str, host: &str) -> String {
         spec: Spec {
             host: host.into(),
             traffic_policy: TrafficPolicy {
-                connection_pool: Some(ConnectionPool {
-                    tcp: Some(Tcp { max_connections: opt(rule.max_connections) }),
-                    http: Some(Http {
-                        http1_max_pending_requests: opt(rule.max_pending_requests),
-                        max_requests_per_connection: Some(rule.max_requests_per_connection as i64),
-                    }),
-                }),
-                outlier_detection: Some(OutlierDetection {
-                    consecutive_5xx_errors: Some(rule.consecutive_5xx_errors as i64),
-                    interval: Some(rule.interval),
-                    base_ejection_time: Some(rule.base_ejection_time),
-                    max_ejection_percent: Some(rule.max_ejection_percent as i64),
-                }),
+                connection_pool: Some(ConnectionPool { tcp: Some(tcp), http: Some(http) }),
+                outlier_detection: any_od.then_some(od),
             },
         },
     };
@@ -257,6 +270,26 @@ spec:
         let r = parse(text, "a.yaml").unwrap();
         assert_eq!(r.max_connections, UNLIMITED);
         assert_eq!(r.max_requests_per_connection, 0);
-        assert_eq!(r.consecutive_5xx_errors, 5);
+        // No outlierDetection block: istiod renders none, so no host is ever ejected.
+        assert_eq!(r.consecutive_5xx_errors, 0);
+        // Any outlierDetection block turns on Envoy's default 5 consecutive 5xx (enforced).
+        let r = parse(&text.replace("{}", "{outlierDetection: {interval: 1s}}"), "a.yaml").unwrap();
+        assert_eq!((r.consecutive_5xx_errors, r.base_ejection_time.secs()), (5, 30.0));
+    }
+
+    #[test]
+    fn a_study_with_fewer_fields_renders_only_those_and_reads_back_the_same_rule() {
+        use sfr2l_core::{Feature, Inputs};
+        let pool = Inputs::new(vec![Feature::MaxConnections]).unwrap();
+        let rule = pool.rule(&[3.0], &pool.unset_rule());
+        let text = render_fields(&rule, "web", "web", &pool);
+        assert!(text.contains("maxConnections: 3") && !text.contains("outlierDetection"), "{text}");
+        assert!(!text.contains("null") && !text.contains("http1MaxPendingRequests"), "{text}");
+        assert_eq!(parse(&text, "web.yaml").unwrap(), rule);
+        let two = Inputs::new(vec![Feature::MaxConnections, Feature::Consecutive5xxErrors]).unwrap();
+        let rule = two.rule(&[3.0, 2.0], &two.unset_rule());
+        let text = render_fields(&rule, "web", "web", &two);
+        assert!(text.contains("consecutive5xxErrors: 2") && !text.contains("interval"), "{text}");
+        assert_eq!(parse(&text, "web.yaml").unwrap(), rule);
     }
 }

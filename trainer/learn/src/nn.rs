@@ -47,7 +47,7 @@ impl MlpWeights {
     }
 
     /// Reference forward pass in plain Rust (`f32`, same op order as the ONNX graph).
-    /// input: `[N_FEATURES]` standardised; output: `[d_out]` standardised.
+    /// input: `[inputs]` standardised; output: `[d_out]` standardised.
     pub fn forward_one(&self, x: &[f32]) -> Vec<f32> {
         let mut h = x.to_vec();
         let last = self.layers.len().saturating_sub(1);
@@ -138,9 +138,10 @@ impl Mlp {
 }
 
 /// Rows as a `[rows, width]` tensor.
-pub fn tensor_from_rows<const N: usize>(rows: &[[f32; N]], device: &Device) -> Tensor<2> {
-    let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), N]), device)
+pub fn tensor_from_rows<R: AsRef<[f32]>>(rows: &[R], device: &Device) -> Tensor<2> {
+    let width = rows.first().map_or(0, |r| r.as_ref().len());
+    let flat: Vec<f32> = rows.iter().flat_map(|r| r.as_ref().iter().copied()).collect();
+    Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), width]), device)
 }
 
 /// A `[rows, width]` tensor back to rows.

@@ -8,7 +8,7 @@ pub mod search;
 use anyhow::{bail, Context, Result};
 use search::{Advice, Objective, Scored};
 use sfr2l_core::card::SimulatorCard;
-use sfr2l_core::{TrafficRule, N_FEATURES, N_RULES};
+use sfr2l_core::{Inputs, TrafficRule};
 use sfr2l_lab::destination_rule;
 use std::path::Path;
 
@@ -30,13 +30,15 @@ pub struct Advised {
     /// The study the simulator was fitted for (its card's `profile`).
     pub profile: String,
     pub advice: Advice,
-    pub axes: [Vec<f64>; N_RULES],
+    /// The simulator's inputs (its study's); `axes` has one per rule input.
+    pub inputs: Inputs,
+    pub axes: Vec<Vec<f64>>,
     pub rule: TrafficRule,
     pub median_rule: TrafficRule,
 }
 
-/// The card's nine input ranges (the ranges the simulator was trained on).
-fn card_ranges(dir: &Path) -> Result<(String, [(f64, f64); N_FEATURES])> {
+/// The card's inputs and their ranges (the ranges the simulator was trained on).
+fn card_ranges(dir: &Path) -> Result<(String, Inputs, Vec<(f64, f64)>)> {
     let path = dir.join("simulator.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let card: SimulatorCard =
@@ -45,17 +47,16 @@ fn card_ranges(dir: &Path) -> Result<(String, [(f64, f64); N_FEATURES])> {
     if !sfr2l_core::study::is_name(&profile) {
         bail!("{}: field profile: {profile:?} is not a study name", path.display());
     }
-    if card.inputs.len() != N_FEATURES {
-        bail!("{}: field inputs: {} entries, {N_FEATURES} expected", path.display(), card.inputs.len());
-    }
-    let mut ranges = [(0.0, 0.0); N_FEATURES];
-    for (i, (port, f)) in card.inputs.iter().zip(sfr2l_core::FEATURES.iter()).enumerate() {
-        if port.name != f.name() {
-            bail!("{}: field inputs[{i}].name: `{}`, expected `{}`", path.display(), port.name, f.name());
-        }
-        ranges[i] = port.range.with_context(|| format!("{}: field inputs[{i}].range: missing", path.display()))?;
-    }
-    Ok((profile, ranges))
+    let names: Vec<&str> = card.inputs.iter().map(|p| p.name.as_str()).collect();
+    let inputs =
+        Inputs::from_names(&names, true).map_err(|e| anyhow::anyhow!("{}: field inputs: {e}", path.display()))?;
+    let ranges = card
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, port)| port.range.with_context(|| format!("{}: field inputs[{i}].range: missing", path.display())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((profile, inputs, ranges))
 }
 
 /// Runs the search on the simulator in `dir` (simulator.onnx + simulator.json).
@@ -63,23 +64,30 @@ pub fn advise(dir: &Path, ask: &Ask) -> Result<Advised> {
     if ask.threads == 0 || ask.calls == 0 {
         bail!("--threads and --calls must be >= 1");
     }
-    let (id, ranges) = card_ranges(dir)?;
+    let (id, inputs, ranges) = card_ranges(dir)?;
     let onnx = dir.join("simulator.onnx");
     let sim = sfr2l_runtime::Simulator::from_path(&onnx).with_context(|| format!("loading {}", onnx.display()))?;
     if sim.profile != id {
         bail!("{}: profile {} but simulator.json says {id}", onnx.display(), sim.profile);
     }
+    if sim.inputs != inputs {
+        bail!(
+            "{}: inputs `{}` but simulator.json lists `{}`",
+            onnx.display(),
+            sim.inputs.names().join(","),
+            inputs.names().join(",")
+        );
+    }
     let profile = id;
-    let rule_ranges: [(f64, f64); N_RULES] = std::array::from_fn(|i| ranges[i]);
-    let axes = search::rule_axes(&rule_ranges, ask.levels);
+    let axes = search::rule_axes(&ranges[..inputs.n_rules()], ask.levels);
     let grid = search::rule_grid(&axes);
     let (t, c) = (f64::from(ask.threads), f64::from(ask.calls));
     let mut scored = Vec::with_capacity(grid.len());
     for chunk in grid.chunks(BATCH) {
-        let rows: Vec<[f32; N_FEATURES]> = chunk.iter().map(|r| search::feature_row(r, t, c)).collect();
+        let rows: Vec<Vec<f32>> = chunk.iter().map(|r| search::feature_row(r, t, c)).collect();
         for (r, p) in chunk.iter().zip(sim.predict(&rows)?) {
             scored.push(Scored {
-                rules: *r,
+                rules: r.clone(),
                 qps: f64::from(p.qps),
                 rate_503: f64::from(p.rate_503),
                 sd_qps: f64::from(p.uncertainty[0]),
@@ -87,23 +95,24 @@ pub fn advise(dir: &Path, ask: &Ask) -> Result<Advised> {
             });
         }
     }
-    let mut point = [0.0; N_FEATURES];
-    point[7] = t;
-    point[8] = c;
-    point[..N_RULES].copy_from_slice(&grid[0]);
-    let extra: Vec<String> = search::extrapolation(&point, &ranges)
+    let mut point = grid[0].clone();
+    point.extend([t, c]);
+    let extra: Vec<String> = search::extrapolation(&inputs.names(), &point, &ranges)
         .into_iter()
         .filter(|s| s.starts_with("threads") || s.starts_with("calls"))
         .collect();
     let advice = search::choose(&scored, ask.objective, extra).map_err(anyhow::Error::msg)?;
-    let rule = TrafficRule::from_values(&advice.chosen.rules);
-    let median_rule = TrafficRule::from_values(&advice.median.rules);
-    Ok(Advised { profile, advice, axes, rule, median_rule })
+    // The fields the study leaves out stay unset, as in the DestinationRules it measured.
+    let base = inputs.unset_rule();
+    let rule = inputs.rule(&advice.chosen.rules, &base);
+    let median_rule = inputs.rule(&advice.median.rules, &base);
+    Ok(Advised { profile, advice, inputs, axes, rule, median_rule })
 }
 
-/// The rule as DestinationRule YAML, parsed back and validated (typed) before it is returned.
-pub fn yaml(rule: &TrafficRule, name: &str, host: &str) -> Result<String> {
-    let text = destination_rule::render(rule, name, host);
+/// The rule as DestinationRule YAML setting the fields of `inputs` (the study's; the others
+/// stay unset), parsed back and validated (typed) before it is returned.
+pub fn yaml(rule: &TrafficRule, name: &str, host: &str, inputs: &Inputs) -> Result<String> {
+    let text = destination_rule::render_fields(rule, name, host, inputs);
     let back = destination_rule::parse(&text, name)?;
     back.validate().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     if back != *rule {
@@ -113,8 +122,9 @@ pub fn yaml(rule: &TrafficRule, name: &str, host: &str) -> Result<String> {
 }
 
 /// The stated grid, e.g. `max_pending_requests {1..7 step 1} x ...` (fixed rules as one value).
-pub fn describe_grid(axes: &[Vec<f64>; N_RULES]) -> String {
-    sfr2l_core::RULE_FEATURES
+pub fn describe_grid(inputs: &Inputs, axes: &[Vec<f64>]) -> String {
+    inputs
+        .rules()
         .iter()
         .zip(axes.iter())
         .map(|(f, a)| format!("{} {:?}", f.name(), a.iter().map(|v| *v as i64).collect::<Vec<_>>()))

@@ -1,9 +1,10 @@
-//! The advisor's search, pure: the stated grid over a profile's seven rule ranges, the choice of
+//! The advisor's search, pure: the stated grid over a study's rule-input ranges (the paper's
+//! seven for S1-S5; a study that lists fewer fields searches fewer), the choice of
 //! the best (lowest 503 rate) or worst (highest 503 rate) rule at one load, the median rule it is
 //! compared with, and the two warnings (extrapolation, flat landscape). Only `sfr2l-core` and std:
 //! the explorer's wasm module compiles this very file (`#[path]`) for its advisor panel.
 
-use sfr2l_core::{Feature, FEATURES, N_FEATURES, N_RULES};
+use sfr2l_core::Feature;
 
 /// Values per rule axis when a range has more integers than this (ends always included).
 pub const DEFAULT_LEVELS: usize = 7;
@@ -53,19 +54,19 @@ pub fn axis(lo: f64, hi: f64, levels: usize) -> Vec<f64> {
     out
 }
 
-/// The axes of the seven rules in feature order (ranges from the profile, or the card's).
-pub fn rule_axes(ranges: &[(f64, f64); N_RULES], levels: usize) -> [Vec<f64>; N_RULES] {
-    std::array::from_fn(|i| axis(ranges[i].0, ranges[i].1, levels))
+/// The axes of the rule inputs in input order (ranges from the study, or the card's).
+pub fn rule_axes(ranges: &[(f64, f64)], levels: usize) -> Vec<Vec<f64>> {
+    ranges.iter().map(|(lo, hi)| axis(*lo, *hi, levels)).collect()
 }
 
 /// Every combination of the axes (the cartesian product), first axis slowest.
-pub fn rule_grid(axes: &[Vec<f64>; N_RULES]) -> Vec<[f64; N_RULES]> {
-    let mut out = vec![[0.0; N_RULES]];
+pub fn rule_grid(axes: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let mut out = vec![vec![0.0; axes.len()]];
     for (i, values) in axes.iter().enumerate() {
         let mut next = Vec::with_capacity(out.len() * values.len().max(1));
         for row in &out {
             for v in values {
-                let mut r = *row;
+                let mut r = row.clone();
                 r[i] = *v;
                 next.push(r);
             }
@@ -75,19 +76,16 @@ pub fn rule_grid(axes: &[Vec<f64>; N_RULES]) -> Vec<[f64; N_RULES]> {
     out
 }
 
-/// The simulator's nine inputs for rules at a load.
-pub fn feature_row(rules: &[f64; N_RULES], threads: f64, calls: f64) -> [f32; N_FEATURES] {
-    std::array::from_fn(|i| match i {
-        i if i < N_RULES => rules[i] as f32,
-        7 => threads as f32,
-        _ => calls as f32,
-    })
+/// The simulator's inputs for rule values at a load: the rules, then threads and calls.
+pub fn feature_row(rules: &[f64], threads: f64, calls: f64) -> Vec<f32> {
+    rules.iter().map(|v| *v as f32).chain([threads as f32, calls as f32]).collect()
 }
 
 /// One rule with its prediction at the load.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
-    pub rules: [f64; N_RULES],
+    /// Rule values in input order.
+    pub rules: Vec<f64>,
     pub qps: f64,
     pub rate_503: f64,
     /// Ensemble spread (standard deviation) of QPS and of the 503 rate.
@@ -127,26 +125,26 @@ pub fn choose(scored: &[Scored], objective: Objective, extrapolation: Vec<String
         return Err("no candidate rules (empty grid)".into());
     };
     let chosen = match objective {
-        Objective::Best => *first,
+        Objective::Best => first.clone(),
         Objective::Worst => {
             // Highest rate; among equal rates the higher QPS (the order puts it first).
             let top = last.rate_503;
-            *sorted.iter().find(|s| s.rate_503 == top).unwrap_or(last)
+            sorted.iter().find(|s| s.rate_503 == top).unwrap_or(last).clone()
         }
     };
-    let median = sorted[(sorted.len() - 1) / 2];
+    let median = sorted[(sorted.len() - 1) / 2].clone();
     let gap = (chosen.rate_503 - median.rate_503).abs();
     let spread = (chosen.sd_rate.powi(2) + median.sd_rate.powi(2)).sqrt();
     Ok(Advice { objective, chosen, median, candidates: sorted.len(), gap, spread, flat: gap <= spread, extrapolation })
 }
 
-/// Names the inputs outside `ranges` (all nine features, card or profile ranges).
-pub fn extrapolation(values: &[f64; N_FEATURES], ranges: &[(f64, f64); N_FEATURES]) -> Vec<String> {
-    FEATURES
+/// Names the inputs outside `ranges` (every input by its name, card or study ranges).
+pub fn extrapolation(names: &[&str], values: &[f64], ranges: &[(f64, f64)]) -> Vec<String> {
+    names
         .iter()
         .zip(values.iter().zip(ranges.iter()))
         .filter(|(_, (v, (lo, hi)))| **v < *lo || **v > *hi)
-        .map(|(f, (v, (lo, hi)))| format!("{} = {v} (range {lo}..{hi})", f.name()))
+        .map(|(f, (v, (lo, hi)))| format!("{f} = {v} (range {lo}..{hi})"))
         .collect()
 }
 
@@ -160,11 +158,11 @@ mod tests {
     use super::*;
 
     /// S1's seven rule ranges (studies/s1.yaml).
-    const S1_RULES: [(f64, f64); N_RULES] =
+    const S1_RULES: [(f64, f64); 7] =
         [(1.0, 7.0), (1.0, 7.0), (1.0, 7.0), (180.0, 180.0), (100.0, 100.0), (1.0, 1.0), (1.0, 1.0)];
 
     fn s(rate: f64, qps: f64, sd: f64) -> Scored {
-        Scored { rules: [rate; N_RULES], qps, rate_503: rate, sd_qps: 0.0, sd_rate: sd }
+        Scored { rules: vec![rate; 7], qps, rate_503: rate, sd_qps: 0.0, sd_rate: sd }
     }
 
     #[test]
@@ -186,6 +184,10 @@ mod tests {
         }
         let row = feature_row(&grid[0], 3.0, 440.0);
         assert_eq!((row[0], row[3], row[7], row[8]), (1.0, 180.0, 3.0, 440.0));
+        // A study with two rule inputs: a two-axis grid and four-input rows.
+        let two = rule_grid(&rule_axes(&[(1.0, 3.0), (5.0, 5.0)], DEFAULT_LEVELS));
+        assert_eq!(two, vec![vec![1.0, 5.0], vec![2.0, 5.0], vec![3.0, 5.0]]);
+        assert_eq!(feature_row(&two[2], 4.0, 100.0), vec![3.0, 5.0, 4.0, 100.0]);
     }
 
     #[test]
@@ -205,13 +207,13 @@ mod tests {
 
     #[test]
     fn extrapolation_names_the_feature() {
-        let mut ranges = [(0.0, 0.0); N_FEATURES];
-        ranges[..N_RULES].copy_from_slice(&S1_RULES);
-        ranges[N_RULES..].copy_from_slice(&[(1.0, 5.0), (400.0, 450.0)]);
+        let mut ranges = S1_RULES.to_vec();
+        ranges.extend([(1.0, 5.0), (400.0, 450.0)]);
+        let names = sfr2l_core::Inputs::catalogue().names();
         let mut v = [1.0, 1.0, 1.0, 180.0, 100.0, 1.0, 1.0, 3.0, 440.0];
-        assert!(extrapolation(&v, &ranges).is_empty());
+        assert!(extrapolation(&names, &v, &ranges).is_empty());
         v[8] = 900.0;
-        assert_eq!(extrapolation(&v, &ranges), vec!["calls = 900 (range 400..450)".to_string()]);
+        assert_eq!(extrapolation(&names, &v, &ranges), vec!["calls = 900 (range 400..450)".to_string()]);
         assert!("Worst".parse::<Objective>().is_ok() && "x".parse::<Objective>().is_err());
     }
 }

@@ -21,8 +21,8 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
         Some(h) => h.clone(),
         None => sfr2l_files::study::find(&r.profile)?.study.target.service,
     };
-    let text = yaml(&r.rule, &host, &host)?;
-    let median = yaml(&r.median_rule, &host, &host)?;
+    let text = yaml(&r.rule, &host, &host, &r.inputs)?;
+    let median = yaml(&r.median_rule, &host, &host, &r.inputs)?;
     if let Some(p) = &a.out {
         write_atomic(p, text.as_bytes())?;
     }
@@ -35,7 +35,7 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     if a.json {
         let j = serde_json::json!({
             "profile": r.profile, "threads": a.threads, "calls": a.calls,
-            "objective": adv.objective.name(), "candidates": adv.candidates, "grid": describe_grid(&r.axes),
+            "objective": adv.objective.name(), "candidates": adv.candidates, "grid": describe_grid(&r.inputs, &r.axes),
             "chosen": side(&adv.chosen), "median": side(&adv.median), "gap": adv.gap, "spread": adv.spread,
             "flat": adv.flat, "extrapolation": adv.extrapolation, "yaml": text,
             "check": checked.map(|(m, holds)| serde_json::json!({
@@ -58,7 +58,7 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
         adv.candidates,
         a.threads,
         a.calls,
-        describe_grid(&r.axes)
+        describe_grid(&r.inputs, &r.axes)
     );
     for (label, s) in [("advised", &adv.chosen), ("median ", &adv.median)] {
         println!(

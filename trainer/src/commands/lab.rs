@@ -148,11 +148,11 @@ fn pilot(a: PilotArgs) -> Result<Exit> {
     let plan = pilot_plan(&profile, a.rule_sets, a.repeats, a.seed);
     let mut lab = Lab::start(opts)?;
     let bar = indicatif::ProgressBar::new(plan.len() as u64);
-    let rows = run_pilot(&mut lab, &plan, &path, |i| bar.set_position(i as u64))?;
+    let rows = run_pilot(&mut lab, &profile.inputs(), &plan, &path, |i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
     lab.stop();
     if let Some(out) = &a.out {
-        let mut text = format!("{}\n", sfr2l_core::trace::DatasetRow::header().join(","));
+        let mut text = format!("{}\n", sfr2l_core::trace::DatasetRow::header(&profile.inputs()).join(","));
         for r in &rows {
             text.push_str(&format!("{}\n", r.row.to_fields().join(",")));
         }

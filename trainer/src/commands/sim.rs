@@ -4,7 +4,6 @@
 use super::Exit;
 use crate::cli::{SimCommand, SimFitArgs, SimPredictArgs, SimTableArgs, SimTuneArgs};
 use anyhow::{bail, Context, Result};
-use sfr2l_core::{FEATURES, N_FEATURES};
 use sfr2l_files::{git_commit, read_config, write_atomic};
 use sfr2l_learn::data::{read_dataset, resolve_study};
 use sfr2l_learn::sim::fit::{fit, write_artifacts};
@@ -113,27 +112,31 @@ fn table_cmd(a: SimTableArgs) -> Result<()> {
 
 fn predict_cmd(a: SimPredictArgs) -> Result<()> {
     let path = if a.sim.is_dir() { a.sim.join("simulator.onnx") } else { a.sim.clone() };
+    // The simulator says which inputs it takes (its study's, in order).
+    let sim =
+        sfr2l_runtime::Simulator::from_path(Path::new(&path)).with_context(|| format!("loading {}", path.display()))?;
+    let names = sim.inputs.names();
     let vals: Vec<f32> = a
         .features
         .split(',')
         .enumerate()
         .map(|(i, v)| {
-            let name = FEATURES.get(i).map(|f| f.name()).unwrap_or("extra");
+            let name = names.get(i).copied().unwrap_or("extra");
             v.trim()
                 .parse::<f32>()
                 .map_err(|_| anyhow::anyhow!("--features: value {} ({name}) `{v}` is not a number", i + 1))
         })
         .collect::<Result<_>>()?;
-    if vals.len() != N_FEATURES {
+    if vals.len() != names.len() {
         bail!(
-            "--features: {} values given, {N_FEATURES} needed ({})",
+            "--features: {} values given, {} needed by {} ({})",
             vals.len(),
-            FEATURES.map(|f| f.name()).join(",")
+            names.len(),
+            path.display(),
+            names.join(",")
         );
     }
-    let row: [f32; N_FEATURES] = std::array::from_fn(|i| vals[i]);
-    let sim =
-        sfr2l_runtime::Simulator::from_path(Path::new(&path)).with_context(|| format!("loading {}", path.display()))?;
+    let row = vals;
     let p = sim.predict(&[row])?;
     let p = p
         .first()

@@ -7,7 +7,7 @@ use super::Exit;
 use crate::cli::{IngestFormat, TracesCommand};
 use anyhow::{bail, Context, Result};
 use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::LoadSetting;
+use sfr2l_core::{Inputs, LoadSetting};
 use sfr2l_lab::ingest;
 use std::io::Write;
 
@@ -27,7 +27,8 @@ pub fn run(cmd: TracesCommand) -> Result<Exit> {
     };
     let mut errors = 0;
     if matches!(a.format, IngestFormat::Csv) {
-        writeln!(out, "{}", DatasetRow::header().join(","))?;
+        // A trace record carries the whole rule in force: every catalogue field is a column.
+        writeln!(out, "{}", DatasetRow::header(&Inputs::catalogue()).join(","))?;
     }
     for f in found {
         match f.record {
@@ -45,7 +46,9 @@ pub fn run(cmd: TracesCommand) -> Result<Exit> {
                     writeln!(
                         out,
                         "{}",
-                        DatasetRow::new(&rule, &load, &rec, f64::NAN, rec.run.clone(), 0).to_fields().join(",")
+                        DatasetRow::new(&Inputs::catalogue(), &rule, &load, &rec, f64::NAN, rec.run.clone(), 0)
+                            .to_fields()
+                            .join(",")
                     )?
                 }
             },

@@ -181,7 +181,7 @@ impl Cell {
     fn prepare(set: &AgentSet, a: &ValidateArgs, out: &Path) -> Result<Cell> {
         let decisions = set.dir.join("decisions.csv");
         let text = std::fs::read_to_string(&decisions).with_context(|| format!("reading {}", decisions.display()))?;
-        let plan = sample_plan(&decisions, &text, a.samples, a.seed)?;
+        let plan = sample_plan(&set.study, &decisions, &text, a.samples, a.seed)?;
         let done = if a.resume {
             match std::fs::read_to_string(out) {
                 Ok(t) => read_outcomes(out, &t, &plan)?,

@@ -13,7 +13,7 @@
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::{AgentKind, Configuration};
 use sfr2l_core::rng::SplitMix64;
-use sfr2l_core::{LoadSetting, Study, TrafficRule, N_RULES};
+use sfr2l_core::{LoadSetting, Study, TrafficRule};
 use sfr2l_files::sha256_hex;
 use sfr2l_learn::rl::env::Objective;
 use sfr2l_learn::rl::run::RunSummary;
@@ -99,7 +99,7 @@ pub fn read_agent_set(dir: &Path, root: &Path) -> Result<AgentSet> {
         }
         let agent = sfr2l_runtime::Agent::from_bytes(&bytes).with_context(|| format!("loading {}", onnx.display()))?;
         agent
-            .check_for(&profile, configuration, spec.kind, Some(&spec.kind.grid(&study)))
+            .check_for(&profile, configuration, spec.kind, Some(&study))
             .with_context(|| format!("{}", onnx.display()))?;
         agents.push((spec.kind, agent));
         sim_pin = Some(card.simulator);
@@ -141,15 +141,18 @@ pub struct Sample {
     pub fixed: LoadSetting,
 }
 
-/// `k` distinct states of service 0 from a `decisions.csv`, drawn with `seed`; `path` names the
-/// file in errors.
-pub fn sample_plan(path: &Path, text: &str, k: usize, seed: u64) -> Result<Vec<Sample>> {
+/// `k` distinct states of service 0 from a `decisions.csv` of `study`'s agents, drawn with
+/// `seed`; `path` names the file in errors. The rule columns are the study's inputs; its other
+/// fields are the study's base (unset) values.
+pub fn sample_plan(study: &Study, path: &Path, text: &str, k: usize, seed: u64) -> Result<Vec<Sample>> {
     let mut rd = csv::Reader::from_reader(text.as_bytes());
     let headers = rd.headers().with_context(|| format!("{}: header", path.display()))?.clone();
     let col = |name: &str| -> Result<usize> {
         headers.iter().position(|h| h == name).with_context(|| format!("{}: no column `{name}`", path.display()))
     };
-    let rule_cols: Vec<usize> = sfr2l_core::RULE_FEATURES.iter().map(|f| col(f.name())).collect::<Result<Vec<_>>>()?;
+    let inputs = study.inputs();
+    let base = study.base_rule();
+    let rule_cols: Vec<usize> = inputs.rules().iter().map(|f| col(f.name())).collect::<Result<Vec<_>>>()?;
     let (svc, row, threads, calls) = (col("service")?, col("row")?, col("threads")?, col("calls")?);
     let mut states = Vec::new();
     for (i, rec) in rd.records().enumerate() {
@@ -164,12 +167,9 @@ pub fn sample_plan(path: &Path, text: &str, k: usize, seed: u64) -> Result<Vec<S
         if num(svc)? != 0.0 {
             continue;
         }
-        let mut v = [0f64; N_RULES];
-        for (slot, &c) in v.iter_mut().zip(&rule_cols) {
-            *slot = num(c)?;
-        }
+        let v = rule_cols.iter().map(|&c| num(c)).collect::<Result<Vec<f64>>>()?;
         let fixed = LoadSetting { threads: num(threads)? as u32, calls: num(calls)? as u32 };
-        states.push((num(row)? as usize, TrafficRule::from_values(&v), fixed));
+        states.push((num(row)? as usize, inputs.rule(&v, &base), fixed));
     }
     if k == 0 {
         bail!("--samples must be at least 1");
@@ -192,7 +192,7 @@ pub fn sample_plan(path: &Path, text: &str, k: usize, seed: u64) -> Result<Vec<S
 impl AgentSet {
     /// The agents' decision for a state, through the same chain the filter runs.
     pub fn decide(&self, s: &Sample) -> Result<sfr2l_core::loadtest::Decision> {
-        sfr2l_core::loadtest::decide(self.configuration, &s.rule, s.fixed, |kind, state| {
+        sfr2l_core::loadtest::decide(self.configuration, &self.study.inputs(), &s.rule, s.fixed, |kind, state| {
             let agent = self.agents.iter().find(|(k, _)| *k == kind).map(|(_, a)| a).with_context(|| {
                 format!(
                     "the {} configuration asks for a {kind:?} agent; the set has {:?}",
@@ -220,7 +220,7 @@ impl AgentSet {
 
     /// The simulator's QPS, 503 rate and reward for a rule and load.
     pub fn predict(&self, rule: &TrafficRule, load: &LoadSetting) -> Result<Measured> {
-        let f = sfr2l_core::rule::feature_vector(rule, load).map(|v| v as f32);
+        let f = self.simulator.inputs.row_f32(rule, load);
         let p =
             *self.simulator.predict(&[f])?.first().context("the simulator returned no prediction for one input row")?;
         Ok(Measured::new(f64::from(p.qps), f64::from(p.rate_503), self.objective))

@@ -10,11 +10,15 @@ const DECISIONS: &str = "service,profile,row,max_pending_requests,max_connection
 0,s2,13,4,4,4,180,100,1,1,5,400,1,1,1
 ";
 
+fn s1() -> Study {
+    sfr2l_files::study::find("s1").unwrap().study
+}
+
 #[test]
 fn the_plan_draws_distinct_service_0_states_deterministically() {
     let p = Path::new("d.csv");
-    let a = sample_plan(p, DECISIONS, 3, 1).unwrap();
-    assert_eq!(a, sample_plan(p, DECISIONS, 3, 1).unwrap());
+    let a = sample_plan(&s1(), p, DECISIONS, 3, 1).unwrap();
+    assert_eq!(a, sample_plan(&s1(), p, DECISIONS, 3, 1).unwrap());
     let mut rows: Vec<usize> = a.iter().map(|s| s.row).collect();
     rows.sort();
     assert_eq!(rows, vec![10, 12, 13]);
@@ -22,10 +26,10 @@ fn the_plan_draws_distinct_service_0_states_deterministically() {
     assert_eq!(s12.fixed, LoadSetting { threads: 6, calls: 300 });
     assert_eq!(s12.rule.max_pending_requests, 5);
     assert_eq!(a.iter().map(|s| s.index).collect::<Vec<_>>(), vec![0, 1, 2]);
-    let e = sample_plan(p, DECISIONS, 4, 1).unwrap_err().to_string();
+    let e = sample_plan(&s1(), p, DECISIONS, 4, 1).unwrap_err().to_string();
     assert!(e.contains("3 states of service 0") && e.contains("--samples 4"), "{e}");
     let bad = DECISIONS.replace("5,400", "5,many");
-    let e = sample_plan(p, &bad, 1, 1).unwrap_err().to_string();
+    let e = sample_plan(&s1(), p, &bad, 1, 1).unwrap_err().to_string();
     assert!(e.contains("line 5") && e.contains("`calls`") && e.contains("`many`"), "{e}");
 }
 
@@ -47,12 +51,12 @@ fn outcome(index: usize, row: usize, a: f64, r: f64) -> Outcome {
 #[test]
 fn outcomes_round_trip_and_must_belong_to_the_plan() {
     let p = Path::new("v.csv");
-    let plan = sample_plan(p, DECISIONS, 3, 1).unwrap();
+    let plan = sample_plan(&s1(), p, DECISIONS, 3, 1).unwrap();
     let os: Vec<Outcome> = plan.iter().map(|s| outcome(s.index, s.row, 100.0, 50.0)).collect();
     let text: String =
         std::iter::once(CSV_HEADER.to_string()).chain(os.iter().map(Outcome::to_csv)).collect::<Vec<_>>().join("\n");
     assert_eq!(read_outcomes(p, &text, &plan).unwrap(), os);
-    let other = sample_plan(p, DECISIONS, 3, 2).unwrap();
+    let other = sample_plan(&s1(), p, DECISIONS, 3, 2).unwrap();
     if other.iter().zip(&plan).any(|(a, b)| a.row != b.row) {
         let e = read_outcomes(p, &text, &other).unwrap_err().to_string();
         assert!(e.contains("another --seed"), "{e}");
@@ -99,4 +103,18 @@ fn simulator_error_is_standardised_per_output() {
     // agent: qps 200 vs 220 -> (20/10)^2 = 4; random: equal -> 0; 503 equal.
     assert!((e.mse_qps - 2.0).abs() < 1e-9 && e.mse_503 == 0.0 && (e.mse - 1.0).abs() < 1e-9, "{e:?}");
     assert_eq!(e.runs, 2);
+}
+
+#[test]
+fn a_plan_of_a_study_with_fewer_fields_reads_its_columns_and_leaves_the_rest_unset() {
+    let mut study = s1();
+    study.attributes.retain(|a| a.feature == sfr2l_core::Feature::MaxConnections);
+    let text = "service,profile,row,max_connections,threads,calls,reward,optimum,random_reward\n0,t,3,4,2,300,1,1,1\n";
+    let plan = sample_plan(&study, Path::new("d.csv"), text, 1, 1).unwrap();
+    assert_eq!(plan[0].rule.max_connections, 4);
+    assert_eq!(plan[0].rule, study.inputs().rule(&[4.0], &TrafficRule::unset(false)));
+    assert_eq!(plan[0].fixed, LoadSetting { threads: 2, calls: 300 });
+    // The paper's columns are not this study's: its own column must be there.
+    let e = sample_plan(&study, Path::new("d.csv"), "service,row,threads,calls\n", 1, 1).unwrap_err().to_string();
+    assert!(e.contains("no column `max_connections`"), "{e}");
 }

@@ -297,16 +297,11 @@ impl StudyFile {
             }
             attributes.push(attr);
         }
-        // This build's data, learning and export paths take the catalogue's seven fields; a study
-        // fixes the ones it does not vary (`value:`).
-        if let Some(missing) = RULE_FEATURES.iter().find(|f| !attributes.iter().any(|a| a.feature == **f)) {
-            return err(
-                "attributes",
-                format!(
-                    "{} is missing: list every catalogue field, with `value:` for the ones the study holds fixed",
-                    missing.source()
-                ),
-            );
+        // A field the study does not list is left unset, as a DestinationRule without it
+        // (Study::base_rule); the models see only the listed ones. None at all leaves the
+        // agents nothing to read.
+        if attributes.is_empty() {
+            return err("attributes", "empty: list at least one DestinationRule field (varying or fixed)");
         }
 
         let (threads, thread_grid) = axis("load.threads", &self.load.threads)?;

@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use sfr2l_core::trace::DatasetRow;
+use sfr2l_core::Inputs;
 use sfr2l_files::csv_rows;
 use std::collections::HashSet;
 use std::io::Write;
@@ -14,11 +15,14 @@ pub struct DatasetFile {
     file: std::fs::File,
     pub done: HashSet<(String, u32)>,
     pub rows: usize,
+    /// The study's inputs: the dataset's leading columns.
+    pub inputs: Inputs,
 }
 
 impl DatasetFile {
-    pub fn open(path: &Path, resume: bool) -> Result<DatasetFile> {
-        let header = DatasetRow::header().join(",");
+    /// Opens (or, with `resume`, continues) the dataset of a study over `inputs`.
+    pub fn open(path: &Path, resume: bool, inputs: &Inputs) -> Result<DatasetFile> {
+        let header = DatasetRow::header(inputs).join(",");
         let mut done = HashSet::new();
         let mut rows = 0;
         if path.exists() {
@@ -35,12 +39,12 @@ impl DatasetFile {
                     let l = fields.join(",");
                     if row.line != 1 || l != header {
                         bail!(
-                            "{}:1: header differs from this version's columns:\n  found    {l}\n  expected {header}",
+                            "{}:1: header differs from the study's columns:\n  found    {l}\n  expected {header}",
                             path.display()
                         );
                     }
                 } else {
-                    let row = DatasetRow::from_fields(&fields)
+                    let row = DatasetRow::from_fields(inputs, &fields)
                         .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), row.line))?;
                     done.insert((row.config_id, row.repeat));
                     rows += 1;
@@ -55,7 +59,7 @@ impl DatasetFile {
             std::fs::write(path, format!("{header}\n")).with_context(|| format!("writing {}", path.display()))?;
         }
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
-        Ok(DatasetFile { path: path.to_path_buf(), file, done, rows })
+        Ok(DatasetFile { path: path.to_path_buf(), file, done, rows, inputs: inputs.clone() })
     }
 
     /// Appends one row with a single write.

@@ -237,16 +237,21 @@ mod tests {
     fn dataset_file_resumes_and_drops_partial_lines() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
-        let mut f = DatasetFile::open(&p, false).unwrap();
+        let all = sfr2l_core::Inputs::catalogue();
+        let mut f = DatasetFile::open(&p, false, &all).unwrap();
         let rule = sfr2l_files::study::find("s1").unwrap().study.draw(&[0.1; sfr2l_core::N_FEATURES]);
-        let row = DatasetRow::new(&rule.0, &rule.1, &record(&[(200, 2)], 0), 0.1, "s1-c00001".into(), 0);
+        let row = DatasetRow::new(&all, &rule.0, &rule.1, &record(&[(200, 2)], 0), 0.1, "s1-c00001".into(), 0);
         f.append(&row).unwrap();
         drop(f);
-        assert!(DatasetFile::open(&p, false).is_err()); // never overwrites
+        assert!(DatasetFile::open(&p, false, &all).is_err()); // never overwrites
         let mut text = std::fs::read_to_string(&p).unwrap();
         text.push_str("1,2,3"); // hard kill mid-line
         std::fs::write(&p, &text).unwrap();
-        let f = DatasetFile::open(&p, true).unwrap();
+        // Another study's columns refuse to resume it, naming the header.
+        let two = sfr2l_core::Inputs::new(vec![sfr2l_core::Feature::MaxConnections]).unwrap();
+        let e = format!("{:#}", DatasetFile::open(&p, true, &two).err().unwrap());
+        assert!(e.contains("s.csv:1: header differs from the study's columns"), "{e}");
+        let f = DatasetFile::open(&p, true, &all).unwrap();
         assert_eq!(f.rows, 1);
         assert!(f.done.contains(&("s1-c00001".to_string(), 0)));
         assert!(std::fs::read_to_string(&p).unwrap().ends_with('\n'));
@@ -256,8 +261,9 @@ mod tests {
     fn resume_rejects_bad_rows_naming_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
-        std::fs::write(&p, format!("{}\n1,2\n", DatasetRow::header().join(","))).unwrap();
-        let e = format!("{:#}", DatasetFile::open(&p, true).err().unwrap());
+        let all = sfr2l_core::Inputs::catalogue();
+        std::fs::write(&p, format!("{}\n1,2\n", DatasetRow::header(&all).join(","))).unwrap();
+        let e = format!("{:#}", DatasetFile::open(&p, true, &all).err().unwrap());
         assert!(e.contains("s.csv:2"), "{e}");
     }
 }

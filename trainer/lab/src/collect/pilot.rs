@@ -13,7 +13,7 @@ use sfr2l_core::reward::reward;
 use sfr2l_core::rng::SplitMix64;
 use sfr2l_core::study::Study;
 use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::{LoadSetting, TrafficRule, FEATURES, N_FEATURES};
+use sfr2l_core::{Inputs, LoadSetting, TrafficRule, N_FEATURES};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -52,6 +52,7 @@ pub fn pilot_plan(profile: &Study, rule_sets: usize, repeats: u32, seed: u64) ->
 /// Runs the pilot on a started lab; a run that fails conservation is tried again (up to 3 times).
 pub fn run_pilot(
     lab: &mut Lab,
+    inputs: &Inputs,
     plan: &[(usize, PlanEntry)],
     path: &str,
     mut progress: impl FnMut(usize),
@@ -61,7 +62,15 @@ pub fn run_pilot(
         for t in 0..3 {
             let run_id = format!("pilot-{i}-{t}-g{}", lab.generation() + 1);
             if let Ok(out) = run_once(lab, entry, &run_id, path, 0)? {
-                let row = DatasetRow::new(&entry.rule, &entry.load, &out.record, f64::NAN, entry.config_id.clone(), 0);
+                let row = DatasetRow::new(
+                    inputs,
+                    &entry.rule,
+                    &entry.load,
+                    &out.record,
+                    f64::NAN,
+                    entry.config_id.clone(),
+                    0,
+                );
                 rows.push(PilotRow { rule_set: *k, rule: entry.rule, load: entry.load, row });
                 break;
             }
@@ -225,7 +234,7 @@ pub fn report(profile: &Study, rows: &[PilotRow]) -> String {
     let _ = writeln!(s, "\nrank correlations (Spearman) with QPS / 503 rate / reward:");
     let q: Vec<f64> = rows.iter().map(|r| r.row.qps).collect();
     let w: Vec<f64> = rows.iter().map(|r| reward(r.row.qps, r.row.rate_503)).collect();
-    for (i, f) in FEATURES.iter().enumerate() {
+    for (i, f) in profile.inputs().features().iter().enumerate() {
         let x: Vec<f64> = rows.iter().map(|r| r.row.features[i]).collect();
         if x.iter().all(|v| *v == x[0]) {
             continue;

@@ -1,7 +1,7 @@
 //! Strict dataset reading: every error names `file:line:column`, nothing is guessed.
 
 use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::{Feature, Study, FEATURES, N_FEATURES};
+use sfr2l_core::{Inputs, Study};
 use sfr2l_files::csv_rows;
 use sfr2l_files::study::StudySource;
 use std::path::{Path, PathBuf};
@@ -25,14 +25,16 @@ pub enum DataError {
     Meta { path: PathBuf, msg: String },
 }
 
-/// The columns a model reads: the nine features, the two targets and the repeat-block key.
+/// The columns a model reads: the study's inputs, the two targets and the repeat-block key.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub path: PathBuf,
     /// The study the rows were collected for (their ranges are checked against it).
     pub study: Study,
-    /// `[rows][N_FEATURES]`, raw units, feature order of `sfr2l-core`.
-    pub x: Vec<[f64; N_FEATURES]>,
+    /// The study's inputs: the columns of `x`.
+    pub inputs: Inputs,
+    /// `[rows][inputs]`, raw units, in [`Dataset::inputs`] order.
+    pub x: Vec<Vec<f64>>,
     /// `[rows][2]`: QPS and 503 rate.
     pub y: Vec<[f64; 2]>,
     /// Configuration id per row; repeats of one configuration share it.
@@ -93,12 +95,27 @@ fn parse_dataset(path: &Path, text: &str, study: &Study, sha256: String) -> Resu
     };
     let mut rows = csv_rows(text);
     let header = rows.next().ok_or_else(|| DataError::Empty { path: path.into() })?.map_err(bad_csv)?;
-    let expected = DatasetRow::header();
+    let inputs = study.inputs();
+    let expected = DatasetRow::header(&inputs);
     check_header(path, &header.record.iter().map(str::trim).collect::<Vec<_>>(), &expected)?;
     let col = |name: &str| expected.iter().position(|c| *c == name).unwrap_or(0);
-    let cols = Columns { expected: &expected, qps: col("qps"), rate_503: col("rate_503"), group: col("config_id") };
+    let cols = Columns {
+        expected: &expected,
+        inputs: &inputs,
+        qps: col("qps"),
+        rate_503: col("rate_503"),
+        group: col("config_id"),
+    };
 
-    let mut ds = Dataset { path: path.into(), study: study.clone(), x: vec![], y: vec![], group: vec![], sha256 };
+    let mut ds = Dataset {
+        path: path.into(),
+        study: study.clone(),
+        inputs: inputs.clone(),
+        x: vec![],
+        y: vec![],
+        group: vec![],
+        sha256,
+    };
     for row in rows {
         let row = row.map_err(bad_csv)?;
         let (x, y, group) = parse_row(path, study, &cols, row.line, &row.fields())?;
@@ -112,7 +129,7 @@ fn parse_dataset(path: &Path, text: &str, study: &Study, sha256: String) -> Resu
     Ok(ds)
 }
 
-/// The header must be this version's columns, in order, and nothing else.
+/// The header must be the study's columns, in order, and nothing else.
 fn check_header(path: &Path, found: &[&str], expected: &[&str]) -> Result<(), DataError> {
     for (i, want) in expected.iter().enumerate() {
         match found.get(i) {
@@ -147,6 +164,7 @@ fn check_header(path: &Path, found: &[&str], expected: &[&str]) -> Result<(), Da
 /// Where the targets and the group are among the header's columns.
 struct Columns<'a> {
     expected: &'a [&'a str],
+    inputs: &'a Inputs,
     qps: usize,
     rate_503: usize,
     group: usize,
@@ -160,7 +178,7 @@ fn parse_row(
     cols: &Columns,
     line: usize,
     cells: &[&str],
-) -> Result<([f64; N_FEATURES], [f64; 2], String), DataError> {
+) -> Result<(Vec<f64>, [f64; 2], String), DataError> {
     let expected = cols.expected;
     if cells.len() != expected.len() {
         return Err(DataError::Row {
@@ -183,8 +201,8 @@ fn parse_row(
         }
         Ok(v)
     };
-    let mut x = [0.0; N_FEATURES];
-    for (c, f) in FEATURES.iter().enumerate() {
+    let mut x = vec![0.0; cols.inputs.len()];
+    for (c, f) in cols.inputs.features().iter().enumerate() {
         let v = num(c)?;
         let (lo, hi) = prof.feature_range(*f);
         if v < lo - 1e-9 || v > hi + 1e-9 {
@@ -207,11 +225,6 @@ fn parse_row(
         return Err(cell(cols.rate_503, format!("{r503} is not a rate in [0, 1]")));
     }
     Ok((x, [qps, r503], cells[cols.group].trim().to_string()))
-}
-
-/// Names of the features, in order (for cards and ONNX inputs).
-pub fn feature_names() -> Vec<&'static str> {
-    FEATURES.iter().map(|f: &Feature| f.name()).collect()
 }
 
 #[cfg(test)]

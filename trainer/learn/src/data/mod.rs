@@ -3,5 +3,5 @@
 mod load;
 mod split;
 
-pub use load::{feature_names, read_dataset, resolve_study, DataError, Dataset};
+pub use load::{read_dataset, resolve_study, DataError, Dataset};
 pub use split::{noise_floor, split, NoiseFloor, Split, Standardizer};

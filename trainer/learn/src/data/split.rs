@@ -56,18 +56,21 @@ impl Standardizer {
     /// Fitted on `rows` (population standard deviation). A column whose spread is negligible
     /// against its magnitude is constant (a setting the profile fixes): it gets mean = its
     /// value exactly and scale 1, so it maps to exactly 0 in f64 and in the f32 graph alike.
-    pub fn fit<const N: usize>(rows: &[[f64; N]]) -> Self {
+    /// The width is the rows' (all rows have the first one's).
+    pub fn fit<R: AsRef<[f64]>>(rows: &[R]) -> Self {
         let n = rows.len().max(1) as f64;
-        let mut mean = vec![0.0; N];
-        let mut std = vec![1.0; N];
-        for k in 0..N {
-            let first = rows.first().map(|r| r[k]).unwrap_or(0.0);
-            if rows.iter().all(|r| r[k] == first) {
+        let width = rows.first().map_or(0, |r| r.as_ref().len());
+        let col = |k: usize| rows.iter().map(move |r| r.as_ref()[k]);
+        let mut mean = vec![0.0; width];
+        let mut std = vec![1.0; width];
+        for k in 0..width {
+            let first = col(k).next().unwrap_or(0.0);
+            if col(k).all(|v| v == first) {
                 mean[k] = first;
                 continue;
             }
-            let m = rows.iter().map(|r| r[k]).sum::<f64>() / n;
-            let v = rows.iter().map(|r| (r[k] - m) * (r[k] - m)).sum::<f64>() / n;
+            let m = col(k).sum::<f64>() / n;
+            let v = col(k).map(|x| (x - m) * (x - m)).sum::<f64>() / n;
             mean[k] = m;
             std[k] = if v.sqrt() > 1e-9 * m.abs().max(1.0) { v.sqrt() } else { 1.0 };
         }
@@ -76,6 +79,14 @@ impl Standardizer {
     /// `(x - mean) / std` in f32, exactly as the exported graphs compute it.
     pub fn apply_f32<const N: usize>(&self, r: &[f32; N]) -> [f32; N] {
         std::array::from_fn(|i| (r[i] - self.mean[i] as f32) / self.std[i] as f32)
+    }
+    /// [`Standardizer::apply_f32`] for a row of any width.
+    pub fn apply_row_f32(&self, r: &[f32]) -> Vec<f32> {
+        r.iter().enumerate().map(|(i, v)| (v - self.mean[i] as f32) / self.std[i] as f32).collect()
+    }
+    /// [`Standardizer::apply`] for a row of any width.
+    pub fn apply_row(&self, r: &[f64]) -> Vec<f64> {
+        r.iter().enumerate().map(|(i, v)| (v - self.mean[i]) / self.std[i]).collect()
     }
     pub fn apply<const N: usize>(&self, r: &[f64; N]) -> [f64; N] {
         std::array::from_fn(|i| (r[i] - self.mean[i]) / self.std[i])
@@ -155,7 +166,8 @@ mod tests {
         Dataset {
             path: "t.csv".into(),
             study: sfr2l_files::study::find("s1").unwrap().study,
-            x: vec![[0.0; sfr2l_core::N_FEATURES]; groups.len()],
+            inputs: sfr2l_core::Inputs::catalogue(),
+            x: vec![vec![0.0; 9]; groups.len()],
             y: y.iter().map(|v| [*v, *v / 10.0]).collect(),
             group: groups.iter().map(|s| s.to_string()).collect(),
             sha256: String::new(),

@@ -38,7 +38,7 @@ pub(super) fn act(
                 standardise(&raw_states(&l.spec, tables[n], rows_n, first_vals.as_deref()), &l.norms[n])
             })
             .collect();
-        let width = l.spec.state_width();
+        let width = l.spec.state_width(&l.inputs);
         let qs = q_values_by_service(&valid, &xs, width, infer);
         let mut e = LearnerEpoch { inputs: vec![], acted: vec![], greedy: vec![], qmax: vec![] };
         for (n, ((rows_n, x), q)) in rows.iter().zip(xs).zip(qs).enumerate() {
@@ -115,8 +115,9 @@ fn greedy_given_first(
     let sub_rows: Vec<usize> = differ.iter().map(|&j| rows_n[j]).collect();
     let gv: Vec<u32> = differ.iter().map(|&j| first.grid[greedy[j]]).collect();
     let graw = raw_states(&l.spec, table, &sub_rows, Some(&gv));
-    let gq =
-        q_rows(valid.forward(n, matrix(standardise(&graw, &l.norms[n]), differ.len(), l.spec.state_width(), infer)));
+    let gq = q_rows(
+        valid.forward(n, matrix(standardise(&graw, &l.norms[n]), differ.len(), l.spec.state_width(&l.inputs), infer)),
+    );
     for (k, &j) in differ.iter().enumerate() {
         g[j] = argmax(&gq[k]).unwrap_or(0);
     }

@@ -11,12 +11,15 @@
 //! and the reward lookups.
 
 use super::config::RlConfig;
-use sfr2l_core::agent::{AgentSpec, Configuration};
+#[cfg(doc)]
+use sfr2l_core::agent::AgentSpec;
+use sfr2l_core::agent::Configuration;
 use sfr2l_core::Study;
 
 /// One agent's network for one service, input to output: `[state, hidden.., (head hidden), actions]`.
-pub fn widths(spec: &AgentSpec, cfg: &RlConfig, actions: usize, collab: bool) -> Vec<usize> {
-    let mut w = vec![spec.state_width()];
+/// `state`: the state width ([`AgentSpec::state_width`] over the study's inputs).
+pub fn widths(state: usize, cfg: &RlConfig, actions: usize, collab: bool) -> Vec<usize> {
+    let mut w = vec![state];
     w.extend(std::iter::repeat_n(cfg.hidden, cfg.trunk_layers));
     if collab && cfg.collab_head_hidden > 0 {
         w.push(cfg.collab_head_hidden);
@@ -43,7 +46,9 @@ pub fn run(configuration: Configuration, profile: &Study, services: usize, cfg: 
     let per_interaction: f64 = configuration
         .agents()
         .iter()
-        .map(|spec| interaction(&widths(spec, cfg, spec.kind.grid(profile).len(), collab)))
+        .map(|spec| {
+            interaction(&widths(spec.state_width(&profile.inputs()), cfg, spec.kind.grid(profile).len(), collab))
+        })
         .sum();
     per_interaction * (services * cfg.interactions * cfg.epochs) as f64
 }
@@ -75,9 +80,11 @@ mod tests {
     #[test]
     fn shapes_follow_the_config() {
         let cfg = RlConfig::new();
-        let spec = AgentSpec { kind: AgentKind::Threads, extra: Extra::RunLoad(AgentKind::Calls) };
-        assert_eq!(widths(&spec, &cfg, 9, false), vec![spec.state_width(), 512, 512, 9]);
-        assert_eq!(widths(&spec, &cfg, 9, true), vec![spec.state_width(), 512, 512, 512, 9]);
+        let spec = sfr2l_core::agent::AgentSpec { kind: AgentKind::Threads, extra: Extra::RunLoad(AgentKind::Calls) };
+        let w = spec.state_width(&sfr2l_core::Inputs::catalogue());
+        assert_eq!(w, 8);
+        assert_eq!(widths(w, &cfg, 9, false), vec![8, 512, 512, 9]);
+        assert_eq!(widths(w, &cfg, 9, true), vec![8, 512, 512, 512, 9]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::AgentKind;
-use sfr2l_core::{Feature, Study, N_FEATURES, N_RULES};
+use sfr2l_core::{Inputs, Study};
 use sfr2l_runtime::Simulator;
 
 /// What the agents maximise.
@@ -55,8 +55,10 @@ impl RunLoad {
 pub struct RewardTable {
     /// The study the states come from.
     pub profile: String,
-    /// `[rows][N_RULES]` traffic rules, raw units.
-    pub rules: Vec<[f32; N_RULES]>,
+    /// The study's inputs (the simulator's): `rules` has their rule columns.
+    pub inputs: Inputs,
+    /// `[rows][rule inputs]` traffic rules, raw units.
+    pub rules: Vec<Vec<f32>>,
     /// The row's own threads and calls.
     pub run_load: Vec<RunLoad>,
     pub threads: Vec<u32>,
@@ -72,10 +74,12 @@ pub struct RewardTable {
 }
 
 impl RewardTable {
-    /// Evaluates the simulator on every (row, action) pair. `rows`: raw feature rows of the
-    /// dataset; the grids must lie inside the simulator's training ranges.
-    pub fn build(sim: &Simulator, study: &Study, rows: &[[f64; N_FEATURES]], objective: Objective) -> Result<Self> {
+    /// Evaluates the simulator on every (row, action) pair. `rows`: raw input rows of the
+    /// dataset (the study's inputs); the grids must lie inside the simulator's training ranges.
+    pub fn build(sim: &Simulator, study: &Study, rows: &[Vec<f64>], objective: Objective) -> Result<Self> {
         let profile = study.name.clone();
+        let inputs = study.inputs();
+        let (nr, ti, ci) = (inputs.n_rules(), inputs.n_rules(), inputs.n_rules() + 1);
         let threads = AgentKind::Threads.grid(study);
         let calls = AgentKind::Calls.grid(study);
         if rows.is_empty() {
@@ -83,7 +87,7 @@ impl RewardTable {
         }
         // The simulator only knows the loads its rows covered.
         for (kind, grid) in [(AgentKind::Threads, &threads), (AgentKind::Calls, &calls)] {
-            let col = kind.feature().index();
+            let col = if kind == AgentKind::Threads { ti } else { ci };
             let lo = rows.iter().map(|r| r[col]).fold(f64::INFINITY, f64::min);
             let hi = rows.iter().map(|r| r[col]).fold(f64::NEG_INFINITY, f64::max);
             if let Some(v) = grid.iter().find(|v| f64::from(**v) < lo || f64::from(**v) > hi) {
@@ -96,19 +100,21 @@ impl RewardTable {
         if sim.profile != profile {
             bail!("simulator was fitted on study {} but the states come from study {profile}", sim.profile);
         }
-        let rules: Vec<[f32; N_RULES]> = rows.iter().map(|r| std::array::from_fn(|j| r[j] as f32)).collect();
-        let run_load: Vec<RunLoad> = rows
-            .iter()
-            .map(|r| RunLoad { threads: r[Feature::Threads.index()] as f32, calls: r[Feature::Calls.index()] as f32 })
-            .collect();
-        let feat = |rule: &[f32; N_RULES], t: f32, c: f32| -> [f32; N_FEATURES] {
-            let mut x = [0.0; N_FEATURES];
-            x[..N_RULES].copy_from_slice(rule);
-            x[Feature::Threads.index()] = t;
-            x[Feature::Calls.index()] = c;
-            x
-        };
-        let mut queries: Vec<[f32; N_FEATURES]> = Vec::new();
+        if sim.inputs != inputs {
+            bail!(
+                "simulator takes `{}` but study {profile} has inputs `{}`",
+                sim.inputs.names().join(","),
+                inputs.names().join(",")
+            );
+        }
+        if let Some(r) = rows.iter().find(|r| r.len() != inputs.len()) {
+            bail!("a state row has {} values, study {profile} has {} inputs", r.len(), inputs.len());
+        }
+        let rules: Vec<Vec<f32>> = rows.iter().map(|r| r[..nr].iter().map(|v| *v as f32).collect()).collect();
+        let run_load: Vec<RunLoad> =
+            rows.iter().map(|r| RunLoad { threads: r[ti] as f32, calls: r[ci] as f32 }).collect();
+        let feat = |rule: &[f32], t: f32, c: f32| -> Vec<f32> { rule.iter().copied().chain([t, c]).collect() };
+        let mut queries: Vec<Vec<f32>> = Vec::new();
         for (rule, load) in rules.iter().zip(&run_load) {
             for &t in &threads {
                 for &c in &calls {
@@ -131,6 +137,7 @@ impl RewardTable {
         let per_row = nt * nc + nt + nc;
         let mut t = RewardTable {
             profile,
+            inputs,
             rules,
             run_load,
             threads,

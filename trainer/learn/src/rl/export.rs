@@ -20,7 +20,7 @@ pub struct AgentExport<'a> {
 
 pub fn agent_onnx(e: &AgentExport) -> Vec<u8> {
     let a = e.agent;
-    let names = a.spec.state_names();
+    let names = a.spec.state_names(&a.inputs);
     let width = names.len();
     let grid = &a.grid[e.head];
     let mut g = GraphBuilder::default();

@@ -15,6 +15,7 @@ use burn::optim::AdamConfig;
 use burn::prelude::*;
 use sfr2l_core::agent::{max_rolling_mean, rolling_mean, AgentKind, AgentSpec, Configuration};
 use sfr2l_core::rng::SplitMix64;
+use sfr2l_core::Inputs;
 
 /// Rewards of one epoch, summed over services and interactions.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +42,8 @@ pub struct Decision {
 /// A trained agent: its spec, weights, per-service state normalisation and reward scale.
 pub struct TrainedAgent {
     pub spec: AgentSpec,
+    /// The study's inputs its state starts with.
+    pub inputs: Inputs,
     pub weights: QWeights,
     pub state_norm: Vec<Standardizer>,
     pub reward_scale: Vec<f64>,
@@ -66,6 +69,8 @@ pub struct RunResult {
 }
 
 /// The learning protocol for one configuration over `tables` (one per service; 1 = single-service).
+/// The services share their inputs (the agents' networks take one state width): callers check
+/// it ([`same_inputs`]).
 pub fn run_protocol(
     configuration: Configuration,
     tables: &[&RewardTable],
@@ -114,6 +119,7 @@ pub fn run_protocol(
         .into_iter()
         .map(|l| TrainedAgent {
             spec: l.spec,
+            inputs: l.inputs,
             weights: l.best.unwrap_or_else(|| l.model.to_weights()),
             state_norm: l.norms,
             reward_scale: l.scales,
@@ -155,7 +161,7 @@ fn init_learners(specs: &[AgentSpec], tables: &[&RewardTable], cfg: &RlConfig, d
             let head_hidden = if collab { cfg.collab_head_hidden } else { 0 };
             let seed = cfg.seed.wrapping_mul(7919).wrapping_add(a as u64 * 101);
             let mut w = QWeights::init(
-                spec.state_width(),
+                spec.state_width(&tables[0].inputs),
                 cfg.hidden,
                 cfg.trunk_layers,
                 head_hidden,
@@ -172,6 +178,7 @@ fn init_learners(specs: &[AgentSpec], tables: &[&RewardTable], cfg: &RlConfig, d
             }
             Learner {
                 spec: *spec,
+                inputs: tables[0].inputs.clone(),
                 model: QModel::from_weights(&w, device),
                 optim: AdamConfig::new().init(),
                 norms: tables.iter().map(|t| state_norm(spec, t)).collect(),
@@ -306,7 +313,23 @@ pub fn burn_q_values(agent: &TrainedAgent, head: usize, rows: &[Vec<f32>]) -> Ve
     let device = Device::flex();
     let model = QModel::from_weights(&agent.weights, &device);
     let x = standardise(rows, &agent.state_norm[head]);
-    let q = q_rows(model.forward(head, matrix(x, rows.len(), agent.spec.state_width(), &device)));
+    let q = q_rows(model.forward(head, matrix(x, rows.len(), agent.spec.state_width(&agent.inputs), &device)));
     let s = agent.reward_scale[head] as f32;
     q.into_iter().map(|r| r.into_iter().map(|v| v * s).collect()).collect()
+}
+
+/// Whether every service's study has the same inputs (a collaborative run shares the agents'
+/// networks, so one state width); the error names the first that differs.
+pub fn same_inputs(tables: &[&RewardTable]) -> Result<(), String> {
+    let Some(first) = tables.first() else { return Ok(()) };
+    match tables.iter().find(|t| t.inputs != first.inputs) {
+        None => Ok(()),
+        Some(t) => Err(format!(
+            "study {} has inputs `{}`, study {} has `{}`: services learned together must vary the same fields",
+            first.profile,
+            first.inputs.names().join(","),
+            t.profile,
+            t.inputs.names().join(",")
+        )),
+    }
 }

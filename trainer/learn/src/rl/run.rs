@@ -12,7 +12,6 @@ use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::{Configuration, Extra};
 use sfr2l_core::artifact::KIND_AGENT;
 use sfr2l_core::card::SimulatorCard;
-use sfr2l_core::RULE_FEATURES;
 use sfr2l_files::sha256_hex;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -117,6 +116,7 @@ pub fn train_agents(
         bail!("train_agents: no services to train {} on (pass at least one dataset)", configuration.slug());
     }
     let tables: Vec<&RewardTable> = services.iter().map(|s| &s.table).collect();
+    super::protocol::same_inputs(&tables).map_err(anyhow::Error::msg)?;
     let base = crate::device::compute_device()?;
     Ok(run_protocol(configuration, &tables, cfg, &base, on_epoch))
 }
@@ -232,7 +232,7 @@ fn export_agent(dir: &Path, run: &RunMeta, agent: &TrainedAgent, n: usize, svc: 
         grid: agent.grid[n].clone(),
         inputs: vec![AgentPort {
             name: "state".into(),
-            shape: vec!["batch".into(), agent.spec.state_width().into()],
+            shape: vec!["batch".into(), agent.spec.state_width(&agent.inputs).into()],
             unit: None,
         }],
         kind: KIND_AGENT.into(),
@@ -258,7 +258,7 @@ fn export_agent(dir: &Path, run: &RunMeta, agent: &TrainedAgent, n: usize, svc: 
         service: n,
         services: r.services,
         simulator: SimulatorRef { dir: svc.dir.display().to_string(), onnx_sha256: svc.card.onnx_sha256.clone() },
-        state: agent.spec.state_names().into_iter().map(String::from).collect(),
+        state: agent.spec.state_names(&agent.inputs).into_iter().map(String::from).collect(),
     };
     std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&card)? + "\n")?;
     Ok(worst)
@@ -285,7 +285,10 @@ fn curve_csv(r: &RunResult) -> String {
 /// `decisions.csv`: the best epoch's interactions with their rules, choices and rewards.
 fn decisions_csv(r: &RunResult, services: &[&Service]) -> String {
     let mut dec = String::from("service,profile,row,");
-    dec.push_str(&RULE_FEATURES.iter().map(|f| f.name()).collect::<Vec<_>>().join(","));
+    // The services share their inputs (train_agents checks it).
+    let rules: Vec<&str> =
+        services.first().map(|s| s.table.inputs.rules().iter().map(|f| f.name()).collect()).unwrap_or_default();
+    dec.push_str(&rules.join(","));
     dec.push_str(",threads,calls,reward,optimum,random_reward\n");
     for d in &r.decisions {
         let t = &services[d.service].table;

@@ -25,7 +25,7 @@ pub(super) fn raw_states(spec: &AgentSpec, t: &RewardTable, rows: &[usize], firs
 
 /// Normalisation of an agent's state over a service's rows (the first agent's value: its grid).
 pub(super) fn state_norm(spec: &AgentSpec, t: &RewardTable) -> Standardizer {
-    let mut cols: Vec<Vec<f64>> = (0..spec.state_width()).map(|_| Vec::new()).collect();
+    let mut cols: Vec<Vec<f64>> = (0..spec.state_width(&t.inputs)).map(|_| Vec::new()).collect();
     let all: Vec<usize> = (0..t.rows()).collect();
     let first: Option<Vec<u32>> = match spec.extra {
         Extra::FirstAction(k) => {

@@ -8,11 +8,14 @@ use crate::data::Standardizer;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use sfr2l_core::agent::AgentSpec;
+use sfr2l_core::Inputs;
 
 /// An agent while it learns: its model and optimiser, per-service normalisation, reward scale
 /// and grid, and the weights of the best epoch so far.
 pub(super) struct Learner {
     pub(super) spec: AgentSpec,
+    /// The study's inputs (every service's: they share them).
+    pub(super) inputs: Inputs,
     pub(super) model: QModel,
     pub(super) optim: burn::optim::ModuleOptimizer,
     pub(super) norms: Vec<Standardizer>,
@@ -62,7 +65,7 @@ pub(super) fn train_learner(
     let (r_rl, mean_r) = (rewards.per_service, rewards.mean);
     let (n_svc, inter) = (r_rl.len(), mean_r.len());
     let device = device.clone();
-    let width = l.spec.state_width();
+    let width = l.spec.state_width(&l.inputs);
     let targets: Vec<Vec<f32>> = (0..n_svc)
         .map(|n| {
             (0..inter)

@@ -14,7 +14,6 @@ use linfa::prelude::*;
 use linfa_elasticnet::ElasticNet;
 use linfa_svm::Svm;
 use ndarray::{Array1, Array2};
-use sfr2l_core::N_FEATURES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
@@ -28,12 +27,13 @@ pub enum BaselineError {
 
 /// Standardised rows for the baselines (f64).
 pub struct Part<'a> {
-    pub x: &'a [[f64; N_FEATURES]],
+    pub x: &'a [Vec<f64>],
     pub y: &'a [[f64; 2]],
 }
 
-fn records(x: &[[f64; N_FEATURES]]) -> Array2<f64> {
-    Array2::from_shape_fn((x.len(), N_FEATURES), |(i, j)| x[i][j])
+fn records(x: &[Vec<f64>]) -> Array2<f64> {
+    let width = x.first().map_or(0, Vec::len);
+    Array2::from_shape_fn((x.len(), width), |(i, j)| x[i][j])
 }
 
 fn target(y: &[[f64; 2]], k: usize) -> Array1<f64> {
@@ -49,7 +49,7 @@ fn mse(a: &[f64], b: &Array1<f64>) -> f64 {
 fn pick<E>(
     train: &Part,
     valid: &Part,
-    test: &[[f64; N_FEATURES]],
+    test: &[Vec<f64>],
     k: usize,
     grid: &[f64],
     fit_predict: impl Fn(f64, &Array2<f64>, &Array1<f64>, &[&Array2<f64>]) -> Result<Vec<Vec<f64>>, E>,
@@ -84,7 +84,7 @@ fn both(per_output: impl Fn(usize) -> Result<(Vec<f64>, f64), BaselineError>) ->
 }
 
 /// Ridge regression (linfa-elasticnet with l1_ratio 0), alpha from `alphas`.
-pub fn ridge(train: &Part, valid: &Part, test: &[[f64; N_FEATURES]], alphas: &[f64]) -> Result<Fitted, BaselineError> {
+pub fn ridge(train: &Part, valid: &Part, test: &[Vec<f64>], alphas: &[f64]) -> Result<Fitted, BaselineError> {
     both(|k| {
         pick(
             train,
@@ -105,7 +105,7 @@ pub fn ridge(train: &Part, valid: &Part, test: &[[f64; N_FEATURES]], alphas: &[f
 pub fn svr(
     train: &Part,
     valid: &Part,
-    test: &[[f64; N_FEATURES]],
+    test: &[Vec<f64>],
     cs: &[f64],
     epsilon: f64,
     kernel_width: f64,
@@ -132,7 +132,7 @@ pub fn svr(
 }
 
 /// Fractional logistic regression, L2 penalty from `l2s`.
-pub fn logistic(train: &Part, valid: &Part, test: &[[f64; N_FEATURES]], l2s: &[f64]) -> Result<Fitted, BaselineError> {
+pub fn logistic(train: &Part, valid: &Part, test: &[Vec<f64>], l2s: &[f64]) -> Result<Fitted, BaselineError> {
     both(|k| {
         pick(
             train,
@@ -306,8 +306,8 @@ mod tests {
 
     #[test]
     fn ridge_and_svr_fit_a_linear_target() {
-        let xs: Vec<[f64; N_FEATURES]> =
-            (0..120).map(|i| std::array::from_fn(|j| ((i * (j + 3)) % 17) as f64 / 8.0 - 1.0)).collect();
+        let xs: Vec<Vec<f64>> =
+            (0..120).map(|i| (0..9).map(|j| ((i * (j + 3)) % 17) as f64 / 8.0 - 1.0).collect()).collect();
         let ys: Vec<[f64; 2]> = xs.iter().map(|x| [x[0] - 0.5 * x[1], 0.3 * x[2]]).collect();
         let (tr, va) = (Part { x: &xs[..80], y: &ys[..80] }, Part { x: &xs[80..100], y: &ys[80..100] });
         let test = &xs[100..];

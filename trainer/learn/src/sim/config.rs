@@ -102,9 +102,9 @@ impl SimConfig {
         Ok(())
     }
 
-    /// Layer widths `[9, hidden.., 2]`.
-    pub fn widths(&self) -> Vec<usize> {
-        let mut w = vec![sfr2l_core::N_FEATURES];
+    /// Layer widths `[inputs, hidden.., 2]` for a study with `inputs` inputs.
+    pub fn widths(&self, inputs: usize) -> Vec<usize> {
+        let mut w = vec![inputs];
         w.extend(std::iter::repeat_n(self.hidden, self.hidden_layers));
         w.push(2);
         w

@@ -1,4 +1,5 @@
-//! `simulator.onnx`: nine named raw inputs `[batch, 1]` in the core's feature order; outputs
+//! `simulator.onnx`: the study's named raw inputs `[batch, 1]` in its input order (the paper's
+//! nine for S1-S5); outputs
 //! `qps` and `rate_503` `[batch, 1]` in raw units (QPS >= 0, rate clamped to [0, 1]) and
 //! `uncertainty` `[batch, 2]`, the ensemble members' standard deviation of (QPS, rate) in raw
 //! units (0 for a single network). Standardisation of inputs and outputs is inside the graph.
@@ -7,7 +8,7 @@ use crate::data::Standardizer;
 use crate::export::onnx::{encode, GraphBuilder};
 use crate::nn::MlpWeights;
 use sfr2l_core::artifact::{meta, KIND_SIMULATOR};
-use sfr2l_core::{Study, FEATURES};
+use sfr2l_core::Study;
 
 pub const OUTPUT_NAMES: [&str; 3] = ["qps", "rate_503", "uncertainty"];
 
@@ -24,7 +25,8 @@ pub struct SimulatorSpec<'a> {
 pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
     let mut g = GraphBuilder::default();
     let prof = spec.study;
-    let names: Vec<String> = FEATURES
+    let features = prof.inputs().features();
+    let names: Vec<String> = features
         .iter()
         .map(|f| {
             let (lo, hi) = prof.feature_range(*f);
@@ -44,8 +46,8 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
         }],
     );
     let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
-    let xm = g.const_f32("x_mean", &[FEATURES.len() as i64], f32s(&spec.x_norm.mean));
-    let xs = g.const_f32("x_std", &[FEATURES.len() as i64], f32s(&spec.x_norm.std));
+    let xm = g.const_f32("x_mean", &[features.len() as i64], f32s(&spec.x_norm.mean));
+    let xs = g.const_f32("x_std", &[features.len() as i64], f32s(&spec.x_norm.std));
     let centred = g.op("Sub", &[&concat, &xm]);
     let x = g.op("Div", &[&centred, &xs]);
 
@@ -81,7 +83,7 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
     g.output(&r, OUTPUT_NAMES[1], 1, "share of 503 responses, clamped to [0, 1]");
     g.output(&sd_raw, OUTPUT_NAMES[2], 2, "ensemble standard deviation of (QPS, 503 rate), raw units");
 
-    let feature_list = crate::data::feature_names().join(",");
+    let feature_list = prof.inputs().names().join(",");
     let metadata = vec![
         (meta::SCHEMA.to_string(), sfr2l_core::card::CARD_SCHEMA.to_string()),
         (meta::KIND.to_string(), KIND_SIMULATOR.to_string()),

@@ -13,7 +13,7 @@ use crate::nn::MlpWeights;
 use anyhow::{bail, Context, Result};
 use sfr2l_core::card::{DatasetRef, Port, SimulatorCard, SimulatorMetrics, CARD_SCHEMA};
 use sfr2l_core::rng::SplitMix64;
-use sfr2l_core::{Study, FEATURES, N_FEATURES};
+use sfr2l_core::Study;
 use sfr2l_files::sha256_hex;
 use std::path::Path;
 use std::time::Instant;
@@ -32,15 +32,19 @@ fn to_f32<const N: usize>(rows: &[[f64; N]]) -> Vec<[f32; N]> {
     rows.iter().map(|r| r.map(|v| v as f32)).collect()
 }
 
+fn rows_f32(rows: &[Vec<f64>]) -> Vec<Vec<f32>> {
+    rows.iter().map(|r| r.iter().map(|v| *v as f32).collect()).collect()
+}
+
 /// Burn's prediction for raw rows, with the same f32 standardisation as the graph:
-/// `[rows][9]` raw -> `[rows][2]` raw (QPS >= 0, rate in [0, 1]).
-pub fn burn_predict_raw(
+/// `[rows][inputs]` raw -> `[rows][2]` raw (QPS >= 0, rate in [0, 1]).
+pub fn burn_predict_raw<R: AsRef<[f32]>>(
     members: &[MlpWeights],
     xn: &Standardizer,
     yn: &Standardizer,
-    rows: &[[f32; N_FEATURES]],
+    rows: &[R],
 ) -> Vec<[f32; 2]> {
-    let xs: Vec<[f32; N_FEATURES]> = rows.iter().map(|r| xn.apply_f32(r)).collect();
+    let xs: Vec<Vec<f32>> = rows.iter().map(|r| xn.apply_row_f32(r.as_ref())).collect();
     predict_ensemble(members, &xs)
         .into_iter()
         .map(|p| {
@@ -51,16 +55,14 @@ pub fn burn_predict_raw(
         .collect()
 }
 
-/// `n` raw feature rows drawn uniformly from the profile's ranges (integers where the
+/// `n` raw input rows drawn uniformly from the study's input ranges (integers where the
 /// feature is an integer setting), seeded.
-pub fn random_inputs(profile: &Study, n: usize, seed: u64) -> Vec<[f32; N_FEATURES]> {
+pub fn random_inputs(profile: &Study, n: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = SplitMix64::new(seed);
+    let ranges = profile.input_ranges();
     (0..n)
         .map(|_| {
-            std::array::from_fn(|j| {
-                let (lo, hi) = profile.feature_range(FEATURES[j]);
-                (lo + (rng.unit() * (hi - lo + 1.0)).floor().min(hi - lo)) as f32
-            })
+            ranges.iter().map(|(lo, hi)| (lo + (rng.unit() * (hi - lo + 1.0)).floor().min(hi - lo)) as f32).collect()
         })
         .collect()
 }
@@ -93,39 +95,39 @@ pub fn fit(ds: &Dataset, cfg: &SimConfig, git_commit: &str, log: &mut dyn FnMut(
 /// The dataset split by configuration: raw rows, the standardisers fitted on the training rows,
 /// and the standardised rows the baselines and the scores use.
 struct Splits {
-    xtr: Vec<[f64; N_FEATURES]>,
-    xva: Vec<[f64; N_FEATURES]>,
-    xte: Vec<[f64; N_FEATURES]>,
+    xtr: Vec<Vec<f64>>,
+    xva: Vec<Vec<f64>>,
+    xte: Vec<Vec<f64>>,
     x_norm: Standardizer,
     y_norm: Standardizer,
-    sxtr: Vec<[f64; N_FEATURES]>,
+    sxtr: Vec<Vec<f64>>,
     sytr: Vec<[f64; 2]>,
-    sxva: Vec<[f64; N_FEATURES]>,
+    sxva: Vec<Vec<f64>>,
     syva: Vec<[f64; 2]>,
-    sxte: Vec<[f64; N_FEATURES]>,
+    sxte: Vec<Vec<f64>>,
     syte: Vec<[f64; 2]>,
 }
 
 impl Splits {
     fn new(ds: &Dataset, cfg: &SimConfig) -> Result<Self> {
         let parts = split(ds, cfg.seed, cfg.test_fraction, cfg.valid_fraction)?;
-        let pick = |idx: &[usize]| -> (Vec<[f64; N_FEATURES]>, Vec<[f64; 2]>) {
-            (idx.iter().map(|&i| ds.x[i]).collect(), idx.iter().map(|&i| ds.y[i]).collect())
+        let pick = |idx: &[usize]| -> (Vec<Vec<f64>>, Vec<[f64; 2]>) {
+            (idx.iter().map(|&i| ds.x[i].clone()).collect(), idx.iter().map(|&i| ds.y[i]).collect())
         };
         let (xtr, ytr) = pick(&parts.train);
         let (xva, yva) = pick(&parts.valid);
         let (xte, yte) = pick(&parts.test);
         let x_norm = Standardizer::fit(&xtr);
         let y_norm = Standardizer::fit(&ytr);
-        let sx = |rows: &[[f64; N_FEATURES]]| rows.iter().map(|r| x_norm.apply(r)).collect::<Vec<_>>();
+        let sx = |rows: &[Vec<f64>]| rows.iter().map(|r| x_norm.apply_row(r)).collect::<Vec<_>>();
         let sy = |rows: &[[f64; 2]]| rows.iter().map(|r| y_norm.apply(r)).collect::<Vec<_>>();
         let (sxtr, sytr, sxva, syva, sxte, syte) = (sx(&xtr), sy(&ytr), sx(&xva), sy(&yva), sx(&xte), sy(&yte));
         Ok(Self { xtr, xva, xte, x_norm, y_norm, sxtr, sytr, sxva, syva, sxte, syte })
     }
 
     /// Raw rows standardised in f32 exactly as the exported graph computes them.
-    fn graph_inputs(&self, rows: &[[f64; N_FEATURES]]) -> Vec<[f32; N_FEATURES]> {
-        to_f32(rows).iter().map(|r| self.x_norm.apply_f32(r)).collect()
+    fn graph_inputs(&self, rows: &[Vec<f64>]) -> Vec<Vec<f32>> {
+        rows_f32(rows).iter().map(|r| self.x_norm.apply_row_f32(r)).collect()
     }
 }
 
@@ -226,7 +228,7 @@ fn export_checked(
     if worst > 1e-4 {
         bail!("export check failed: tract and burn differ by {worst:.2e} (relative) on random inputs");
     }
-    let raw_test: Vec<[f32; N_FEATURES]> = to_f32(&s.xte);
+    let raw_test: Vec<Vec<f32>> = rows_f32(&s.xte);
     let exported: Vec<[f64; 2]> =
         rt.predict(&raw_test)?.iter().map(|p| s.y_norm.apply(&[f64::from(p.qps), f64::from(p.rate_503)])).collect();
     let exported_mse = score(&exported, &s.syte).mse;
@@ -243,11 +245,13 @@ fn export_checked(
     Ok(onnx)
 }
 
-/// The simulator's inputs (the nine features with the profile's ranges) and outputs.
+/// The simulator's inputs (the study's, with its ranges) and outputs.
 fn simulator_ports(ds: &Dataset) -> (Vec<Port>, Vec<Port>) {
     let profile = &ds.study;
     let range = |f: sfr2l_core::Feature| Some(profile.feature_range(f));
-    let inputs = FEATURES
+    let inputs = ds
+        .inputs
+        .features()
         .iter()
         .map(|f| Port {
             name: f.name().into(),

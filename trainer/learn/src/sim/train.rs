@@ -5,11 +5,9 @@ use crate::nn::{tensor_from_rows, Mlp, MlpWeights};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use sfr2l_core::rng::SplitMix64;
-use sfr2l_core::N_FEATURES;
-
-/// Standardised training material: features `[rows][9]`, targets `[rows][2]`.
+/// Standardised training material: inputs `[rows][inputs]`, targets `[rows][2]`.
 pub struct Xy<'a> {
-    pub x: &'a [[f32; N_FEATURES]],
+    pub x: &'a [Vec<f32>],
     pub y: &'a [[f32; 2]],
 }
 
@@ -36,7 +34,7 @@ pub fn train_member(
     let started = std::time::Instant::now();
     let device = base.clone().autodiff();
     device.seed(seed);
-    let init = MlpWeights::init(&cfg.widths(), seed);
+    let init = MlpWeights::init(&cfg.widths(train.x.first().map_or(0, Vec::len)), seed);
     let mut model = Mlp::from_weights(&init, &device);
     let mut optim = AdamConfig::new().init();
     let mut rng = SplitMix64::new(seed ^ 0xB47C);
@@ -51,7 +49,7 @@ pub fn train_member(
     for epoch in 0..cfg.max_epochs {
         rng.shuffle(&mut order);
         for batch in order.chunks(cfg.batch_size) {
-            let bx: Vec<[f32; N_FEATURES]> = batch.iter().map(|&i| train.x[i]).collect();
+            let bx: Vec<&[f32]> = batch.iter().map(|&i| train.x[i].as_slice()).collect();
             let by: Vec<[f32; 2]> = batch.iter().map(|&i| train.y[i]).collect();
             let (_, loss) = model.forward_step(tensor_from_rows(&bx, &device), tensor_from_rows(&by, &device));
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -78,8 +76,8 @@ pub fn train_member(
 }
 
 /// Predictions of an ensemble (mean over members), standardised in and out, on burn's CPU
-/// backend without autodiff. input: `[rows][9]` -> `[rows][2]`.
-pub fn predict_ensemble(members: &[MlpWeights], x: &[[f32; N_FEATURES]]) -> Vec<[f32; 2]> {
+/// backend without autodiff. input: `[rows][inputs]` -> `[rows][2]`.
+pub fn predict_ensemble<R: AsRef<[f32]>>(members: &[MlpWeights], x: &[R]) -> Vec<[f32; 2]> {
     let device = Device::flex();
     let input = tensor_from_rows(x, &device);
     let mut sum: Option<Tensor<2>> = None;
