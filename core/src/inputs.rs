@@ -35,6 +35,15 @@ impl Inputs {
         Ok(Self { rules })
     }
 
+    /// Inputs over the rule features among `features`, put in catalogue order, each once (what
+    /// [`Inputs::new`] accepts, made so): for lists already checked, such as a study's.
+    pub fn ordered(features: impl IntoIterator<Item = Feature>) -> Self {
+        let mut rules: Vec<Feature> = features.into_iter().filter(|f| f.is_rule()).collect();
+        rules.sort_by_key(|f| f.index());
+        rules.dedup();
+        Self { rules }
+    }
+
     /// The paper's inputs: every rule attribute of the catalogue.
     pub fn catalogue() -> Self {
         Self { rules: FEATURES.iter().copied().filter(|f| f.is_rule()).collect() }

@@ -104,8 +104,9 @@ impl Target {
     }
 }
 
-/// istiod's outbound cluster name of `service.namespace` at `port` (see [`Target::cluster`]).
-pub fn outbound_cluster(service: &str, namespace: &str, port: u16) -> String {
+/// istiod's outbound cluster name of `service.namespace` at `port` (see [`Target::cluster`]); the
+/// port as the caller holds it (a study's u16, a Kubernetes Service's int32).
+pub fn outbound_cluster(service: &str, namespace: &str, port: impl std::fmt::Display) -> String {
     format!("outbound|{port}||{service}.{namespace}.svc.cluster.local")
 }
 
@@ -207,8 +208,8 @@ impl Study {
     /// The inputs of this study's models: the attributes it lists (varying or fixed), in
     /// catalogue order, then threads and calls.
     pub fn inputs(&self) -> Inputs {
-        Inputs::new(self.attributes.iter().map(|a| a.feature).collect())
-            .expect("a checked study lists its attributes in catalogue order, once each")
+        // A checked study lists them in catalogue order, once each: `ordered` keeps that order.
+        Inputs::ordered(self.attributes.iter().map(|a| a.feature))
     }
 
     /// The rule in force for the fields the study does not list: what istiod renders when a

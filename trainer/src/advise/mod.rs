@@ -37,8 +37,15 @@ pub struct Advised {
     pub median_rule: TrafficRule,
 }
 
-/// The card's inputs and their ranges (the ranges the simulator was trained on).
-fn card_ranges(dir: &Path) -> Result<(String, Inputs, Vec<(f64, f64)>)> {
+/// What a simulator card says the simulator takes: its study's name, inputs and their ranges
+/// (the ranges it was trained on), in input order.
+struct CardInputs {
+    profile: String,
+    inputs: Inputs,
+    ranges: Vec<(f64, f64)>,
+}
+
+fn card_ranges(dir: &Path) -> Result<CardInputs> {
     let path = dir.join("simulator.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let card: SimulatorCard =
@@ -56,7 +63,7 @@ fn card_ranges(dir: &Path) -> Result<(String, Inputs, Vec<(f64, f64)>)> {
         .enumerate()
         .map(|(i, port)| port.range.with_context(|| format!("{}: field inputs[{i}].range: missing", path.display())))
         .collect::<Result<Vec<_>>>()?;
-    Ok((profile, inputs, ranges))
+    Ok(CardInputs { profile, inputs, ranges })
 }
 
 /// Runs the search on the simulator in `dir` (simulator.onnx + simulator.json).
@@ -64,7 +71,7 @@ pub fn advise(dir: &Path, ask: &Ask) -> Result<Advised> {
     if ask.threads == 0 || ask.calls == 0 {
         bail!("--threads and --calls must be >= 1");
     }
-    let (id, inputs, ranges) = card_ranges(dir)?;
+    let CardInputs { profile: id, inputs, ranges } = card_ranges(dir)?;
     let onnx = dir.join("simulator.onnx");
     let sim = sfr2l_runtime::Simulator::from_path(&onnx).with_context(|| format!("loading {}", onnx.display()))?;
     if sim.profile != id {

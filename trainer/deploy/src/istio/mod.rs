@@ -176,10 +176,8 @@ pub fn load(path: &Path) -> Result<Vec<Object>> {
     }
 }
 
-/// The Envoy cluster istiod gives a Service port in a client sidecar.
-pub fn outbound_cluster(service: &str, namespace: &str, port: i64) -> String {
-    format!("outbound|{port}||{service}.{namespace}.svc.cluster.local")
-}
+/// The Envoy cluster istiod gives a Service port in a client sidecar (istiod's BuildSubsetKey).
+pub use sfr2l_core::study::outbound_cluster;
 
 /// Cross-object rules of a rendered tree: Services and the WasmPlugin select pods that exist,
 /// DestinationRule hosts are Services, the filter's clusters are Service ports named as istiod does.
