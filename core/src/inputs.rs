@@ -108,7 +108,8 @@ impl Inputs {
 
     /// The rule values the inputs see, in order (durations in seconds).
     pub fn state(&self, rule: &TrafficRule) -> Vec<f64> {
-        self.rules.iter().map(|f| rule.get(*f)).collect()
+        let all = rule.values();
+        self.rules.iter().map(|f| all[f.index()]).collect()
     }
 
     /// One model input row: the rule's values, then threads and calls.
@@ -133,11 +134,11 @@ impl Inputs {
     /// The rule whose listed fields take `values` (rule values in input order; a longer slice,
     /// such as a whole row, is read up to the rules) and whose other fields are `base`'s.
     pub fn rule(&self, values: &[f64], base: &TrafficRule) -> TrafficRule {
-        let mut r = *base;
+        let mut all = base.values();
         for (f, v) in self.rules.iter().zip(values) {
-            r.set(*f, *v);
+            all[f.index()] = *v;
         }
-        r
+        TrafficRule::from_values(&all)
     }
 }
 
