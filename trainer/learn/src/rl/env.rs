@@ -79,11 +79,16 @@ impl RewardTable {
     pub fn build(sim: &Simulator, study: &Study, rows: &[Vec<f64>], objective: Objective) -> Result<Self> {
         let profile = study.name.clone();
         let inputs = study.inputs();
-        let (nr, ti, ci) = (inputs.n_rules(), inputs.n_rules(), inputs.n_rules() + 1);
+        // Threads and calls follow the rule columns.
+        let nr = inputs.n_rules();
+        let (ti, ci) = (nr, nr + 1);
         let threads = AgentKind::Threads.grid(study);
         let calls = AgentKind::Calls.grid(study);
         if rows.is_empty() {
             bail!("no states: the dataset has no rows");
+        }
+        if let Some(r) = rows.iter().find(|r| r.len() != inputs.len()) {
+            bail!("a state row has {} values, study {profile} has {} inputs", r.len(), inputs.len());
         }
         // The simulator only knows the loads its rows covered.
         for (kind, grid) in [(AgentKind::Threads, &threads), (AgentKind::Calls, &calls)] {
@@ -106,9 +111,6 @@ impl RewardTable {
                 sim.inputs.names().join(","),
                 inputs.names().join(",")
             );
-        }
-        if let Some(r) = rows.iter().find(|r| r.len() != inputs.len()) {
-            bail!("a state row has {} values, study {profile} has {} inputs", r.len(), inputs.len());
         }
         let rules: Vec<Vec<f32>> = rows.iter().map(|r| r[..nr].iter().map(|v| *v as f32).collect()).collect();
         let run_load: Vec<RunLoad> =
