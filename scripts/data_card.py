@@ -32,13 +32,18 @@ def faults(t):
     parts.append(f"{t['delay_ms']} ms delay")
     return ", ".join(parts)
 
+def rate_column(header):
+    """The failure-rate column: `rate_503`, or named by the study's failure codes (`rate_429_503`)."""
+    return next(c for c in header if c.startswith("rate_") and c != "rate_200")
+
 def card(path):
     rows = list(csv.DictReader(open(path)))
     meta = json.load(open(path.replace(".csv", ".meta.json")))
-    r503 = [float(r["rate_503"]) for r in rows]
+    rate = rate_column(rows[0].keys())
+    r503 = [float(r[rate]) for r in rows]
     qps = [float(r["qps"]) for r in rows]
     la = [float(r["load_avg_1m"]) for r in rows]
-    w503, n = within_share(rows, "rate_503")
+    w503, n = within_share(rows, rate)
     wq, _ = within_share(rows, "qps")
     t = meta["topology"]
     return (f"| {meta['profile'].upper()} | {len(rows)} | {st.mean(r503):.3f} (sd {st.pstdev(r503):.3f}) | "

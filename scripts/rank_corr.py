@@ -16,9 +16,11 @@ def corr(a,b):
     return num/den if den else float('nan')
 for p in sys.argv[1:]:
     rows=list(csv.DictReader(open(p)))
-    cols=list(rows[0].keys())[:9]
-    q=ranks([float(r['qps']) for r in rows]); f=ranks([float(r['rate_503']) for r in rows])
-    rw=ranks([float(r['qps'])*float(r['rate_503']) for r in rows])
+    cols=list(rows[0].keys()); cols=cols[:cols.index('qps')]
+    # The failure rate: rate_503, or named by the study's failure codes (rate_429_503).
+    rc=next(c for c in rows[0] if c.startswith('rate_') and c!='rate_200')
+    q=ranks([float(r['qps']) for r in rows]); f=ranks([float(r[rc]) for r in rows])
+    rw=ranks([float(r['qps'])*float(r[rc]) for r in rows])
     out=[]
     for c in cols:
         v=[float(r[c]) for r in rows]

@@ -19,6 +19,10 @@ from data_card import within_share  # noqa: E402  (the data cards' noise floor, 
 CONFIGS = [("thread", "Thread"), ("thread-call", "Thread-Call"), ("call", "Call")]
 
 
+def rate_column(header):
+    """The failure-rate column: `rate_503`, or named by the study's failure codes (`rate_429_503`)."""
+    return next(c for c in header if c.startswith("rate_") and c != "rate_200")
+
 def main():
     study, lab = sys.argv[1], Path(sys.argv[2])
     log = (lab / "timings.txt").read_text()
@@ -27,10 +31,11 @@ def main():
     meta = json.loads(Path(f"data/{study}.meta.json").read_text())
     card = json.loads(Path(f"policies/{study}/simulator.json").read_text())
     rows = list(csv.DictReader(data.open()))
-    r503 = [float(r["rate_503"]) for r in rows]
+    rate = rate_column(rows[0].keys())
+    r503 = [float(r[rate]) for r in rows]
     qps = [float(r["qps"]) for r in rows]
     share_qps, configs = within_share(rows, "qps")
-    share_503, _ = within_share(rows, "rate_503")
+    share_503, _ = within_share(rows, rate)
     times = dict(re.findall(r"^([a-z-]+) (\d+) s$", log, re.M))
     m = card["metrics"]
     out = []

@@ -32,6 +32,9 @@ pub mod meta {
     pub const STATE: &str = "sfr2l.state";
     /// Agent: what it maximises (`worst` or `best`).
     pub const OBJECTIVE: &str = "sfr2l.objective";
+    /// Agent: the response codes its reward counts as failure (`429,503`); absent: 503 only.
+    /// (A simulator names them in its rate output, `sfr2l.outputs`.)
+    pub const FAILURE_CODES: &str = "sfr2l.failure_codes";
 }
 
 /// `kind` of a simulator graph and card.

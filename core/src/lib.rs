@@ -6,9 +6,11 @@
 pub mod agent;
 pub mod artifact;
 pub mod card;
+pub mod columns;
 pub mod config;
 pub mod counters;
 pub mod duration;
+pub mod failure;
 pub mod feature;
 pub mod inputs;
 pub mod loadtest;
@@ -22,6 +24,7 @@ pub mod window;
 
 pub use counters::RunCounters;
 pub use duration::IstioDuration;
+pub use failure::Failure;
 pub use feature::{Feature, FEATURES, N_FEATURES, N_LOAD, N_RULES, RULE_FEATURES};
 pub use inputs::Inputs;
 pub use rule::{LoadSetting, TrafficRule};

@@ -7,6 +7,7 @@
 //! form every stage works from. The paper's datasets S1-S5 ship as `studies/s1.yaml` ...
 
 use crate::duration::IstioDuration;
+use crate::failure::Failure;
 use crate::feature::{Feature, FEATURES, N_FEATURES, RULE_FEATURES};
 use crate::inputs::Inputs;
 use crate::rule::{LoadSetting, TrafficRule};
@@ -234,6 +235,16 @@ impl Study {
                 |a| (a.lo, a.hi),
             ),
         }
+    }
+
+    /// The columns of this study's dataset: its inputs and its failure rate.
+    pub fn columns(&self) -> crate::columns::Columns {
+        crate::columns::Columns { inputs: self.inputs(), failure: self.failure() }
+    }
+
+    /// The response codes that count as failure (a checked study's are valid).
+    pub fn failure(&self) -> Failure {
+        Failure::new(&self.objective.failure_codes).unwrap_or_default()
     }
 
     /// The ranges of the study's inputs, in input order.

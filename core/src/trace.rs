@@ -1,8 +1,9 @@
 //! The trace record: one JSON line per load-test run behind a fixed marker in the sidecar log,
 //! and the dataset row (CSV) it becomes.
 
+pub use crate::columns::{Columns, ROW_EXTRA_COLUMNS};
 use crate::counters::{ReasonCounts, RunCounters};
-use crate::inputs::Inputs;
+use crate::failure::Failure;
 use crate::rule::{LoadSetting, TrafficRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -62,8 +63,11 @@ pub struct InlineTest {
     pub agents_sha256: Vec<String>,
     /// Each agent's state and choice, in acting order.
     pub steps: Vec<crate::loadtest::Step>,
-    /// Observed reward under the objective (eq. 3: QPS x P503; best: QPS x P200).
+    /// Observed reward under the objective (eq. 3: QPS x P(failure); best: QPS x P200).
     pub reward: f64,
+    /// The codes that counted as failure for `reward` (the agents'; absent: 503).
+    #[serde(default, skip_serializing_if = "is_default_failure")]
+    pub failure_codes: Failure,
     /// Calls that got no HTTP response (stream reset), counted under code 0.
     pub no_response: u64,
     /// The simulator's prediction for the decided run, when a simulator is loaded.
@@ -79,9 +83,12 @@ pub struct InlineTest {
 #[serde(deny_unknown_fields)]
 pub struct Predicted {
     pub qps: f64,
-    pub rate_503: f64,
+    /// The predicted failure rate (the simulator's second output; records before failure
+    /// codes were a study's choice call it `rate_503`).
+    #[serde(alias = "rate_503")]
+    pub failure_rate: f64,
     pub reward: f64,
-    /// Ensemble spread of (QPS, 503 rate).
+    /// Ensemble spread of (QPS, failure rate).
     pub uncertainty: [f64; 2],
 }
 
@@ -172,29 +179,35 @@ impl TraceRecord {
         self.codes.get(&code.to_string()).copied().unwrap_or(0)
     }
 
-    /// Responses with codes other than 200 and 503, as "code:count;code:count".
-    pub fn other_codes(&self) -> String {
+    /// The share of responses with one of `failure`'s codes.
+    pub fn failure_rate(&self, failure: &Failure) -> f64 {
+        failure.rate(&self.codes, self.responses)
+    }
+
+    /// Responses with codes other than 200 and the failure codes, as "code:count;code:count".
+    pub fn other_codes(&self, failure: &Failure) -> String {
         self.codes
             .iter()
-            .filter(|(k, _)| k.as_str() != "200" && k.as_str() != "503")
+            .filter(|(k, _)| k.parse::<u16>().map_or(true, |c| failure.is_other(c)))
             .map(|(k, v)| format!("{k}:{v}"))
             .collect::<Vec<_>>()
             .join(";")
     }
 }
 
-/// Columns after the study's inputs.
-pub const ROW_EXTRA_COLUMNS: [&str; 8] =
-    ["qps", "rate_200", "rate_503", "run_id", "other_codes", "load_avg_1m", "config_id", "repeat"];
+fn is_default_failure(f: &Failure) -> bool {
+    *f == Failure::default()
+}
 
-/// One dataset row: the study's inputs ([`Inputs`], the paper's nine for S1-S5), the outputs,
+/// One dataset row: the study's inputs ([`crate::inputs::Inputs`], the paper's nine for S1-S5), the outputs,
 /// and bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetRow {
     pub features: Vec<f64>,
     pub qps: f64,
     pub rate_200: f64,
-    pub rate_503: f64,
+    /// The share of responses with a failure code (the study's `objective.failureCodes`).
+    pub failure_rate: f64,
     pub run_id: String,
     pub other_codes: String,
     pub load_avg_1m: f64,
@@ -204,13 +217,8 @@ pub struct DatasetRow {
 }
 
 impl DatasetRow {
-    /// The columns of a dataset over `inputs`.
-    pub fn header(inputs: &Inputs) -> Vec<&'static str> {
-        inputs.names().into_iter().chain(ROW_EXTRA_COLUMNS).collect()
-    }
-
     pub fn new(
-        inputs: &Inputs,
+        columns: &Columns,
         rule: &TrafficRule,
         load: &LoadSetting,
         rec: &TraceRecord,
@@ -219,12 +227,12 @@ impl DatasetRow {
         repeat: u32,
     ) -> Self {
         Self {
-            features: inputs.row(rule, load),
+            features: columns.inputs.row(rule, load),
             qps: rec.qps,
             rate_200: rec.rate_200,
-            rate_503: rec.rate_503,
+            failure_rate: rec.failure_rate(&columns.failure),
             run_id: rec.run.clone(),
-            other_codes: rec.other_codes(),
+            other_codes: rec.other_codes(&columns.failure),
             load_avg_1m,
             config_id,
             repeat,
@@ -235,7 +243,7 @@ impl DatasetRow {
         let mut out: Vec<String> = self.features.iter().map(|v| fmt_num(*v)).collect();
         out.push(format!("{:.3}", self.qps));
         out.push(format!("{:.6}", self.rate_200));
-        out.push(format!("{:.6}", self.rate_503));
+        out.push(format!("{:.6}", self.failure_rate));
         out.push(self.run_id.clone());
         out.push(self.other_codes.clone());
         out.push(format!("{:.2}", self.load_avg_1m));
@@ -244,9 +252,9 @@ impl DatasetRow {
         out
     }
 
-    /// Parses a row of a dataset over `inputs`; the error names the column.
-    pub fn from_fields(inputs: &Inputs, fields: &[&str]) -> Result<Self, String> {
-        let header = Self::header(inputs);
+    /// Parses a row of a dataset with `columns`; the error names the column.
+    pub fn from_fields(columns: &Columns, fields: &[&str]) -> Result<Self, String> {
+        let header = columns.header();
         if fields.len() != header.len() {
             return Err(format!("expected {} columns, found {}", header.len(), fields.len()));
         }
@@ -260,13 +268,13 @@ impl DatasetRow {
             }
             Ok(v)
         };
-        let n = inputs.len();
+        let n = columns.inputs.len();
         let features = (0..n).map(num).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             features,
             qps: num(n)?,
             rate_200: num(n + 1)?,
-            rate_503: num(n + 2)?,
+            failure_rate: num(n + 2)?,
             run_id: fields[n + 3].to_string(),
             other_codes: fields[n + 4].to_string(),
             load_avg_1m: num(n + 5)?,
@@ -288,6 +296,7 @@ fn fmt_num(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::counters::RunAnnounce;
+    use crate::inputs::Inputs;
     use crate::rule::sample_rule;
 
     fn record() -> TraceRecord {
@@ -308,7 +317,9 @@ mod tests {
         let back = TraceRecord::from_log_line(&line).unwrap().unwrap();
         assert_eq!(back, r);
         assert!(TraceRecord::from_log_line("nothing here").is_none());
-        assert_eq!(back.other_codes(), "504:1");
+        assert_eq!(back.other_codes(&Failure::default()), "504:1");
+        let gateway = Failure::new(&[503, 504]).unwrap();
+        assert_eq!((back.other_codes(&gateway), back.failure_rate(&gateway)), (String::new(), 2.0 / 3.0));
     }
 
     #[test]
@@ -333,10 +344,10 @@ mod tests {
     #[test]
     fn csv_row_roundtrip() {
         let r = record();
-        let all = Inputs::catalogue();
+        let all = Columns::catalogue();
         let row = DatasetRow::new(&all, &sample_rule(), &LoadSetting { threads: 2, calls: 3 }, &r, 0.5, "c1".into(), 0);
         let fields = row.to_fields();
-        assert_eq!(fields.len(), DatasetRow::header(&all).len());
+        assert_eq!(fields.len(), all.header().len());
         assert_eq!(fields[3], "180");
         let refs: Vec<&str> = fields.iter().map(|s| s.as_str()).collect();
         let back = DatasetRow::from_fields(&all, &refs).unwrap();
@@ -350,7 +361,10 @@ mod tests {
     #[test]
     fn a_study_with_fewer_fields_writes_fewer_columns() {
         use crate::feature::Feature;
-        let two = Inputs::new(vec![Feature::MaxConnections, Feature::Interval]).unwrap();
+        let two = Columns {
+            inputs: Inputs::new(vec![Feature::MaxConnections, Feature::Interval]).unwrap(),
+            failure: Failure::new(&[429, 503]).unwrap(),
+        };
         let row = DatasetRow::new(
             &two,
             &sample_rule(),
@@ -360,12 +374,16 @@ mod tests {
             "c1".into(),
             0,
         );
-        assert_eq!(DatasetRow::header(&two)[..5], ["max_connections", "interval_s", "threads", "calls", "qps"]);
+        assert_eq!(
+            two.header()[..7],
+            ["max_connections", "interval_s", "threads", "calls", "qps", "rate_200", "rate_429_503"]
+        );
+        assert_eq!((row.failure_rate, row.other_codes.as_str()), (1.0 / 3.0, "504:1"));
         assert_eq!(row.features, [1.0, 1.0, 2.0, 3.0]);
         let fields = row.to_fields();
         let refs: Vec<&str> = fields.iter().map(|s| s.as_str()).collect();
         let back = DatasetRow::from_fields(&two, &refs).unwrap();
         assert_eq!((back.features, back.config_id), (row.features, row.config_id));
-        assert!(DatasetRow::from_fields(&Inputs::catalogue(), &refs).unwrap_err().contains("columns"));
+        assert!(DatasetRow::from_fields(&Columns::catalogue(), &refs).unwrap_err().contains("columns"));
     }
 }

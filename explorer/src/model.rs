@@ -129,6 +129,9 @@ impl Sim {
             "features": ranges,
             "thread_grid": self.thread_grid,
             "call_grid": self.call_grid,
+            "rate": self.sim.failure.column(),
+            "rate_label": self.sim.failure.label(),
+            "failure_codes": self.sim.failure.codes(),
         })
     }
 
@@ -139,18 +142,24 @@ impl Sim {
         let v = checked(values, &names)?;
         let row: Vec<f32> = v.iter().map(|x| *x as f32).collect();
         let p = *self.predict(&[row])?.first().ok_or("simulator: no prediction")?;
-        let r = reward(f64::from(p.qps), f64::from(p.rate_503));
+        let r = reward(f64::from(p.qps), f64::from(p.failure_rate));
         let cli = format!(
-            "{{\"profile\":\"{}\",\"qps\":{:.3},\"rate_503\":{:.4},\"uncertainty\":[{:.3},{:.4}],\"reward\":{:.3}}}",
-            self.sim.profile, p.qps, p.rate_503, p.uncertainty[0], p.uncertainty[1], r
+            "{{\"profile\":\"{}\",\"qps\":{:.3},\"{}\":{:.4},\"uncertainty\":[{:.3},{:.4}],\"reward\":{:.3}}}",
+            self.sim.profile,
+            p.qps,
+            self.sim.failure.column(),
+            p.failure_rate,
+            p.uncertainty[0],
+            p.uncertainty[1],
+            r
         );
         Ok(json!({
-            "qps": p.qps, "rate_503": p.rate_503, "uncertainty": p.uncertainty, "reward": r,
+            "qps": p.qps, "rate": p.failure_rate, "uncertainty": p.uncertainty, "reward": r,
             "extrapolation": search::extrapolation(&names, v, &self.ranges), "cli": cli,
         }))
     }
 
-    /// Reward, 503 rate and spread over the Table 6 threads x calls grid at the study's rule
+    /// Reward, failure rate and spread over the Table 6 threads x calls grid at the study's rule
     /// values; the exhaustive optimum is the cell with the highest reward (eq. 3, the agents'
     /// objective).
     pub fn heatmap(&self, rules: &[f64]) -> Result<Value, String> {
@@ -166,12 +175,14 @@ impl Sim {
         let preds = self.predict(&rows)?;
         let cells: Vec<Value> = preds
             .iter()
-            .map(|p| json!([reward(f64::from(p.qps), f64::from(p.rate_503)), p.rate_503, p.uncertainty[1], p.qps]))
+            .map(|p| {
+                json!([reward(f64::from(p.qps), f64::from(p.failure_rate)), p.failure_rate, p.uncertainty[1], p.qps])
+            })
             .collect();
         let best = preds
             .iter()
             .enumerate()
-            .map(|(i, p)| (i, reward(f64::from(p.qps), f64::from(p.rate_503))))
+            .map(|(i, p)| (i, reward(f64::from(p.qps), f64::from(p.failure_rate))))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .ok_or("empty grid")?;
         Ok(json!({
@@ -199,7 +210,7 @@ impl Sim {
             .filter(|s| s.starts_with("threads") || s.starts_with("calls"))
             .collect();
         let a = search::choose(&scored, objective, extra)?;
-        let side = |s: &Scored| json!({"rules": s.rules, "qps": s.qps, "rate_503": s.rate_503, "sd_rate": s.sd_rate});
+        let side = |s: &Scored| json!({"rules": s.rules, "qps": s.qps, "rate": s.failure_rate, "sd_rate": s.sd_rate});
         Ok(json!({
             "objective": a.objective.name(), "candidates": a.candidates, "chosen": side(&a.chosen),
             "median": side(&a.median), "gap": a.gap, "spread": a.spread, "flat": a.flat,
@@ -212,7 +223,7 @@ fn scored(rules: &[f64], p: &Prediction) -> Scored {
     Scored {
         rules: rules.to_vec(),
         qps: f64::from(p.qps),
-        rate_503: f64::from(p.rate_503),
+        failure_rate: f64::from(p.failure_rate),
         sd_qps: f64::from(p.uncertainty[0]),
         sd_rate: f64::from(p.uncertainty[1]),
     }

@@ -57,12 +57,17 @@ async function selectSim(name) {
   state.sim = new Simulator(onnx, cardText, JSON.stringify(entry.grids ?? null));
   document.body.dataset.loadMs = (performance.now() - t0).toFixed(0);
   state.info = JSON.parse(state.sim.info());
+  // The study names what fails (503 for the paper's; its failureCodes otherwise).
+  const codes = state.info.failure_codes.join(",");
+  $("lbl-rate").textContent = state.info.rate_label;
+  $("lbl-reward").textContent = `reward (QPS × P(${codes}), eq. 3)`;
+  $("lbl-unc").textContent = `ensemble spread (QPS, ${state.info.rate_label})`;
   state.name = name;
   const card = JSON.parse(cardText);
   const m = card.metrics && card.metrics.mlp_ensemble;
   $("card").innerHTML = `profile <b>${card.profile}</b>, ensemble of ${card.ensemble}, ` +
     `dataset ${card.dataset.path} (${card.dataset.rows} rows)` +
-    (m ? `, test R² ${m.r2.map((x) => x.toFixed(2)).join(" / ")} (QPS / 503 rate)` : "") +
+    (m ? `, test R² ${m.r2.map((x) => x.toFixed(2)).join(" / ")} (QPS / ${state.info.rate_label})` : "") +
     `<br>onnx sha256 ${card.onnx_sha256.slice(0, 12)}…, commit ${card.git_commit}`;
   buildInputs();
   await Promise.all([loadAgents(entry), loadRows(card.dataset.path)]);
@@ -103,11 +108,11 @@ async function loadRows(path) {
   const col = (n) => head.indexOf(n);
   const names = state.info.features.map((f) => f.name);
   const idx = names.map(col);
-  const [q, r503] = [col("qps"), col("rate_503")];
-  if (idx.some((i) => i < 0) || q < 0 || r503 < 0) return;
+  const [q, rc] = [col("qps"), col(state.info.rate)];
+  if (idx.some((i) => i < 0) || q < 0 || rc < 0) return;
   for (const l of lines) {
     const f = l.split(",");
-    state.rows.push({ x: idx.map((i) => Number(f[i])), qps: Number(f[q]), rate: Number(f[r503]) });
+    state.rows.push({ x: idx.map((i) => Number(f[i])), qps: Number(f[q]), rate: Number(f[rc]) });
   }
 }
 
@@ -159,7 +164,7 @@ function update() {
     state.values = v;
     const p = JSON.parse(state.sim.predict(Float64Array.from(v)));
     $("out-qps").textContent = p.qps.toFixed(3);
-    $("out-rate").textContent = p.rate_503.toFixed(4);
+    $("out-rate").textContent = p.rate.toFixed(4);
     $("out-reward").textContent = p.reward.toFixed(3);
     $("out-unc").textContent = `${p.uncertainty[0].toFixed(3)}, ${p.uncertainty[1].toFixed(4)}`;
     $("out-extra").textContent = p.extrapolation.length ? p.extrapolation.join("; ") : "none (inside the card's ranges)";
@@ -260,8 +265,8 @@ function advise() {
     const names = state.info.features.slice(0, nRules()).map((f) => f.name);
     const rule = (s) => names.map((n, i) => `${n}=${s.rules[i]}`).join(", ");
     $("adv-out").textContent = `${a.objective} of ${a.candidates} rules at -c ${v[nRules()]} -n ${v[nRules() + 1]}:\n` +
-      `advised: ${rule(a.chosen)}\n  503 rate ${a.chosen.rate_503.toFixed(4)} ± ${a.chosen.sd_rate.toFixed(4)}, QPS ${a.chosen.qps.toFixed(1)}\n` +
-      `median:  ${rule(a.median)}\n  503 rate ${a.median.rate_503.toFixed(4)} ± ${a.median.sd_rate.toFixed(4)}\n` +
+      `advised: ${rule(a.chosen)}\n  ${state.info.rate_label} ${a.chosen.rate.toFixed(4)} ± ${a.chosen.sd_rate.toFixed(4)}, QPS ${a.chosen.qps.toFixed(1)}\n` +
+      `median:  ${rule(a.median)}\n  ${state.info.rate_label} ${a.median.rate.toFixed(4)} ± ${a.median.sd_rate.toFixed(4)}\n` +
       (a.flat ? `FLAT: the gap ${a.gap.toFixed(4)} is inside the model's spread ${a.spread.toFixed(4)}\n` : "") +
       a.extrapolation.map((e) => `EXTRAPOLATION: ${e}\n`).join("") +
       `(sfr2l advise --sim policies/${state.name} --threads ${v[nRules()]} --calls ${v[nRules() + 1]} --objective ${a.objective} writes it as YAML)`;
@@ -289,22 +294,29 @@ function showTraces(text, origin) {
     try { recs.push(JSON.parse(json)); } catch (e) { /* not a record */ }
   }
   if (!recs.length) throw new Error(`${origin}: no trace records found (lines with SFR2L_TRACE or JSON objects)`);
+  // A record holds the whole rule; the simulator reads its study's inputs (names end in `_s`
+  // where the rule field is a duration). The rate counts the study's failure codes.
+  const codes = state.info ? state.info.failure_codes : [503];
+  const value = (r, name) => {
+    if (name === "threads" || name === "calls") return r[name];
+    const key = name.endsWith("_s") ? name.slice(0, -2) : name;
+    return key in r.rule ? seconds(r.rule[key]) : NaN;
+  };
   const pts = recs.map((r) => {
     let pred = null;
     if (r.rule && state.sim) {
-      const u = r.rule;
-      const f = [u.max_pending_requests, u.max_connections, u.max_requests_per_connection, seconds(u.base_ejection_time),
-        u.max_ejection_percent, seconds(u.interval), u.consecutive_5xx_errors, r.threads, r.calls];
-      try { pred = JSON.parse(state.sim.predict(Float64Array.from(f))).rate_503; } catch (e) { pred = null; }
+      const f = state.info.features.map((x) => value(r, x.name));
+      try { pred = JSON.parse(state.sim.predict(Float64Array.from(f))).rate; } catch (e) { pred = null; }
     }
-    return { run: r.run, rate: r.rate_503, pred };
+    const failed = codes.reduce((s, c) => s + (r.codes[String(c)] || 0), 0);
+    return { run: r.run, rate: r.responses ? failed / r.responses : 0, pred };
   });
   const cv = $("traces"), g = cv.getContext("2d");
   const L = 40, W = cv.width - 50, H = cv.height - 30;
   g.clearRect(0, 0, cv.width, cv.height);
   g.strokeStyle = "#c3c9d2"; g.strokeRect(L, 5, W, H);
   g.fillStyle = "#1d2330"; g.font = "10px sans-serif"; g.fillText("1.0", 5, 12); g.fillText("0.0", 5, H + 5);
-  g.fillText("503 rate per run →", L + 5, H + 20);
+  g.fillText(`${state.info ? state.info.rate_label : "503 rate"} per run →`, L + 5, H + 20);
   const x = (i) => L + (pts.length > 1 ? (i / (pts.length - 1)) * (W - 10) + 5 : W / 2);
   const y = (v) => 5 + (1 - v) * H;
   pts.forEach((p, i) => {
@@ -314,7 +326,7 @@ function showTraces(text, origin) {
   const withPred = pts.filter((p) => p.pred !== null);
   const mae = withPred.length ? withPred.reduce((s, p) => s + Math.abs(p.pred - p.rate), 0) / withPred.length : NaN;
   $("trace-info").innerHTML = `${origin}: <span id="out-traces">${pts.length}</span> records` +
-    (withPred.length ? `, mean |predicted − measured| 503 rate ${mae.toFixed(4)} over ${withPred.length} with a rule` : "");
+    (withPred.length ? `, mean |predicted − measured| ${state.info.rate_label} ${mae.toFixed(4)} over ${withPred.length} with a rule` : "");
 }
 
 function wireTraces() {

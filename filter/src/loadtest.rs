@@ -258,7 +258,8 @@ fn finish(l: &mut VmState, seq: u64, now: u64) {
     l.callouts.retain(|_, c| !matches!(c, Callout::Test { seq: s, .. } if *s == seq));
     let mut rec = TraceRecord::from_counters(&r.run, r.generation, Some(r.rule), &r.counters);
     let objective = r.models.objective().to_string();
-    let reward = models::objective_reward(&objective, rec.qps, rec.rate_503, Some(rec.rate_200));
+    let failure = r.models.failure().clone();
+    let reward = models::objective_reward(&objective, rec.qps, rec.failure_rate(&failure), Some(rec.rate_200));
     rec.inline = Some(InlineTest {
         slot: r.slot.clone(),
         profile: r.models.source.profile.to_string(),
@@ -267,6 +268,7 @@ fn finish(l: &mut VmState, seq: u64, now: u64) {
         agents_sha256: r.models.agents_sha256(),
         steps: r.decision.steps.clone(),
         reward,
+        failure_codes: failure,
         no_response: r.no_response,
         predicted: r.predicted,
         decide_ns: r.decide_ns,
@@ -303,9 +305,12 @@ pub fn sim_gauges(l: &mut VmState, w: &sfr2l_core::window::RollingWindow, now: u
         Some(Ok(p)) => {
             let m = l.metrics;
             metrics::set(m.sim_predicted_qps, p.qps.round().max(0.0) as u64);
-            metrics::set(m.sim_predicted_503_permille, (p.rate_503 * 1000.0).round().max(0.0) as u64);
+            metrics::set(m.sim_predicted_503_permille, (p.failure_rate * 1000.0).round().max(0.0) as u64);
             metrics::set(m.sim_residual_qps_abs, (qps - p.qps).abs().round() as u64);
-            metrics::set(m.sim_residual_503_permille_abs, ((rate - p.rate_503).abs() * 1000.0).round() as u64);
+            // The window counts 503 only: the rate residual means something for a 503 study.
+            if *models.failure() == sfr2l_core::Failure::default() {
+                metrics::set(m.sim_residual_503_permille_abs, ((rate - p.failure_rate).abs() * 1000.0).round() as u64);
+            }
         }
         Some(Err(why)) => l.internal_error("sim_gauges", &why),
         None => {}

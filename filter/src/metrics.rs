@@ -23,9 +23,12 @@ pub struct Metrics {
     pub inline_last_threads: Option<u32>,
     pub inline_last_calls: Option<u32>,
     pub inline_last_reward_milli: Option<u32>,
+    /// The share of 503 answers of the last inline test (its reward counts the study's codes).
     pub inline_last_503_permille: Option<u32>,
     pub inline_predicted_reward_milli: Option<u32>,
     pub sim_predicted_qps: Option<u32>,
+    /// The simulator's predicted failure rate (503 for the paper's studies; the study's codes
+    /// otherwise: the agents' `sfr2l.failure_codes`).
     pub sim_predicted_503_permille: Option<u32>,
     pub sim_residual_qps_abs: Option<u32>,
     pub sim_residual_503_permille_abs: Option<u32>,

@@ -7,7 +7,7 @@ use sfr2l_core::config::{ArtifactRef, ModelsConfig};
 use sfr2l_core::loadtest::{self, Decision};
 use sfr2l_core::rule::{LoadSetting, TrafficRule};
 use sfr2l_core::trace::Predicted;
-use sfr2l_core::Inputs;
+use sfr2l_core::{Failure, Inputs};
 #[cfg(feature = "models")]
 use sfr2l_runtime::{Agent, Simulator};
 #[cfg(not(feature = "models"))]
@@ -24,6 +24,7 @@ mod unsupported {
     pub struct Agent {
         pub objective: String,
         pub inputs: sfr2l_core::Inputs,
+        pub failure: sfr2l_core::Failure,
     }
     impl Agent {
         pub fn from_bytes(_: &[u8]) -> Result<Self, &'static str> {
@@ -44,12 +45,13 @@ mod unsupported {
     }
     pub struct Prediction {
         pub qps: f32,
-        pub rate_503: f32,
+        pub failure_rate: f32,
         pub uncertainty: [f32; 2],
     }
     pub struct Simulator {
         pub profile: String,
         pub inputs: sfr2l_core::Inputs,
+        pub failure: sfr2l_core::Failure,
     }
     impl Simulator {
         pub fn from_bytes(_: &[u8]) -> Result<Self, &'static str> {
@@ -71,6 +73,9 @@ pub struct Models {
     /// The study inputs the agents (and the simulator) read, from their graphs: a study's width
     /// and fields need no new .wasm.
     inputs: Inputs,
+    /// The codes the agents' reward counts as failure (from their graphs; the simulator's
+    /// rate output must name the same).
+    failure: Failure,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -134,12 +139,26 @@ impl Models {
         if objectives.windows(2).any(|w| w[0] != w[1]) {
             return Err(format!("agents: objectives differ ({})", objectives.join(", ")));
         }
+        let failure = agents.first().map(|(_, a)| a.failure.clone()).unwrap_or_default();
+        if let Some((k, a)) = agents.iter().find(|(_, a)| a.failure != failure) {
+            return Err(format!(
+                "agents.{}: failure codes {} differ from the other agents' {failure}",
+                k.name(),
+                a.failure
+            ));
+        }
         let simulator = match &source.simulator {
             None => None,
             Some(_) => {
                 let sim = Simulator::from_bytes(body("simulator")?).map_err(|e| format!("simulator: {e}"))?;
                 if sim.profile != source.profile {
                     return Err(format!("simulator: profile `{}`, expected `{}`", sim.profile, source.profile));
+                }
+                if sim.failure != failure {
+                    return Err(format!(
+                        "simulator: predicts {} but the agents count failure codes {failure}",
+                        sim.failure.column()
+                    ));
                 }
                 if sim.inputs != inputs {
                     return Err(format!(
@@ -151,11 +170,15 @@ impl Models {
                 Some(sim)
             }
         };
-        Ok(Models { source: source.clone(), agents, simulator, inputs })
+        Ok(Models { source: source.clone(), agents, simulator, inputs, failure })
     }
 
     pub fn objective(&self) -> &str {
         self.agents.first().map(|(_, a)| a.objective.as_str()).unwrap_or("worst")
+    }
+
+    pub fn failure(&self) -> &Failure {
+        &self.failure
     }
 
     pub fn agents_sha256(&self) -> Vec<String> {
@@ -194,21 +217,22 @@ impl Models {
             Err(e) => return Some(Err(format!("simulator: {e}"))),
         };
         let p = p.first()?;
-        let (qps, rate_503) = (f64::from(p.qps), f64::from(p.rate_503));
+        let (qps, failure_rate) = (f64::from(p.qps), f64::from(p.failure_rate));
         Some(Ok(Predicted {
             qps,
-            rate_503,
-            reward: objective_reward(self.objective(), qps, rate_503, None),
+            failure_rate,
+            reward: objective_reward(self.objective(), qps, failure_rate, None),
             uncertainty: [f64::from(p.uncertainty[0]), f64::from(p.uncertainty[1])],
         }))
     }
 }
 
 /// The reward of an observed or predicted run under the agents' objective: `worst` (eq. 3,
-/// QPS x P503) or `best` (QPS x P200; a prediction has no P200, so 1 - P503 stands in).
-pub fn objective_reward(objective: &str, qps: f64, rate_503: f64, rate_200: Option<f64>) -> f64 {
+/// QPS x P(failure)) or `best` (QPS x P200; a prediction has no P200, so 1 - P(failure)
+/// stands in).
+pub fn objective_reward(objective: &str, qps: f64, failure_rate: f64, rate_200: Option<f64>) -> f64 {
     match objective {
-        "best" => sfr2l_core::reward::reward_success(qps, rate_200.unwrap_or(1.0 - rate_503)),
-        _ => sfr2l_core::reward::reward(qps, rate_503),
+        "best" => sfr2l_core::reward::reward_success(qps, rate_200.unwrap_or(1.0 - failure_rate)),
+        _ => sfr2l_core::reward::reward(qps, failure_rate),
     }
 }

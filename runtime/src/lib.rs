@@ -5,7 +5,7 @@
 use sfr2l_core::agent::{AgentKind, Configuration};
 use sfr2l_core::artifact::{meta, KIND_AGENT, KIND_SIMULATOR};
 use sfr2l_core::card::CARD_SCHEMA;
-use sfr2l_core::{Inputs, Study};
+use sfr2l_core::{Failure, Inputs, Study};
 use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -30,7 +30,8 @@ fn tract_err(e: impl std::fmt::Display) -> RuntimeError {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Prediction {
     pub qps: f32,
-    pub rate_503: f32,
+    /// The share of responses with a failure code ([`Simulator::failure`]).
+    pub failure_rate: f32,
     /// Ensemble spread of (QPS, rate) in raw units.
     pub uncertainty: [f32; 2],
 }
@@ -41,6 +42,8 @@ pub struct Simulator {
     pub profile: String,
     /// The inputs the graph takes (its study's), from its metadata and graph inputs.
     pub inputs: Inputs,
+    /// The codes its rate output counts as failure (named by the output: `rate_503`).
+    pub failure: Failure,
     pub ensemble: usize,
 }
 
@@ -104,10 +107,17 @@ impl Simulator {
                 msg: format!("{schema}, this build reads {CARD_SCHEMA}"),
             });
         }
+        let outputs = metadata(&proto, meta::OUTPUTS)?;
+        let bad_outputs =
+            |msg: String| RuntimeError::Metadata { key: meta::OUTPUTS.into(), msg: format!("`{outputs}`: {msg}") };
+        let failure = match outputs.split(',').collect::<Vec<_>>()[..] {
+            ["qps", rate, "uncertainty"] => Failure::from_column(rate).map_err(bad_outputs)?,
+            _ => return Err(bad_outputs("expected qps,rate_<codes>,uncertainty".into())),
+        };
         let profile = metadata(&proto, meta::PROFILE)?.to_string();
         let ensemble = metadata(&proto, meta::ENSEMBLE)?.parse().unwrap_or(1);
         let plan = optimised_plan(&proto)?;
-        Ok(Self { plan, profile, inputs, ensemble })
+        Ok(Self { plan, profile, inputs, failure, ensemble })
     }
 
     pub fn from_path(path: &std::path::Path) -> Result<Self, RuntimeError> {
@@ -147,7 +157,9 @@ impl Simulator {
                 u.len()
             )));
         }
-        Ok((0..n).map(|i| Prediction { qps: q[i], rate_503: r[i], uncertainty: [u[2 * i], u[2 * i + 1]] }).collect())
+        Ok((0..n)
+            .map(|i| Prediction { qps: q[i], failure_rate: r[i], uncertainty: [u[2 * i], u[2 * i + 1]] })
+            .collect())
     }
 }
 
@@ -166,6 +178,8 @@ pub struct Agent {
     /// Agent configuration slug (`thread-call`) and objective (`worst` / `best`).
     pub configuration: String,
     pub objective: String,
+    /// The codes its reward counted as failure.
+    pub failure: Failure,
     /// Card schema the graph was written with.
     pub schema: u32,
 }
@@ -183,6 +197,13 @@ impl Agent {
         let profile = metadata(&proto, meta::PROFILE)?.to_string();
         let configuration = metadata(&proto, meta::CONFIGURATION)?.to_string();
         let objective = metadata(&proto, meta::OBJECTIVE).unwrap_or("worst").to_string();
+        let failure = match metadata(&proto, meta::FAILURE_CODES) {
+            Ok(list) => Failure::from_list(list).map_err(|msg| RuntimeError::Metadata {
+                key: meta::FAILURE_CODES.into(),
+                msg: format!("`{list}`: {msg}"),
+            })?,
+            Err(_) => Failure::default(),
+        };
         let schema = metadata(&proto, meta::SCHEMA)?
             .parse()
             .map_err(|_| RuntimeError::Metadata { key: meta::SCHEMA.into(), msg: "not an integer".into() })?;
@@ -199,7 +220,7 @@ impl Agent {
             msg: format!("`{}`: {msg}", state.join(",")),
         })?;
         let plan = optimised_plan(&proto)?;
-        Ok(Self { plan, profile, state, inputs, grid, action, configuration, objective, schema })
+        Ok(Self { plan, profile, state, inputs, grid, action, configuration, objective, failure, schema })
     }
 
     /// Checks that this graph is the `kind` agent of `configuration` trained on study `study`:
@@ -236,6 +257,9 @@ impl Agent {
         }
         if self.grid.is_empty() || self.grid.windows(2).any(|w| w[0] >= w[1]) {
             return bad(meta::GRID, format!("{:?} is not an ascending grid", self.grid));
+        }
+        if let Some(f) = file.map(Study::failure).filter(|f| *f != self.failure) {
+            return bad(meta::FAILURE_CODES, format!("{}, study {study} counts {f}", self.failure));
         }
         let grid = file.map(|f| kind.grid(f));
         if let Some(grid) = grid.filter(|g| *g != self.grid) {

@@ -135,7 +135,7 @@ fn a_collection_survives_killed_and_paused_processes_and_a_foreign_rule() {
     let stop = AtomicBool::new(false);
     let rows = 14;
     let p = plan(rows, 2, 300);
-    let mut file = DatasetFile::open(&out, false, &sfr2l_core::Inputs::catalogue()).unwrap();
+    let mut file = DatasetFile::open(&out, false, &sfr2l_core::trace::Columns::catalogue()).unwrap();
     let done = std::thread::scope(|s| {
         let drills = s.spawn(|| {
             // 1. kill -9 the server-side Envoy mid-run.
@@ -247,7 +247,7 @@ fn a_full_disk_stops_the_collection_whole_and_it_resumes_without_loss() {
     let rows = 60;
     let p = plan(rows, 1, 20);
     let stop = AtomicBool::new(false);
-    let mut file = DatasetFile::open(&out, false, &sfr2l_core::Inputs::catalogue()).unwrap();
+    let mut file = DatasetFile::open(&out, false, &sfr2l_core::trace::Columns::catalogue()).unwrap();
     let err = match collect::collect_on(&job(&out, false), &mut lab, &p, &mut file, &stop) {
         Ok(d) => panic!("the disk never filled: {} rows", d.rows),
         Err(e) => format!("{e:#}"),
@@ -260,7 +260,7 @@ fn a_full_disk_stops_the_collection_whole_and_it_resumes_without_loss() {
     assert!(!before.is_empty() && before.len() < rows as usize, "{} rows before the disk filled", before.len());
     // Free the space and resume: the rest of the plan, nothing twice.
     std::fs::remove_file(&filler).unwrap();
-    let mut file = DatasetFile::open(&out, true, &sfr2l_core::Inputs::catalogue()).unwrap();
+    let mut file = DatasetFile::open(&out, true, &sfr2l_core::trace::Columns::catalogue()).unwrap();
     let done = collect::collect_on(&job(&out, true), &mut lab, &p, &mut file, &stop).unwrap();
     let after = check_rows(&out);
     assert_eq!(after.len(), rows as usize);

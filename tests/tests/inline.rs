@@ -92,7 +92,7 @@ fn sidecar_decides_and_runs_the_load_test() {
             "503s: server faults + local overflow"
         );
         let p = inline.predicted.expect("simulator loaded");
-        assert!(p.qps > 0.0 && (0.0..=1.0).contains(&p.rate_503));
+        assert!(p.qps > 0.0 && (0.0..=1.0).contains(&p.failure_rate));
         assert!((inline.reward - rec.qps * rec.rate_503).abs() < 1e-9, "worst objective: QPS x P503");
     }
     assert_eq!(stat(&lab, "wasmcustom.sfr2l_inline_tests_total"), 3);

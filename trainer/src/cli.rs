@@ -281,6 +281,14 @@ pub struct IngestArgs {
     /// Output file (default: standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// CSV: the response codes the rate column counts as failure (a study's
+    /// `objective.failureCodes`), comma-separated.
+    #[arg(long, default_value = "503", value_parser = parse_failure)]
+    pub failure_codes: sfr2l_core::Failure,
+}
+
+fn parse_failure(s: &str) -> Result<sfr2l_core::Failure, String> {
+    sfr2l_core::Failure::from_list(s)
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -114,14 +114,14 @@ fn compare(loads: &[(u32, u32)], reps: u32, base_port: u16) -> Vec<Compared> {
         eprintln!(
             "| -c {threads} -n {calls} | {:.1} | best {:?} | {:.3} +- {:.3} | {:.3} | median {:?} | {:.3} +- {:.3} | {:.3} | worst {:?} | {:.3} +- {:.3} | {:.3} | {} |",
             collect::load_avg_1m(),
-            b.chosen.rules[..3].to_vec(), b.chosen.rate_503, b.chosen.sd_rate, m[0],
-            b.median.rules[..3].to_vec(), b.median.rate_503, b.median.sd_rate, m[1],
-            w.chosen.rules[..3].to_vec(), w.chosen.rate_503, w.chosen.sd_rate, m[2],
+            b.chosen.rules[..3].to_vec(), b.chosen.failure_rate, b.chosen.sd_rate, m[0],
+            b.median.rules[..3].to_vec(), b.median.failure_rate, b.median.sd_rate, m[1],
+            w.chosen.rules[..3].to_vec(), w.chosen.failure_rate, w.chosen.sd_rate, m[2],
             if b.flat { "flat" } else { "-" }
         );
         out.push(Compared {
             threads,
-            predicted: [b.chosen.rate_503, b.median.rate_503, w.chosen.rate_503],
+            predicted: [b.chosen.failure_rate, b.median.failure_rate, w.chosen.failure_rate],
             measured: m,
         });
     }

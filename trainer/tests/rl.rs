@@ -48,7 +48,7 @@ fn reward_table_matches_direct_simulator_calls_and_bounds_the_baselines() {
         f.extend([t.threads[ti] as f32, t.calls[ci] as f32]);
         assert_eq!(f.len(), t.inputs.len());
         let p = sim.predict(&[f]).unwrap()[0];
-        assert_eq!(t.joint(row, ti, ci), Objective::Worst.reward(p.qps, p.rate_503));
+        assert_eq!(t.joint(row, ti, ci), Objective::Worst.reward(p.qps, p.failure_rate));
         let opt = t.optimum(row, None);
         assert!((0..t.threads.len()).all(|a| (0..t.calls.len()).all(|b| t.joint(row, a, b) <= opt)));
     }

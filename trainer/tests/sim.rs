@@ -65,7 +65,7 @@ fn exported_simulator_agrees_with_burn_in_tract_and_onnxruntime() {
     let mut spread = 0.0f32;
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let o = [col("qps", i, 0), col("rate_503", i, 0)];
-        for (a, b, floor) in [(g.qps, w[0], 1.0), (g.rate_503, w[1], 0.01), (o[0], w[0], 1.0), (o[1], w[1], 0.01)] {
+        for (a, b, floor) in [(g.qps, w[0], 1.0), (g.failure_rate, w[1], 0.01), (o[0], w[0], 1.0), (o[1], w[1], 0.01)] {
             worst = worst.max(rel_diff(a, b, floor));
         }
         for k in 0..2 {
@@ -76,7 +76,7 @@ fn exported_simulator_agrees_with_burn_in_tract_and_onnxruntime() {
                 g.uncertainty[k]
             );
         }
-        assert!((0.0..=1.0).contains(&g.rate_503) && g.qps >= 0.0);
+        assert!((0.0..=1.0).contains(&g.failure_rate) && g.qps >= 0.0);
         spread += g.uncertainty[0];
     }
     assert!(worst <= 1e-4, "max relative difference {worst}");
@@ -220,7 +220,7 @@ fn committed_simulators_match_their_cards_and_datasets() {
             let sse: f64 = pred
                 .iter()
                 .zip(&truth)
-                .map(|(p, t)| (f64::from(if k == 0 { p.qps } else { p.rate_503 }) - t).powi(2))
+                .map(|(p, t)| (f64::from(if k == 0 { p.qps } else { p.failure_rate }) - t).powi(2))
                 .sum();
             assert!(1.0 - sse / sst > 0.0, "{id}: output {k} R^2 {}", 1.0 - sse / sst);
         }

@@ -101,7 +101,7 @@ fn study_check_names_the_file_and_the_yaml_path() {
         ),
         ("    value: 100\n", "    value: 101\n", "attributes[4].value: maxEjectionPercent: must be in 0..=100"),
         ("  hosts: 2\n", "  hosts: 2\n  replicas: 2\n", "unknown field `replicas`"),
-        ("failureCodes: [503]", "failureCodes: [429]", "objective.failureCodes: [429]"),
+        ("failureCodes: [503]", "failureCodes: [503, 503]", "objective.failureCodes: 503 is listed twice"),
     ];
     for (from, to, want) in cases {
         assert!(good.contains(from), "{from}");

@@ -4,8 +4,10 @@
 //! runs, from a working directory of its own (the study found under its `studies/`). The small
 //! study lists four of the seven DestinationRule fields, so it also proves that width and names
 //! come from the study: datasets, simulator, agents, advice, the filter's inline test and
-//! validation all carry those four and no other. Every artifact must name the study and what
-//! ran, and none may mention httpbin.
+//! validation all carry those four and no other. Its nginx sheds load with 429 (not the full
+//! study's 503) and the study counts 429 and 503 as failure, so the rate column, the simulator's
+//! output, the agents' reward and the filter's inline reward all follow the study's failure
+//! codes. Every artifact must name the study and what ran, and none may mention httpbin.
 
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
@@ -44,7 +46,8 @@ fn sfr2l(cwd: &Path, args: &[&str]) -> String {
 
 /// The nginx study, narrowed: 36 rows (a 4 x 3 repeat block among them), the load grids cut to
 /// their ends so that 36 draws cover them, three rule fields left out (unset, as in a
-/// DestinationRule without them), and a new name.
+/// DestinationRule without them), nginx shedding with 429 and both 429 and 503 (the sidecar's
+/// overflow) counted as failure, and a new name.
 fn mini_study() -> String {
     let text = std::fs::read_to_string(root().join("studies/nginx.yaml")).unwrap();
     let swaps = [
@@ -62,6 +65,8 @@ fn mini_study() -> String {
         ("  - field: outlierDetection.baseEjectionTime\n    value: 30s\n", ""),
         ("  - field: outlierDetection.interval\n    value: 1s\n", ""),
         ("  repeats: {configs: 30, times: 4}", "  repeats: {configs: 4, times: 3}"),
+        ("limit_conn_status 503;", "limit_conn_status 429;"),
+        ("  failureCodes: [503]\n", "  failureCodes: [429, 503]\n"),
     ];
     swaps.iter().fold(text, |t, (from, to)| {
         assert!(t.contains(from), "studies/nginx.yaml no longer has {from:?}");
@@ -123,15 +128,29 @@ fn a_small_nginx_study_goes_from_file_to_validated_advice() {
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(header[..INPUTS.len()], INPUTS, "the dataset's columns are the study's inputs");
     assert!(!header.contains(&"interval_s"));
+    assert!(!header.contains(&"rate_503"), "the rate column is named by the study's failure codes: {header:?}");
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (r503, threads) = (col("rate_503"), col("threads"));
-    let rate = |r: &&str| r.split(',').nth(r503).unwrap().parse::<f64>().unwrap();
-    let heavy: Vec<f64> =
-        rows.iter().filter(|r| r.split(',').nth(threads).unwrap().parse::<f64>().unwrap() >= 9.0).map(rate).collect();
+    let (failed, threads, run, other) = (col("rate_429_503"), col("threads"), col("run_id"), col("other_codes"));
+    let cell = |r: &str, c: usize| r.split(',').nth(c).unwrap().to_string();
+    let rate = |r: &&str| cell(r, failed).parse::<f64>().unwrap();
+    let heavy: Vec<f64> = rows.iter().filter(|r| cell(r, threads).parse::<f64>().unwrap() >= 9.0).map(rate).collect();
     assert!(
         heavy.iter().any(|r| *r > 0.0) && rows.iter().map(rate).any(|r| r == 0.0),
-        "nginx sheds some loads (its limit_conn answers 503) and carries others: {heavy:?}"
+        "nginx sheds some loads (its limit_conn answers 429) and carries others: {heavy:?}"
     );
+    assert!(rows.iter().all(|r| !cell(r, other).contains("429")), "429 is a failure code, not an other code");
+    // The filter's records of the same runs: the rate counts nginx's 429s and the sidecar's 503s.
+    let log = w.join("collect/logs/client-envoy.log");
+    let records = sfr2l(w, &["traces", "ingest", &log.display().to_string()]);
+    let mut shed = 0;
+    for rec in records.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
+        let Some(row) = rows.iter().find(|r| cell(r, run) == rec["run"].as_str().unwrap()) else { continue };
+        let count = |c: &str| rec["codes"][c].as_f64().unwrap_or(0.0);
+        let want = (count("429") + count("503")) / rec["responses"].as_f64().unwrap();
+        assert!((rate(row) - want).abs() < 1e-6, "run {}: rate {} but codes {}", rec["run"], rate(row), rec["codes"]);
+        shed += usize::from(count("429") > 0.0);
+    }
+    assert!(shed > 0, "some runs met nginx's 429s");
 
     // Fit and learn, small.
     sfr2l(
@@ -153,6 +172,7 @@ fn a_small_nginx_study_goes_from_file_to_validated_advice() {
     );
     let card = json(&w.join("policies/nginx-mini/simulator.json"));
     assert_eq!(card["profile"], "nginx-mini");
+    assert_eq!(card["outputs"][1]["name"], "rate_429_503", "the simulator predicts the study's failure rate");
     assert_eq!(card["study"]["name"], "nginx-mini");
     assert_eq!(card["study"]["target"]["service"], "web");
     assert_eq!(card["study"]["thread_grid"], serde_json::json!([2, 10]));
@@ -221,6 +241,16 @@ fn a_small_nginx_study_goes_from_file_to_validated_advice() {
     );
     assert!(inline.contains("inline load test mini (nginx-mini thread-call"), "{inline}");
     assert!(inline.contains("(simulator: QPS"), "the simulator predicted inside Envoy: {inline}");
+    let record = inline.lines().find(|l| l.starts_with("SFR2L_TRACE ")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record["SFR2L_TRACE ".len()..]).unwrap();
+    let count = |c: &str| record["codes"][c].as_f64().unwrap_or(0.0);
+    let observed =
+        record["qps"].as_f64().unwrap() * (count("429") + count("503")) / record["responses"].as_f64().unwrap();
+    assert_eq!(record["inline"]["failure_codes"], serde_json::json!([429, 503]), "{record}");
+    assert!(
+        (record["inline"]["reward"].as_f64().unwrap() - observed).abs() < 1e-6,
+        "inline reward = QPS x P(429 or 503): {record}"
+    );
     let state_line = inline.lines().find(|l| l.starts_with("thread agent: state")).unwrap();
     assert_eq!(state_line.matches(',').count(), 3, "the thread agent saw the four rule fields: {state_line}");
     drop(_down);

@@ -11,8 +11,9 @@ pub enum BadMode {
     /// The host's server-side fault filter aborts with 503 (fast: no call to the app).
     #[default]
     FaultAbort,
-    /// The app itself answers 503 (httpbin `/status/200:w,503:w`): same latency as a good
-    /// request, so least-request balancing does not favour bad hosts.
+    /// The app serves the request, then the host's sidecar answers 503 in place of its answer
+    /// (Envoy's Lua filter on the response): a bad request costs what a good one does, so
+    /// least-request balancing does not favour bad hosts. Works with any upstream.
     App503,
 }
 

@@ -128,8 +128,12 @@ fn bad_fields_are_named_by_their_yaml_path() {
         let e = with(pointer, v).unwrap_err().to_string();
         assert!(e.contains(want), "{pointer}: {e}\n  wanted: {want}");
     }
-    let e = with("/objective", serde_json::json!({"failureCodes": [429]})).unwrap_err().to_string();
-    assert!(e.starts_with("objective.failureCodes: [429]"), "{e}");
+    let e = with("/objective", serde_json::json!({"failureCodes": [503, 200]})).unwrap_err().to_string();
+    assert_eq!(e, "objective.failureCodes: 200 is not an HTTP error status (400..=599)");
+    let e = with("/objective", serde_json::json!({"failureCodes": []})).unwrap_err().to_string();
+    assert!(e.starts_with("objective.failureCodes: empty"), "{e}");
+    let s = with("/objective", serde_json::json!({"failureCodes": [503, 429]})).unwrap();
+    assert_eq!(s.failure().column(), "rate_429_503");
     let e = with("/lab/upstream", serde_json::json!({"address": "nowhere", "ready": {"path": "/"}})).unwrap_err();
     assert_eq!(e.path, "lab.upstream.address");
     let running =

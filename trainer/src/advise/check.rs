@@ -4,29 +4,30 @@
 //! at most three times, never dropped.
 
 use anyhow::{bail, Result};
-use sfr2l_core::{LoadSetting, TrafficRule};
+use sfr2l_core::{Failure, LoadSetting, TrafficRule};
 use sfr2l_lab::collect::{run_once, PlanEntry};
 use sfr2l_lab::Lab;
 
 /// What one rule did over its runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
-    /// Failure responses (503) over all responses of the runs.
-    pub rate_503: f64,
+    /// Failure responses (the study's codes) over all responses of the runs.
+    pub failure_rate: f64,
     /// Mean QPS of the runs.
     pub qps: f64,
     pub runs: u32,
 }
 
-/// Runs each of `rules` `runs` times at `load` on `lab` (requests to `path`), in turns.
+/// Runs each of `rules` `runs` times at `load` on `lab` (requests to `path`), in turns;
+/// responses with a code of `failure` fail.
 pub fn measure(
     lab: &mut Lab,
     rules: &[TrafficRule],
-    load: LoadSetting,
-    runs: u32,
+    (load, runs): (LoadSetting, u32),
     path: &str,
+    failure: &Failure,
 ) -> Result<Vec<Measured>> {
-    let mut n503 = vec![0u64; rules.len()];
+    let mut failed = vec![0u64; rules.len()];
     let mut total = vec![0u64; rules.len()];
     let mut qps = vec![0.0; rules.len()];
     for k in 0..runs {
@@ -42,12 +43,12 @@ pub fn measure(
                     Err(why) => bail!("{tag}: run rejected three times, the lab is not measuring: {why}"),
                 }
             };
-            n503[i] += out.record.count(503);
+            failed[i] += failure.codes().iter().map(|c| out.record.count(*c)).sum::<u64>();
             total[i] += out.record.responses;
             qps[i] += out.record.qps / f64::from(runs);
         }
     }
     Ok((0..rules.len())
-        .map(|i| Measured { rate_503: n503[i] as f64 / total[i].max(1) as f64, qps: qps[i], runs })
+        .map(|i| Measured { failure_rate: failed[i] as f64 / total[i].max(1) as f64, qps: qps[i], runs })
         .collect())
 }

@@ -33,6 +33,8 @@ pub struct Advised {
     /// The simulator's inputs (its study's); `axes` has one per rule input.
     pub inputs: Inputs,
     pub axes: Vec<Vec<f64>>,
+    /// The codes the simulator's rate counts as failure.
+    pub failure: sfr2l_core::Failure,
     pub rule: TrafficRule,
     pub median_rule: TrafficRule,
 }
@@ -96,7 +98,7 @@ pub fn advise(dir: &Path, ask: &Ask) -> Result<Advised> {
             scored.push(Scored {
                 rules: r.clone(),
                 qps: f64::from(p.qps),
-                rate_503: f64::from(p.rate_503),
+                failure_rate: f64::from(p.failure_rate),
                 sd_qps: f64::from(p.uncertainty[0]),
                 sd_rate: f64::from(p.uncertainty[1]),
             });
@@ -113,7 +115,7 @@ pub fn advise(dir: &Path, ask: &Ask) -> Result<Advised> {
     let base = inputs.unset_rule();
     let rule = inputs.rule(&advice.chosen.rules, &base);
     let median_rule = inputs.rule(&advice.median.rules, &base);
-    Ok(Advised { profile, advice, inputs, axes, rule, median_rule })
+    Ok(Advised { profile, advice, inputs, axes, failure: sim.failure.clone(), rule, median_rule })
 }
 
 /// The rule as DestinationRule YAML setting the fields of `inputs` (the study's; the others

@@ -1,6 +1,6 @@
 //! The advisor's search, pure: the stated grid over a study's rule-input ranges (the paper's
 //! seven for S1-S5; a study that lists fewer fields searches fewer), the choice of
-//! the best (lowest 503 rate) or worst (highest 503 rate) rule at one load, the median rule it is
+//! the best (lowest failure rate) or worst (highest failure rate) rule at one load, the median rule it is
 //! compared with, and the two warnings (extrapolation, flat landscape). Only `sfr2l-core` and std:
 //! the explorer's wasm module compiles this very file (`#[path]`) for its advisor panel.
 
@@ -12,9 +12,9 @@ pub const DEFAULT_LEVELS: usize = 7;
 /// What the advisor looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Objective {
-    /// The rule with the lowest predicted 503 rate at the load (ties: higher QPS).
+    /// The rule with the lowest predicted failure rate at the load (ties: higher QPS).
     Best,
-    /// The rule with the highest predicted 503 rate at the load (ties: higher QPS).
+    /// The rule with the highest predicted failure rate at the load (ties: higher QPS).
     Worst,
 }
 
@@ -87,8 +87,8 @@ pub struct Scored {
     /// Rule values in input order.
     pub rules: Vec<f64>,
     pub qps: f64,
-    pub rate_503: f64,
-    /// Ensemble spread (standard deviation) of QPS and of the 503 rate.
+    pub failure_rate: f64,
+    /// Ensemble spread (standard deviation) of QPS and of the failure rate.
     pub sd_qps: f64,
     pub sd_rate: f64,
 }
@@ -98,10 +98,10 @@ pub struct Scored {
 pub struct Advice {
     pub objective: Objective,
     pub chosen: Scored,
-    /// The rule at the median predicted 503 rate (lower median on even counts).
+    /// The rule at the median predicted failure rate (lower median on even counts).
     pub median: Scored,
     pub candidates: usize,
-    /// |chosen - median| 503 rate, and the combined spread sqrt(sd_chosen^2 + sd_median^2).
+    /// |chosen - median| failure rate, and the combined spread sqrt(sd_chosen^2 + sd_median^2).
     pub gap: f64,
     pub spread: f64,
     /// The gap is inside the spread: the model cannot tell the chosen rule from the median one.
@@ -111,12 +111,12 @@ pub struct Advice {
 }
 
 fn order(a: &Scored, b: &Scored) -> std::cmp::Ordering {
-    a.rate_503.total_cmp(&b.rate_503).then(b.qps.total_cmp(&a.qps))
+    a.failure_rate.total_cmp(&b.failure_rate).then(b.qps.total_cmp(&a.qps))
 }
 
 /// Picks the chosen and the median rule among `scored` (all at one load).
 pub fn choose(scored: &[Scored], objective: Objective, extrapolation: Vec<String>) -> Result<Advice, String> {
-    if let Some(s) = scored.iter().find(|s| !s.rate_503.is_finite() || !s.qps.is_finite()) {
+    if let Some(s) = scored.iter().find(|s| !s.failure_rate.is_finite() || !s.qps.is_finite()) {
         return Err(format!("the simulator predicted a non-number for rules {:?}", s.rules));
     }
     let mut sorted: Vec<Scored> = scored.to_vec();
@@ -128,12 +128,12 @@ pub fn choose(scored: &[Scored], objective: Objective, extrapolation: Vec<String
         Objective::Best => first.clone(),
         Objective::Worst => {
             // Highest rate; among equal rates the higher QPS (the order puts it first).
-            let top = last.rate_503;
-            sorted.iter().find(|s| s.rate_503 == top).unwrap_or(last).clone()
+            let top = last.failure_rate;
+            sorted.iter().find(|s| s.failure_rate == top).unwrap_or(last).clone()
         }
     };
     let median = sorted[(sorted.len() - 1) / 2].clone();
-    let gap = (chosen.rate_503 - median.rate_503).abs();
+    let gap = (chosen.failure_rate - median.failure_rate).abs();
     let spread = (chosen.sd_rate.powi(2) + median.sd_rate.powi(2)).sqrt();
     Ok(Advice { objective, chosen, median, candidates: sorted.len(), gap, spread, flat: gap <= spread, extrapolation })
 }
@@ -162,7 +162,7 @@ mod tests {
         [(1.0, 7.0), (1.0, 7.0), (1.0, 7.0), (180.0, 180.0), (100.0, 100.0), (1.0, 1.0), (1.0, 1.0)];
 
     fn s(rate: f64, qps: f64, sd: f64) -> Scored {
-        Scored { rules: vec![rate; 7], qps, rate_503: rate, sd_qps: 0.0, sd_rate: sd }
+        Scored { rules: vec![rate; 7], qps, failure_rate: rate, sd_qps: 0.0, sd_rate: sd }
     }
 
     #[test]
@@ -194,11 +194,11 @@ mod tests {
     fn best_worst_median_and_flatness() {
         let scored = [s(0.3, 100.0, 0.01), s(0.1, 90.0, 0.01), s(0.5, 80.0, 0.01), s(0.1, 95.0, 0.01)];
         let best = choose(&scored, Objective::Best, vec![]).unwrap();
-        assert_eq!((best.chosen.rate_503, best.chosen.qps), (0.1, 95.0));
-        assert_eq!(best.median.rate_503, 0.1);
+        assert_eq!((best.chosen.failure_rate, best.chosen.qps), (0.1, 95.0));
+        assert_eq!(best.median.failure_rate, 0.1);
         assert!(best.flat, "best equals the median: flat");
         let worst = choose(&scored, Objective::Worst, vec![]).unwrap();
-        assert_eq!(worst.chosen.rate_503, 0.5);
+        assert_eq!(worst.chosen.failure_rate, 0.5);
         assert!(!worst.flat);
         assert!((worst.gap - 0.4).abs() < 1e-12);
         assert!(choose(&[], Objective::Best, vec![]).is_err());

@@ -61,7 +61,8 @@ pub struct LabSetupArgs {
     /// Override the bad hosts' abort percentage.
     #[arg(long)]
     pub bad_abort_percent: Option<f64>,
-    /// Override how bad hosts fail: fault-abort (server-side fault filter) or app503 (httpbin answers 503).
+    /// Override how bad hosts fail: fault-abort (server-side fault filter, before the app) or
+    /// app503 (the app serves the request, then the host's sidecar answers 503 in its place).
     #[arg(long, value_enum)]
     pub bad_mode: Option<BadModeArg>,
     /// Override the hosts' fixed delay (ms).

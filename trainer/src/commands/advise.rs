@@ -31,7 +31,18 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     }
     let checked = if a.check > 0 { Some(check_on_lab(&a, &r, &text, &median)?) } else { None };
     let adv = &r.advice;
-    let side = |s: &crate::advise::search::Scored| serde_json::json!({"rules": s.rules, "qps": s.qps, "rate_503": s.rate_503, "sd_qps": s.sd_qps, "sd_rate": s.sd_rate});
+    // Rates are keyed as the dataset names them: `rate_503`, or the study's failure codes.
+    let key = r.failure.column();
+    let side = |s: &crate::advise::search::Scored| {
+        let mut j = serde_json::json!({"rules": s.rules, "qps": s.qps, "sd_qps": s.sd_qps, "sd_rate": s.sd_rate});
+        j[&key] = s.failure_rate.into();
+        j
+    };
+    let measured = |m: &Measured| {
+        let mut j = serde_json::json!({"qps": m.qps});
+        j[&key] = m.failure_rate.into();
+        j
+    };
     if a.json {
         let j = serde_json::json!({
             "profile": r.profile, "threads": a.threads, "calls": a.calls,
@@ -40,16 +51,17 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
             "flat": adv.flat, "extrapolation": adv.extrapolation, "yaml": text,
             "check": checked.map(|(m, holds)| serde_json::json!({
                 "runs": a.check, "holds": holds,
-                "advised": {"rate_503": m[0].rate_503, "qps": m[0].qps},
-                "median": {"rate_503": m[1].rate_503, "qps": m[1].qps},
+                "advised": measured(&m[0]),
+                "median": measured(&m[1]),
             })),
         });
         println!("{j}");
         return Ok(Exit::Ok);
     }
+    let rate = r.failure.label();
     let what = match adv.objective {
-        Objective::Best => "lowest predicted 503 rate",
-        Objective::Worst => "highest predicted 503 rate (fails worst)",
+        Objective::Best => format!("lowest predicted {rate}"),
+        Objective::Worst => format!("highest predicted {rate} (fails worst)"),
     };
     println!(
         "# {}: {} of {} rules at -c {} -n {}; grid: {}",
@@ -62,13 +74,13 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     );
     for (label, s) in [("advised", &adv.chosen), ("median ", &adv.median)] {
         println!(
-            "# {label}: 503 rate {:.4} +- {:.4}, QPS {:.1} +- {:.1} (ensemble spread)",
-            s.rate_503, s.sd_rate, s.qps, s.sd_qps
+            "# {label}: {rate} {:.4} +- {:.4}, QPS {:.1} +- {:.1} (ensemble spread)",
+            s.failure_rate, s.sd_rate, s.qps, s.sd_qps
         );
     }
     if adv.flat {
         println!(
-            "# FLAT: the advised and the median rule differ by {:.4} in 503 rate, inside the model's spread {:.4}: the model cannot tell them apart",
+            "# FLAT: the advised and the median rule differ by {:.4} in {rate}, inside the model's spread {:.4}: the model cannot tell them apart",
             adv.gap, adv.spread
         );
     }
@@ -77,15 +89,15 @@ pub fn run(a: AdviseArgs) -> Result<Exit> {
     }
     if let Some((m, holds)) = checked {
         println!(
-            "# CHECK on the real lab, {} runs each at -c {} -n {}: advised 503 rate {:.4} (predicted {:.4}), QPS {:.1}; median {:.4} (predicted {:.4}), QPS {:.1}: the advice {}",
+            "# CHECK on the real lab, {} runs each at -c {} -n {}: advised {rate} {:.4} (predicted {:.4}), QPS {:.1}; median {:.4} (predicted {:.4}), QPS {:.1}: the advice {}",
             a.check,
             a.threads,
             a.calls,
-            m[0].rate_503,
-            adv.chosen.rate_503,
+            m[0].failure_rate,
+            adv.chosen.failure_rate,
             m[0].qps,
-            m[1].rate_503,
-            adv.median.rate_503,
+            m[1].failure_rate,
+            adv.median.failure_rate,
             m[1].qps,
             if holds { "holds" } else { "does NOT hold" }
         );
@@ -104,12 +116,12 @@ fn check_on_lab(a: &AdviseArgs, r: &Advised, text: &str, median: &str) -> Result
     eprintln!("advise --check: starting the lab of study {} in {}", src.study.name, opts.dir.display());
     let mut lab = Lab::start(opts)?;
     let load = LoadSetting { threads: a.threads, calls: a.calls };
-    let m = measure(&mut lab, &rules, load, a.check, &src.study.target.path);
+    let m = measure(&mut lab, &rules, (load, a.check), &src.study.target.path, &r.failure);
     lab.stop();
     let m = m?;
     let holds = match a.objective {
-        Objective::Best => m[0].rate_503 <= m[1].rate_503,
-        Objective::Worst => m[0].rate_503 >= m[1].rate_503,
+        Objective::Best => m[0].failure_rate <= m[1].failure_rate,
+        Objective::Worst => m[0].failure_rate >= m[1].failure_rate,
     };
     Ok(([m[0], m[1]], holds))
 }

@@ -148,11 +148,11 @@ fn pilot(a: PilotArgs) -> Result<Exit> {
     let plan = pilot_plan(&profile, a.rule_sets, a.repeats, a.seed);
     let mut lab = Lab::start(opts)?;
     let bar = indicatif::ProgressBar::new(plan.len() as u64);
-    let rows = run_pilot(&mut lab, &profile.inputs(), &plan, &path, |i| bar.set_position(i as u64))?;
+    let rows = run_pilot(&mut lab, &profile.columns(), &plan, &path, |i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
     lab.stop();
     if let Some(out) = &a.out {
-        let mut text = format!("{}\n", sfr2l_core::trace::DatasetRow::header(&profile.inputs()).join(","));
+        let mut text = format!("{}\n", profile.columns().header().join(","));
         for r in &rows {
             text.push_str(&format!("{}\n", r.row.to_fields().join(",")));
         }
@@ -189,7 +189,7 @@ fn loadtest(a: LabLoadtestArgs) -> Result<Exit> {
         println!("{} agent: state {:?} -> {}", s.agent, s.state, s.choice);
     }
     println!(
-        "inline load test {trigger} ({} {}, {}): threads {} calls {}: {} responses, codes {:?}, QPS {:.0}, 503 rate {:.3}, reward {:.1}{}; decided in {} µs inside Envoy",
+        "inline load test {trigger} ({} {}, {}): threads {} calls {}: {} responses, codes {:?}, QPS {:.0}, {} {:.3}, reward {:.1}{}; decided in {} µs inside Envoy",
         i.profile,
         i.configuration,
         i.objective,
@@ -198,9 +198,12 @@ fn loadtest(a: LabLoadtestArgs) -> Result<Exit> {
         rec.responses,
         rec.codes,
         rec.qps,
-        rec.rate_503,
+        i.failure_codes.column(),
+        rec.failure_rate(&i.failure_codes),
         i.reward,
-        i.predicted.map(|p| format!(" (simulator: QPS {:.0}, 503 rate {:.3}, reward {:.1})", p.qps, p.rate_503, p.reward)).unwrap_or_default(),
+        i.predicted
+            .map(|p| format!(" (simulator: QPS {:.0}, {} {:.3}, reward {:.1})", p.qps, i.failure_codes.column(), p.failure_rate, p.reward))
+            .unwrap_or_default(),
         i.decide_ns / 1000
     );
     println!("{}", rec.to_log_line());

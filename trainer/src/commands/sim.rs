@@ -141,14 +141,16 @@ fn predict_cmd(a: SimPredictArgs) -> Result<()> {
     let p = p
         .first()
         .with_context(|| format!("{}: the simulator returned no prediction for one input row", path.display()))?;
+    // The rate is named as the dataset's column: `rate_503`, or the study's failure codes.
     println!(
-        "{{\"profile\":\"{}\",\"qps\":{:.3},\"rate_503\":{:.4},\"uncertainty\":[{:.3},{:.4}],\"reward\":{:.3}}}",
+        "{{\"profile\":\"{}\",\"qps\":{:.3},\"{}\":{:.4},\"uncertainty\":[{:.3},{:.4}],\"reward\":{:.3}}}",
         sim.profile,
         p.qps,
-        p.rate_503,
+        sim.failure.column(),
+        p.failure_rate,
         p.uncertainty[0],
         p.uncertainty[1],
-        sfr2l_core::reward::reward(f64::from(p.qps), f64::from(p.rate_503))
+        sfr2l_core::reward::reward(f64::from(p.qps), f64::from(p.failure_rate))
     );
     Ok(())
 }

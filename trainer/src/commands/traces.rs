@@ -6,7 +6,7 @@
 use super::Exit;
 use crate::cli::{IngestFormat, TracesCommand};
 use anyhow::{bail, Context, Result};
-use sfr2l_core::trace::DatasetRow;
+use sfr2l_core::trace::{Columns, DatasetRow};
 use sfr2l_core::{Inputs, LoadSetting};
 use sfr2l_lab::ingest;
 use std::io::Write;
@@ -26,9 +26,10 @@ pub fn run(cmd: TracesCommand) -> Result<Exit> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut errors = 0;
+    // A trace record carries the whole rule in force: every catalogue field is a column.
+    let columns = Columns { inputs: Inputs::catalogue(), failure: a.failure_codes.clone() };
     if matches!(a.format, IngestFormat::Csv) {
-        // A trace record carries the whole rule in force: every catalogue field is a column.
-        writeln!(out, "{}", DatasetRow::header(&Inputs::catalogue()).join(","))?;
+        writeln!(out, "{}", columns.header().join(","))?;
     }
     for f in found {
         match f.record {
@@ -46,7 +47,7 @@ pub fn run(cmd: TracesCommand) -> Result<Exit> {
                     writeln!(
                         out,
                         "{}",
-                        DatasetRow::new(&Inputs::catalogue(), &rule, &load, &rec, f64::NAN, rec.run.clone(), 0)
+                        DatasetRow::new(&columns, &rule, &load, &rec, f64::NAN, rec.run.clone(), 0)
                             .to_fields()
                             .join(",")
                     )?

@@ -4,8 +4,8 @@ use super::lab::lab_options;
 use super::Exit;
 use crate::cli::ValidateArgs;
 use crate::validate::{
-    read_agent_set, read_outcomes, render, sample_plan, summarise, AgentSet, Measured, Outcome, Sample, Summary,
-    CSV_HEADER,
+    csv_header, read_agent_set, read_outcomes, render, sample_plan, summarise, AgentSet, Measured, Outcome, Sample,
+    Summary,
 };
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::CONFIGURATIONS;
@@ -184,7 +184,7 @@ impl Cell {
         let plan = sample_plan(&set.study, &decisions, &text, a.samples, a.seed)?;
         let done = if a.resume {
             match std::fs::read_to_string(out) {
-                Ok(t) => read_outcomes(out, &t, &plan)?,
+                Ok(t) => read_outcomes(out, &t, &plan, &set.study.failure())?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
                 Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
             }
@@ -233,7 +233,7 @@ fn replay(
     done: &mut Vec<Outcome>,
     stop: &AtomicBool,
 ) -> Result<bool> {
-    let mut file = open_out(out, done)?;
+    let mut file = open_out(out, done, &set.study.failure())?;
     let have: std::collections::BTreeSet<usize> = done.iter().map(|o| o.index).collect();
     for s in plan {
         if stop.load(Ordering::SeqCst) {
@@ -291,8 +291,8 @@ fn replay(
 
 /// The per-sample file, rewritten with the kept outcomes (a torn last line from a killed run is
 /// dropped by the reader), then appended to.
-fn open_out(out: &Path, done: &[Outcome]) -> Result<std::fs::File> {
-    let mut text = format!("{CSV_HEADER}\n");
+fn open_out(out: &Path, done: &[Outcome], failure: &sfr2l_core::Failure) -> Result<std::fs::File> {
+    let mut text = format!("{}\n", csv_header(failure));
     for o in done {
         text.push_str(&o.to_csv());
         text.push('\n');
@@ -324,7 +324,9 @@ fn measured_run(
             Err(e) => return Err(e),
         };
         match outcome {
-            Ok(o) => return Ok(Measured::new(o.record.qps, o.record.rate_503, set.objective)),
+            Ok(o) => {
+                return Ok(Measured::new(o.record.qps, o.record.failure_rate(&set.study.failure()), set.objective))
+            }
             Err(w) => {
                 eprintln!("sfr2l: run {run_id} rejected: {w}");
                 heal(lab)?;
@@ -373,7 +375,7 @@ fn inline_run(lab: &mut Lab, set: &AgentSet, s: &Sample, a: &ValidateArgs) -> Re
         }
         if rec.complete && rec.responses == u64::from(rec.calls) {
             let load = LoadSetting { threads: rec.threads, calls: rec.calls };
-            return Ok((load, Measured::new(rec.qps, rec.rate_503, set.objective)));
+            return Ok((load, Measured::new(rec.qps, rec.failure_rate(&set.study.failure()), set.objective)));
         }
         eprintln!("sfr2l: inline run {trigger} incomplete: {} of {} responses", rec.responses, rec.calls);
     }

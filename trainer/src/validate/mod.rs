@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 mod outcome;
 mod report;
 mod stats;
-pub use outcome::{read_outcomes, Measured, Outcome, CSV_HEADER};
+pub use outcome::{csv_header, read_outcomes, Measured, Outcome, CSV_HEADER};
 pub use report::{table_md, val_section, with_val_section, PAPER_VAL, VAL_OVER_SIM_TARGET};
 pub use stats::{bootstrap_interval, paired_ratio, sim_error, Ratio, SimError, LEVEL};
 
@@ -218,12 +218,12 @@ impl AgentSet {
         load
     }
 
-    /// The simulator's QPS, 503 rate and reward for a rule and load.
+    /// The simulator's QPS, failure rate and reward for a rule and load.
     pub fn predict(&self, rule: &TrafficRule, load: &LoadSetting) -> Result<Measured> {
         let f = self.simulator.inputs.row_f32(rule, load);
         let p =
             *self.simulator.predict(&[f])?.first().context("the simulator returned no prediction for one input row")?;
-        Ok(Measured::new(f64::from(p.qps), f64::from(p.rate_503), self.objective))
+        Ok(Measured::new(f64::from(p.qps), f64::from(p.failure_rate), self.objective))
     }
 }
 

@@ -3,21 +3,21 @@
 
 use super::Sample;
 use anyhow::{bail, Result};
-use sfr2l_core::LoadSetting;
+use sfr2l_core::{Failure, LoadSetting};
 use sfr2l_learn::rl::env::Objective;
 use std::path::Path;
 
-/// QPS, 503 rate and the reward under the objective.
+/// QPS, failure rate (the study's codes) and the reward under the objective.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
     pub qps: f64,
-    pub rate_503: f64,
+    pub failure_rate: f64,
     pub reward: f64,
 }
 
 impl Measured {
-    pub fn new(qps: f64, rate_503: f64, objective: Objective) -> Self {
-        Self { qps, rate_503, reward: objective.reward(qps as f32, rate_503 as f32) }
+    pub fn new(qps: f64, failure_rate: f64, objective: Objective) -> Self {
+        Self { qps, failure_rate, reward: objective.reward(qps as f32, failure_rate as f32) }
     }
 }
 
@@ -36,15 +36,21 @@ pub struct Outcome {
     pub inline: Option<(LoadSetting, Measured)>,
 }
 
+/// The columns for a 503 study; [`csv_header`] names the rates by the study's failure codes.
 pub const CSV_HEADER: &str = "index,row,agent_threads,agent_calls,random_threads,random_calls,\
 agent_qps,agent_rate_503,agent_reward,random_qps,random_rate_503,random_reward,\
 sim_agent_qps,sim_agent_rate_503,sim_agent_reward,sim_random_qps,sim_random_rate_503,sim_random_reward,\
 inline_threads,inline_calls,inline_qps,inline_rate_503,inline_reward";
 
+/// The header of a validation of a study counting `failure`: `agent_rate_429_503`, ...
+pub fn csv_header(failure: &Failure) -> String {
+    CSV_HEADER.replace("rate_503", &failure.column())
+}
+
 impl Outcome {
     pub fn to_csv(&self) -> String {
         // `{}` prints the shortest text that reads back to the same f64: a resumed file is exact.
-        let m = |m: &Measured| format!("{},{},{}", m.qps, m.rate_503, m.reward);
+        let m = |m: &Measured| format!("{},{},{}", m.qps, m.failure_rate, m.reward);
         let inline = match &self.inline {
             Some((l, x)) => format!("{},{},{}", l.threads, l.calls, m(x)),
             None => ",,,,".into(),
@@ -79,7 +85,7 @@ impl Outcome {
             })
         };
         let measured = |i: usize| -> Result<Measured> {
-            Ok(Measured { qps: num(i)?, rate_503: num(i + 1)?, reward: num(i + 2)? })
+            Ok(Measured { qps: num(i)?, failure_rate: num(i + 1)?, reward: num(i + 2)? })
         };
         let load = |i: usize| -> Result<LoadSetting> {
             Ok(LoadSetting { threads: num(i)? as u32, calls: num(i + 1)? as u32 })
@@ -101,11 +107,12 @@ impl Outcome {
 
 /// Reads the outcomes of an earlier (interrupted) validation; each must belong to this plan
 /// (same index and dataset row), or the file was made with another `--seed`/`--samples`.
-pub fn read_outcomes(path: &Path, text: &str, plan: &[Sample]) -> Result<Vec<Outcome>> {
+pub fn read_outcomes(path: &Path, text: &str, plan: &[Sample], failure: &Failure) -> Result<Vec<Outcome>> {
     let mut lines = text.lines();
+    let header = csv_header(failure);
     match lines.next() {
-        Some(h) if h == CSV_HEADER => {}
-        Some(_) => bail!("{}: line 1 is not a validation header", path.display()),
+        Some(h) if h == header => {}
+        Some(_) => bail!("{}: line 1 is not the header of a validation counting {failure} as failure", path.display()),
         None => return Ok(vec![]),
     }
     let mut out = Vec::new();

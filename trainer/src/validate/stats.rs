@@ -76,6 +76,6 @@ pub fn sim_error(outcomes: &[Outcome], sd: [f64; 2]) -> SimError {
         outcomes.iter().flat_map(|o| [(&o.agent, &o.sim_agent), (&o.random, &o.sim_random)]).collect();
     let n = pairs.len().max(1) as f64;
     let mse_qps = pairs.iter().map(|(m, p)| ((m.qps - p.qps) / sd[0]).powi(2)).sum::<f64>() / n;
-    let mse_503 = pairs.iter().map(|(m, p)| ((m.rate_503 - p.rate_503) / sd[1]).powi(2)).sum::<f64>() / n;
+    let mse_503 = pairs.iter().map(|(m, p)| ((m.failure_rate - p.failure_rate) / sd[1]).powi(2)).sum::<f64>() / n;
     SimError { mse_qps, mse_503, mse: (mse_qps + mse_503) / 2.0, runs: pairs.len() }
 }

@@ -34,7 +34,7 @@ fn the_plan_draws_distinct_service_0_states_deterministically() {
 }
 
 fn outcome(index: usize, row: usize, a: f64, r: f64) -> Outcome {
-    let m = |x: f64| Measured { qps: x * 2.0, rate_503: 0.5, reward: x };
+    let m = |x: f64| Measured { qps: x * 2.0, failure_rate: 0.5, reward: x };
     Outcome {
         index,
         row,
@@ -55,17 +55,22 @@ fn outcomes_round_trip_and_must_belong_to_the_plan() {
     let os: Vec<Outcome> = plan.iter().map(|s| outcome(s.index, s.row, 100.0, 50.0)).collect();
     let text: String =
         std::iter::once(CSV_HEADER.to_string()).chain(os.iter().map(Outcome::to_csv)).collect::<Vec<_>>().join("\n");
-    assert_eq!(read_outcomes(p, &text, &plan).unwrap(), os);
+    let f = sfr2l_core::Failure::default();
+    assert_eq!(read_outcomes(p, &text, &plan, &f).unwrap(), os);
+    let gateway = sfr2l_core::Failure::new(&[503, 504]).unwrap();
+    let e = read_outcomes(p, &text, &plan, &gateway).unwrap_err().to_string();
+    assert!(e.contains("line 1 is not the header of a validation counting 503,504"), "{e}");
+    assert!(csv_header(&gateway).contains(",agent_rate_503_504,"));
     let other = sample_plan(&s1(), p, DECISIONS, 3, 2).unwrap();
     if other.iter().zip(&plan).any(|(a, b)| a.row != b.row) {
-        let e = read_outcomes(p, &text, &other).unwrap_err().to_string();
+        let e = read_outcomes(p, &text, &other, &f).unwrap_err().to_string();
         assert!(e.contains("another --seed"), "{e}");
     }
     let torn = format!("{text}\n{}", &os[0].to_csv()[..10]);
-    assert_eq!(read_outcomes(p, &torn, &plan).unwrap(), os, "a torn last line is dropped");
-    let e = read_outcomes(p, &format!("{torn}\n"), &plan).unwrap_err().to_string();
+    assert_eq!(read_outcomes(p, &torn, &plan, &f).unwrap(), os, "a torn last line is dropped");
+    let e = read_outcomes(p, &format!("{torn}\n"), &plan, &f).unwrap_err().to_string();
     assert!(e.contains("fields"), "{e}");
-    let e = read_outcomes(p, "x,y\n", &plan).unwrap_err().to_string();
+    let e = read_outcomes(p, "x,y\n", &plan, &f).unwrap_err().to_string();
     assert!(e.contains("line 1"), "{e}");
 }
 

@@ -2,6 +2,7 @@
 //! consistency, resolved into the [`Study`] every stage works from.
 
 use super::*;
+use crate::failure::Failure;
 use crate::feature::{Feature, RULE_FEATURES};
 use crate::rule::TrafficRule;
 use crate::study::{
@@ -307,31 +308,12 @@ impl StudyFile {
         let (threads, thread_grid) = axis("load.threads", &self.load.threads)?;
         let (calls, call_grid) = axis("load.calls", &self.load.calls)?;
 
-        let o = &self.objective;
-        if o.failure_codes.is_empty() {
-            return err("objective.failureCodes", "empty: name the response codes that count as failure");
-        }
-        if o.failure_codes != [503] {
-            return err(
-                "objective.failureCodes",
-                format!(
-                    "{:?}: the filter's per-run counters and the reward count 503 only in this build",
-                    o.failure_codes
-                ),
-            );
+        if let Err(e) = Failure::new(&self.objective.failure_codes) {
+            return err("objective.failureCodes", e);
         }
 
         let lab = topology(&self.lab)?;
         let upstream = upstream(&self.lab.upstream)?;
-        if lab.bad_mode == BadMode::App503
-            && lab.bad_hosts > 0
-            && !matches!(&upstream, Upstream::Command { argv, .. } if argv.iter().any(|a| a.contains("httpbin")))
-        {
-            return err(
-                "lab.faults.badHosts.mode",
-                "app503 rewrites the path to httpbin's /status/ endpoint: it needs an httpbin upstream",
-            );
-        }
 
         let c = &self.collection;
         if c.rows == 0 {

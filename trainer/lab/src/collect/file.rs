@@ -2,8 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::Inputs;
+use sfr2l_core::trace::{Columns, DatasetRow};
 use sfr2l_files::csv_rows;
 use std::collections::HashSet;
 use std::io::Write;
@@ -15,14 +14,14 @@ pub struct DatasetFile {
     file: std::fs::File,
     pub done: HashSet<(String, u32)>,
     pub rows: usize,
-    /// The study's inputs: the dataset's leading columns.
-    pub inputs: Inputs,
+    /// The study's columns: its inputs and its failure rate.
+    pub columns: Columns,
 }
 
 impl DatasetFile {
-    /// Opens (or, with `resume`, continues) the dataset of a study over `inputs`.
-    pub fn open(path: &Path, resume: bool, inputs: &Inputs) -> Result<DatasetFile> {
-        let header = DatasetRow::header(inputs).join(",");
+    /// Opens (or, with `resume`, continues) the dataset of a study with `columns`.
+    pub fn open(path: &Path, resume: bool, columns: &Columns) -> Result<DatasetFile> {
+        let header = columns.header().join(",");
         let mut done = HashSet::new();
         let mut rows = 0;
         if path.exists() {
@@ -44,7 +43,7 @@ impl DatasetFile {
                         );
                     }
                 } else {
-                    let row = DatasetRow::from_fields(inputs, &fields)
+                    let row = DatasetRow::from_fields(columns, &fields)
                         .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), row.line))?;
                     done.insert((row.config_id, row.repeat));
                     rows += 1;
@@ -59,7 +58,7 @@ impl DatasetFile {
             std::fs::write(path, format!("{header}\n")).with_context(|| format!("writing {}", path.display()))?;
         }
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
-        Ok(DatasetFile { path: path.to_path_buf(), file, done, rows, inputs: inputs.clone() })
+        Ok(DatasetFile { path: path.to_path_buf(), file, done, rows, columns: columns.clone() })
     }
 
     /// Appends one row with a single write.

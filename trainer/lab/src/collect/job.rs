@@ -95,7 +95,7 @@ impl Progress {
 pub fn collect_dataset(job: &CollectJob, opts: LabOptions) -> Result<Collected> {
     let profile = &job.profile;
     let plan = plan(profile, job.rows, job.seed, job.repeats.configs, job.repeats.repeats);
-    let mut file = DatasetFile::open(&job.out, job.resume, &profile.inputs())?;
+    let mut file = DatasetFile::open(&job.out, job.resume, &profile.columns())?;
     if job.resume {
         super::file::check_resumed_study(&meta_path(&job.out), &profile.name, &job.study_sha256)?;
     }
@@ -162,7 +162,7 @@ pub fn collect_on(
             match outcome {
                 Ok(out) => {
                     let row = DatasetRow::new(
-                        &file.inputs,
+                        &file.columns,
                         &entry.rule,
                         &entry.load,
                         &out.record,

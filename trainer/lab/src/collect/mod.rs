@@ -237,7 +237,7 @@ mod tests {
     fn dataset_file_resumes_and_drops_partial_lines() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
-        let all = sfr2l_core::Inputs::catalogue();
+        let all = sfr2l_core::trace::Columns::catalogue();
         let mut f = DatasetFile::open(&p, false, &all).unwrap();
         let rule = sfr2l_files::study::find("s1").unwrap().study.draw(&[0.1; sfr2l_core::N_FEATURES]);
         let row = DatasetRow::new(&all, &rule.0, &rule.1, &record(&[(200, 2)], 0), 0.1, "s1-c00001".into(), 0);
@@ -248,9 +248,17 @@ mod tests {
         text.push_str("1,2,3"); // hard kill mid-line
         std::fs::write(&p, &text).unwrap();
         // Another study's columns refuse to resume it, naming the header.
-        let two = sfr2l_core::Inputs::new(vec![sfr2l_core::Feature::MaxConnections]).unwrap();
+        let two = sfr2l_core::trace::Columns {
+            inputs: sfr2l_core::Inputs::new(vec![sfr2l_core::Feature::MaxConnections]).unwrap(),
+            ..all.clone()
+        };
         let e = format!("{:#}", DatasetFile::open(&p, true, &two).err().unwrap());
         assert!(e.contains("s.csv:1: header differs from the study's columns"), "{e}");
+        // So do other failure codes: the rate column is named by them.
+        let gateway =
+            sfr2l_core::trace::Columns { failure: sfr2l_core::Failure::new(&[503, 504]).unwrap(), ..all.clone() };
+        let e = format!("{:#}", DatasetFile::open(&p, true, &gateway).err().unwrap());
+        assert!(e.contains("expected") && e.contains("rate_503_504"), "{e}");
         let f = DatasetFile::open(&p, true, &all).unwrap();
         assert_eq!(f.rows, 1);
         assert!(f.done.contains(&("s1-c00001".to_string(), 0)));
@@ -261,8 +269,8 @@ mod tests {
     fn resume_rejects_bad_rows_naming_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
-        let all = sfr2l_core::Inputs::catalogue();
-        std::fs::write(&p, format!("{}\n1,2\n", DatasetRow::header(&all).join(","))).unwrap();
+        let all = sfr2l_core::trace::Columns::catalogue();
+        std::fs::write(&p, format!("{}\n1,2\n", all.header().join(","))).unwrap();
         let e = format!("{:#}", DatasetFile::open(&p, true, &all).err().unwrap());
         assert!(e.contains("s.csv:2"), "{e}");
     }

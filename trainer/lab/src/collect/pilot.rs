@@ -12,8 +12,8 @@ use anyhow::Result;
 use sfr2l_core::reward::reward;
 use sfr2l_core::rng::SplitMix64;
 use sfr2l_core::study::Study;
-use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::{Inputs, LoadSetting, TrafficRule, N_FEATURES};
+use sfr2l_core::trace::{Columns, DatasetRow};
+use sfr2l_core::{LoadSetting, TrafficRule, N_FEATURES};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -52,7 +52,7 @@ pub fn pilot_plan(profile: &Study, rule_sets: usize, repeats: u32, seed: u64) ->
 /// Runs the pilot on a started lab; a run that fails conservation is tried again (up to 3 times).
 pub fn run_pilot(
     lab: &mut Lab,
-    inputs: &Inputs,
+    columns: &Columns,
     plan: &[(usize, PlanEntry)],
     path: &str,
     mut progress: impl FnMut(usize),
@@ -63,7 +63,7 @@ pub fn run_pilot(
             let run_id = format!("pilot-{i}-{t}-g{}", lab.generation() + 1);
             if let Ok(out) = run_once(lab, entry, &run_id, path, 0)? {
                 let row = DatasetRow::new(
-                    inputs,
+                    columns,
                     &entry.rule,
                     &entry.load,
                     &out.record,
@@ -164,8 +164,8 @@ pub fn landscape(rows: &[&PilotRow]) -> Option<Landscape> {
     let mut rew = Vec::new();
     let mut best = (f64::NEG_INFINITY, LoadSetting { threads: 0, calls: 0 });
     for ((threads, calls), rs) in &cells {
-        let p = mean(&rs.iter().map(|r| r.rate_503).collect::<Vec<_>>());
-        let q = mean(&rs.iter().map(|r| reward(r.qps, r.rate_503)).collect::<Vec<_>>());
+        let p = mean(&rs.iter().map(|r| r.failure_rate).collect::<Vec<_>>());
+        let q = mean(&rs.iter().map(|r| reward(r.qps, r.failure_rate)).collect::<Vec<_>>());
         if q > best.0 {
             best = (q, LoadSetting { threads: *threads, calls: *calls });
         }
@@ -187,7 +187,11 @@ pub fn landscape(rows: &[&PilotRow]) -> Option<Landscape> {
 pub fn report(profile: &Study, rows: &[PilotRow]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "pilot {}: {} runs", profile.name, rows.len());
-    let _ = writeln!(s, "\nlandscape at fixed rules (cell means over repeats; reward = QPS x P503):");
+    let _ = writeln!(
+        s,
+        "\nlandscape at fixed rules (cell means over repeats; reward = QPS x P(failure), failure = {}):",
+        profile.failure()
+    );
     let _ = writeln!(s, "| rules (pend conn rpc eject% consec) | cells | P503 min..max (sd) | reward min..max (sd) | optimum/random | best (threads, calls) |");
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     let sets: usize = rows.iter().map(|r| r.rule_set + 1).max().unwrap_or(0);
@@ -220,9 +224,9 @@ pub fn report(profile: &Study, rows: &[PilotRow]) -> String {
     let mut p: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in rows {
         qps.entry(r.row.config_id.clone()).or_default().push(r.row.qps);
-        p.entry(r.row.config_id.clone()).or_default().push(r.row.rate_503);
+        p.entry(r.row.config_id.clone()).or_default().push(r.row.failure_rate);
     }
-    let all_p: Vec<f64> = rows.iter().map(|r| r.row.rate_503).collect();
+    let all_p: Vec<f64> = rows.iter().map(|r| r.row.failure_rate).collect();
     let _ = writeln!(
         s,
         "\nwithin-cell share of variance: QPS {:.2}, 503 rate {:.2} (target <= 0.2); 503 share mean {:.3} (sd {:.3})",
@@ -233,7 +237,7 @@ pub fn report(profile: &Study, rows: &[PilotRow]) -> String {
     );
     let _ = writeln!(s, "\nrank correlations (Spearman) with QPS / 503 rate / reward:");
     let q: Vec<f64> = rows.iter().map(|r| r.row.qps).collect();
-    let w: Vec<f64> = rows.iter().map(|r| reward(r.row.qps, r.row.rate_503)).collect();
+    let w: Vec<f64> = rows.iter().map(|r| reward(r.row.qps, r.row.failure_rate)).collect();
     for (i, f) in profile.inputs().features().iter().enumerate() {
         let x: Vec<f64> = rows.iter().map(|r| r.row.features[i]).collect();
         if x.iter().all(|v| *v == x[0]) {

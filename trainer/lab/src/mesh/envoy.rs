@@ -34,6 +34,7 @@ const HCM: &str =
 const FAULT: &str = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
 const RATELIMIT: &str = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const LUA: &str = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua";
 const WASM: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
@@ -178,13 +179,10 @@ pub fn upstream_static(ports: &Ports, topo: &LabTopology, app: SocketAddr) -> Va
             let bad = i < topo.bad_hosts && topo.bad_abort_percent > 0.0;
             let capped = topo.capacity.is_some_and(|c| i < c.hosts);
             let app = if capped { format!("app{i}") } else { "app".to_string() };
-            let mut route = json!({ "cluster": app, "timeout": "15s" });
-            if bad && topo.bad_mode == BadMode::App503 {
-                // The app answers 503 itself, at the same cost as a good request.
-                let p = topo.bad_abort_percent;
-                route["regex_rewrite"] = json!({ "pattern": { "regex": "^.*$" },
-                    "substitution": format!("/status/200:{},503:{}", 100.0 - p, p) });
-            }
+            let route = json!({ "cluster": app, "timeout": "15s" });
+            // The app serves the request (a good request's cost), then the sidecar answers 503
+            // in place of its answer: any upstream, not only one with a failing endpoint.
+            let after_app = (bad && topo.bad_mode == BadMode::App503).then_some(topo.bad_abort_percent);
             if bad && topo.bad_mode == BadMode::FaultAbort {
                 fault["abort"] = json!({ "http_status": 503,
                     "percentage": { "numerator": (topo.bad_abort_percent * 10_000.0).round() as u64, "denominator": "MILLION" } });
@@ -205,7 +203,7 @@ pub fn upstream_static(ports: &Ports, topo: &LabTopology, app: SocketAddr) -> Va
                             "name": "app", "domains": ["*"],
                             "routes": [ { "match": { "prefix": "/" }, "route": route } ]
                         } ] },
-                        "http_filters": http_filters(topo, i, fault)
+                        "http_filters": http_filters(topo, i, fault, after_app)
                     }
                 } ] } ]
             })
@@ -262,8 +260,19 @@ fn client_quota_filter(q: &Quota, i: u32) -> Value {
     )
 }
 
-/// The server sidecar's filters for host `i`: its quotas (if any), its faults, the router.
-fn http_filters(topo: &LabTopology, i: u32, fault: Value) -> Value {
+/// Replaces the app's answer by 503 for `percent` % of responses (Envoy's Lua filter; each
+/// worker's own generator, so a run's share is the percentage up to sampling).
+fn after_app_filter(percent: f64) -> Value {
+    let code = format!(
+        "function envoy_on_response(h)\n  if math.random() * 100 < {percent} then h:headers():replace(\":status\", \"503\") end\nend\n"
+    );
+    json!({ "name": "envoy.filters.http.lua", "typed_config": { "@type": LUA,
+        "default_source_code": { "inline_string": code } } })
+}
+
+/// The server sidecar's filters for host `i`: its quotas (if any), its faults (an abort before
+/// the app, or `after_app`: a 503 in place of the app's answer), the router.
+fn http_filters(topo: &LabTopology, i: u32, fault: Value, after_app: Option<f64>) -> Value {
     let mut filters = Vec::new();
     if let Some(q) = topo.conn_quota.filter(|q| i < q.hosts) {
         filters.push(quota_filter(
@@ -276,6 +285,9 @@ fn http_filters(topo: &LabTopology, i: u32, fault: Value) -> Value {
         filters.push(client_quota_filter(&q, i));
     }
     filters.push(json!({ "name": "envoy.filters.http.fault", "typed_config": fault }));
+    if let Some(p) = after_app {
+        filters.push(after_app_filter(p));
+    }
     filters.push(json!({ "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER } }));
     Value::Array(filters)
 }
@@ -344,23 +356,30 @@ mod tests {
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
         let aborts = ls.iter().filter(|l| !hcm(l)["http_filters"][0]["typed_config"]["abort"].is_null()).count();
         assert_eq!(aborts as u32, p.lab.bad_hosts);
-        // The app answers 503 (rewrite to httpbin's weighted /status).
+        // The app serves the request, then the bad hosts' sidecars answer 503 in its place.
         let mut p = sfr2l_files::study::find("s3").unwrap().study;
         p.lab.bad_mode = BadMode::App503;
         p.lab.bad_abort_percent = 80.0;
         let u = upstream_static(&Ports::from_base(20000), &p.lab, APP);
         let ls = u["static_resources"]["listeners"].as_array().unwrap();
-        let rewrites: Vec<String> = ls
+        let lua: Vec<String> = ls
             .iter()
             .filter_map(|l| {
-                hcm(l)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["regex_rewrite"]["substitution"]
-                    .as_str()
-                    .map(String::from)
+                let filters = hcm(l)["http_filters"].as_array().unwrap().clone();
+                let f = filters.iter().find(|f| f["name"] == "envoy.filters.http.lua")?;
+                Some(f["typed_config"]["default_source_code"]["inline_string"].as_str().unwrap().to_string())
             })
             .collect();
-        assert_eq!(rewrites.len() as u32, p.lab.bad_hosts);
-        assert_eq!(rewrites[0], "/status/200:20,503:80");
-        assert!(ls.iter().all(|l| hcm(l)["http_filters"][1]["typed_config"]["abort"].is_null()));
+        assert_eq!(lua.len() as u32, p.lab.bad_hosts);
+        assert!(lua[0].contains("math.random() * 100 < 80 then"), "{}", lua[0]);
+        assert!(ls
+            .iter()
+            .all(|l| hcm(l)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["regex_rewrite"].is_null()));
+        assert!(ls.iter().all(|l| hcm(l)["http_filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["typed_config"]["abort"].is_null())));
     }
 
     #[test]

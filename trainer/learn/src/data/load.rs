@@ -1,7 +1,6 @@
 //! Strict dataset reading: every error names `file:line:column`, nothing is guessed.
 
-use sfr2l_core::trace::DatasetRow;
-use sfr2l_core::{Inputs, Study};
+use sfr2l_core::{Failure, Inputs, Study};
 use sfr2l_files::csv_rows;
 use sfr2l_files::study::StudySource;
 use std::path::{Path, PathBuf};
@@ -35,7 +34,9 @@ pub struct Dataset {
     pub inputs: Inputs,
     /// `[rows][inputs]`, raw units, in [`Dataset::inputs`] order.
     pub x: Vec<Vec<f64>>,
-    /// `[rows][2]`: QPS and 503 rate.
+    /// The codes the rate column counts as failure (the study's).
+    pub failure: Failure,
+    /// `[rows][2]`: QPS and failure rate.
     pub y: Vec<[f64; 2]>,
     /// Configuration id per row; repeats of one configuration share it.
     pub group: Vec<String>,
@@ -95,15 +96,17 @@ fn parse_dataset(path: &Path, text: &str, study: &Study, sha256: String) -> Resu
     };
     let mut rows = csv_rows(text);
     let header = rows.next().ok_or_else(|| DataError::Empty { path: path.into() })?.map_err(bad_csv)?;
-    let inputs = study.inputs();
-    let expected = DatasetRow::header(&inputs);
+    let columns = study.columns();
+    let expected = columns.header();
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     check_header(path, &header.record.iter().map(str::trim).collect::<Vec<_>>(), &expected)?;
     let col = |name: &str| expected.iter().position(|c| *c == name).unwrap_or(0);
+    let inputs = columns.inputs.clone();
     let cols = Columns {
         expected: &expected,
         inputs: &inputs,
         qps: col("qps"),
-        rate_503: col("rate_503"),
+        rate: col(&columns.failure.column()),
         group: col("config_id"),
     };
 
@@ -111,6 +114,7 @@ fn parse_dataset(path: &Path, text: &str, study: &Study, sha256: String) -> Resu
         path: path.into(),
         study: study.clone(),
         inputs: inputs.clone(),
+        failure: columns.failure.clone(),
         x: vec![],
         y: vec![],
         group: vec![],
@@ -166,7 +170,8 @@ struct Columns<'a> {
     expected: &'a [&'a str],
     inputs: &'a Inputs,
     qps: usize,
-    rate_503: usize,
+    /// The failure rate (`rate_503`, or the study's codes).
+    rate: usize,
     group: usize,
 }
 
@@ -217,14 +222,14 @@ fn parse_row(
         x[c] = v;
     }
     let qps = num(cols.qps)?;
-    let r503 = num(cols.rate_503)?;
+    let rate = num(cols.rate)?;
     if qps < 0.0 {
         return Err(cell(cols.qps, format!("{qps} is negative")));
     }
-    if !(0.0..=1.0).contains(&r503) {
-        return Err(cell(cols.rate_503, format!("{r503} is not a rate in [0, 1]")));
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(cell(cols.rate, format!("{rate} is not a rate in [0, 1]")));
     }
-    Ok((x, [qps, r503], cells[cols.group].trim().to_string()))
+    Ok((x, [qps, rate], cells[cols.group].trim().to_string()))
 }
 
 #[cfg(test)]
@@ -245,6 +250,17 @@ mod tests {
         assert_eq!(ds.x[0][8], 441.0);
         assert_eq!(ds.y[0], [428.243, 0.256236]);
         assert_eq!(ds.group[0], "s1-c00569");
+    }
+
+    #[test]
+    fn the_rate_column_is_the_studys_failure_codes() {
+        let mut study = sfr2l_files::study::find("s1").unwrap().study;
+        study.objective.failure_codes = vec![503, 429];
+        let e = parse_dataset(Path::new("d.csv"), &format!("{HEADER}\n{ROW}\n"), &study, String::new()).unwrap_err();
+        assert_eq!(e.to_string(), "d.csv:1:12: unexpected column `rate_503`; expected `rate_429_503`");
+        let header = HEADER.replace("rate_503", "rate_429_503");
+        let ds = parse_dataset(Path::new("d.csv"), &format!("{header}\n{ROW}\n"), &study, String::new()).unwrap();
+        assert_eq!((ds.failure.column(), ds.y[0]), ("rate_429_503".to_string(), [428.243, 0.256236]));
     }
 
     #[test]

@@ -167,6 +167,7 @@ mod tests {
             path: "t.csv".into(),
             study: sfr2l_files::study::find("s1").unwrap().study,
             inputs: sfr2l_core::Inputs::catalogue(),
+            failure: sfr2l_core::Failure::default(),
             x: vec![vec![0.0; 9]; groups.len()],
             y: y.iter().map(|v| [*v, *v / 10.0]).collect(),
             group: groups.iter().map(|s| s.to_string()).collect(),

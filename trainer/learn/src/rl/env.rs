@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use sfr2l_core::agent::AgentKind;
-use sfr2l_core::{Inputs, Study};
+use sfr2l_core::{Failure, Inputs, Study};
 use sfr2l_runtime::Simulator;
 
 /// What the agents maximise.
@@ -16,16 +16,18 @@ use sfr2l_runtime::Simulator;
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     #[default]
-    /// The paper's reward r = QPS x P503 (eq. 3): the load tests that break the service most.
+    /// The paper's reward r = QPS x P(failure) (eq. 3, failure = 503 there; a study names its
+    /// codes): the load tests that break the service most.
     Worst,
-    /// r = QPS x (1 - P503): the loads the service carries best (P200 taken as 1 - P503,
-    /// since the simulator predicts the 503 rate; other codes are ~0 in our datasets).
+    /// r = QPS x (1 - P(failure)): the loads the service carries best (P200 taken as
+    /// 1 - P(failure), since the simulator predicts the failure rate; other codes are ~0 in
+    /// our datasets).
     Best,
 }
 
 impl Objective {
-    pub fn reward(self, qps: f32, rate_503: f32) -> f64 {
-        let (q, p) = (f64::from(qps), f64::from(rate_503));
+    pub fn reward(self, qps: f32, failure_rate: f32) -> f64 {
+        let (q, p) = (f64::from(qps), f64::from(failure_rate));
         match self {
             Objective::Worst => sfr2l_core::reward::reward(q, p),
             Objective::Best => sfr2l_core::reward::reward_success(q, 1.0 - p),
@@ -57,6 +59,8 @@ pub struct RewardTable {
     pub profile: String,
     /// The study's inputs (the simulator's): `rules` has their rule columns.
     pub inputs: Inputs,
+    /// The codes the rewards count as failure (the study's, the simulator's rate output).
+    pub failure: Failure,
     /// `[rows][rule inputs]` traffic rules, raw units.
     pub rules: Vec<Vec<f32>>,
     /// The row's own threads and calls.
@@ -112,6 +116,10 @@ impl RewardTable {
                 inputs.names().join(",")
             );
         }
+        let failure = study.failure();
+        if sim.failure != failure {
+            bail!("simulator predicts {} but study {profile} counts failure codes {failure}", sim.failure.column());
+        }
         let rules: Vec<Vec<f32>> = rows.iter().map(|r| r[..nr].iter().map(|v| *v as f32).collect()).collect();
         let run_load: Vec<RunLoad> =
             rows.iter().map(|r| RunLoad { threads: r[ti] as f32, calls: r[ci] as f32 }).collect();
@@ -133,13 +141,14 @@ impl RewardTable {
         let mut rewards = Vec::with_capacity(queries.len());
         for chunk in queries.chunks(4096) {
             let pred = sim.predict(chunk).context("simulator")?;
-            rewards.extend(pred.iter().map(|p| objective.reward(p.qps, p.rate_503)));
+            rewards.extend(pred.iter().map(|p| objective.reward(p.qps, p.failure_rate)));
         }
         let (nt, nc) = (threads.len(), calls.len());
         let per_row = nt * nc + nt + nc;
         let mut t = RewardTable {
             profile,
             inputs,
+            failure,
             rules,
             run_load,
             threads,

@@ -16,6 +16,8 @@ pub struct AgentExport<'a> {
     pub configuration: Configuration,
     pub services: usize,
     pub objective: &'a str,
+    /// The codes its reward counted as failure.
+    pub failure: &'a sfr2l_core::Failure,
 }
 
 pub fn agent_onnx(e: &AgentExport) -> Vec<u8> {
@@ -50,6 +52,11 @@ pub fn agent_onnx(e: &AgentExport) -> Vec<u8> {
         (meta::STATE.to_string(), names.join(",")),
         (meta::OBJECTIVE.to_string(), e.objective.to_string()),
     ];
+    // 503 only is what a graph without the key means (the paper's studies' graphs lack it).
+    let mut metadata = metadata;
+    if *e.failure != sfr2l_core::Failure::default() {
+        metadata.push((meta::FAILURE_CODES.to_string(), e.failure.to_string()));
+    }
     let doc = format!(
         "sfr2l {} agent ({}), study {}: raw state in, Q-value per {} grid value out",
         a.spec.kind.name(),

@@ -201,6 +201,7 @@ fn export_agent(dir: &Path, run: &RunMeta, agent: &TrainedAgent, n: usize, svc: 
         configuration: r.configuration,
         services: r.services,
         objective: obj,
+        failure: &svc.table.failure,
     });
     // Check on states of this service.
     let rows: Vec<Vec<f32>> = (0..svc.table.rows().min(500))

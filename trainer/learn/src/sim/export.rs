@@ -1,6 +1,7 @@
 //! `simulator.onnx`: the study's named raw inputs `[batch, 1]` in its input order (the paper's
 //! nine for S1-S5); outputs
-//! `qps` and `rate_503` `[batch, 1]` in raw units (QPS >= 0, rate clamped to [0, 1]) and
+//! `qps` and the failure rate (`rate_503`, or named by the study's failure codes,
+//! `rate_429_503`) `[batch, 1]` in raw units (QPS >= 0, rate clamped to [0, 1]) and
 //! `uncertainty` `[batch, 2]`, the ensemble members' standard deviation of (QPS, rate) in raw
 //! units (0 for a single network). Standardisation of inputs and outputs is inside the graph.
 
@@ -10,7 +11,10 @@ use crate::nn::MlpWeights;
 use sfr2l_core::artifact::{meta, KIND_SIMULATOR};
 use sfr2l_core::Study;
 
-pub const OUTPUT_NAMES: [&str; 3] = ["qps", "rate_503", "uncertainty"];
+/// The graph's outputs for a study: QPS, its failure rate, the ensemble spread.
+pub fn output_names(study: &Study) -> [String; 3] {
+    ["qps".into(), study.failure().column(), "uncertainty".into()]
+}
 
 /// Everything the graph needs besides the weights.
 pub struct SimulatorSpec<'a> {
@@ -79,9 +83,17 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
     let lo = g.const_f32("rate_min", &[], vec![0.0]);
     let hi = g.const_f32("rate_max", &[], vec![1.0]);
     let r = g.op("Clip", &[&r, &lo, &hi]);
-    g.output(&q, OUTPUT_NAMES[0], 1, "QPS of the run (queries/s), >= 0");
-    g.output(&r, OUTPUT_NAMES[1], 1, "share of 503 responses, clamped to [0, 1]");
-    g.output(&sd_raw, OUTPUT_NAMES[2], 2, "ensemble standard deviation of (QPS, 503 rate), raw units");
+    let failure = prof.failure();
+    let names = output_names(prof);
+    let what = if failure == sfr2l_core::Failure::default() {
+        "503 responses".to_string()
+    } else {
+        format!("responses with code {failure}")
+    };
+    g.output(&q, &names[0], 1, "QPS of the run (queries/s), >= 0");
+    g.output(&r, &names[1], 1, &format!("share of {what}, clamped to [0, 1]"));
+    let rate = if failure == sfr2l_core::Failure::default() { "503 rate".into() } else { names[1].clone() };
+    g.output(&sd_raw, &names[2], 2, &format!("ensemble standard deviation of (QPS, {rate}), raw units"));
 
     let feature_list = prof.inputs().names().join(",");
     let metadata = vec![
@@ -89,12 +101,12 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
         (meta::KIND.to_string(), KIND_SIMULATOR.to_string()),
         (meta::PROFILE.to_string(), spec.study.name.clone()),
         (meta::FEATURES.to_string(), feature_list),
-        (meta::OUTPUTS.to_string(), OUTPUT_NAMES.join(",")),
+        (meta::OUTPUTS.to_string(), names.join(",")),
         (meta::ENSEMBLE.to_string(), spec.members.len().to_string()),
         (meta::DATASET_SHA256.to_string(), spec.dataset_sha256.to_string()),
     ];
     let doc = format!(
-        "sfr2l simulator for profile {}: raw DestinationRule + load features in, QPS and 503 rate out",
+        "sfr2l simulator for profile {}: raw DestinationRule + load features in, QPS and {rate} out",
         spec.study.name
     );
     encode(&g.finish("sfr2l_simulator", &doc, &metadata))

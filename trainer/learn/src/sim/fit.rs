@@ -223,14 +223,14 @@ fn export_checked(
     let got = rt.predict(&probe)?;
     let mut worst = 0.0f32;
     for (g, w) in got.iter().zip(&want) {
-        worst = worst.max(rel_diff(g.qps, w[0], 1.0)).max(rel_diff(g.rate_503, w[1], 0.01));
+        worst = worst.max(rel_diff(g.qps, w[0], 1.0)).max(rel_diff(g.failure_rate, w[1], 0.01));
     }
     if worst > 1e-4 {
         bail!("export check failed: tract and burn differ by {worst:.2e} (relative) on random inputs");
     }
     let raw_test: Vec<Vec<f32>> = rows_f32(&s.xte);
     let exported: Vec<[f64; 2]> =
-        rt.predict(&raw_test)?.iter().map(|p| s.y_norm.apply(&[f64::from(p.qps), f64::from(p.rate_503)])).collect();
+        rt.predict(&raw_test)?.iter().map(|p| s.y_norm.apply(&[f64::from(p.qps), f64::from(p.failure_rate)])).collect();
     let exported_mse = score(&exported, &s.syte).mse;
     let mlp_mse = ens.scores.mse;
     if (exported_mse - mlp_mse).abs() > 0.01 * mlp_mse.max(1e-6) {
@@ -270,18 +270,26 @@ fn simulator_ports(ds: &Dataset) -> (Vec<Port>, Vec<Port>) {
             doc: "QPS of the run, >= 0".into(),
         },
         Port {
-            name: "rate_503".into(),
+            name: ds.failure.column(),
             unit: "share".into(),
             shape: vec!["batch".into(), 1.into()],
             range: Some((0.0, 1.0)),
-            doc: "share of 503 responses".into(),
+            doc: if ds.failure == sfr2l_core::Failure::default() {
+                "share of 503 responses".into()
+            } else {
+                format!("share of responses with code {}", ds.failure)
+            },
         },
         Port {
             name: "uncertainty".into(),
             unit: "queries/s, share".into(),
             shape: vec!["batch".into(), 2.into()],
             range: None,
-            doc: "ensemble standard deviation of (QPS, 503 rate)".into(),
+            doc: if ds.failure == sfr2l_core::Failure::default() {
+                "ensemble standard deviation of (QPS, 503 rate)".into()
+            } else {
+                format!("ensemble standard deviation of (QPS, {})", ds.failure.column())
+            },
         },
     ];
     (inputs, outputs)
