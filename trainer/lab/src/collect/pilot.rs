@@ -192,21 +192,25 @@ pub fn report(profile: &Study, rows: &[PilotRow]) -> String {
         "\nlandscape at fixed rules (cell means over repeats; reward = QPS x P(failure), failure = {}):",
         profile.failure()
     );
-    let _ = writeln!(s, "| rules (pend conn rpc eject% consec) | cells | P503 min..max (sd) | reward min..max (sd) | optimum/random | best (threads, calls) |");
+    // The rule columns are the study's (the fields it lists), the rate its failure codes'.
+    let fields = profile.inputs().rules().to_vec();
+    let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
+    let rate = profile.failure().label();
+    let _ = writeln!(
+        s,
+        "| rules ({}) | cells | {rate} min..max (sd) | reward min..max (sd) | optimum/random | best (threads, calls) |",
+        names.join(" ")
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     let sets: usize = rows.iter().map(|r| r.rule_set + 1).max().unwrap_or(0);
     for k in 0..sets {
         let mine: Vec<&PilotRow> = rows.iter().filter(|r| r.rule_set == k).collect();
         if let Some(l) = landscape(&mine) {
-            let r = l.rule;
+            let values: Vec<String> = fields.iter().map(|f| format!("{}", l.rule.get(*f))).collect();
             let _ = writeln!(
                 s,
-                "| {} {} {} {} {} | {} | {:.3}..{:.3} ({:.3}) | {:.0}..{:.0} ({:.0}) | {:.2} | ({}, {}) |",
-                r.max_pending_requests,
-                r.max_connections,
-                r.max_requests_per_connection,
-                r.max_ejection_percent,
-                r.consecutive_5xx_errors,
+                "| {} | {} | {:.3}..{:.3} ({:.3}) | {:.0}..{:.0} ({:.0}) | {:.2} | ({}, {}) |",
+                values.join(" "),
                 l.cells,
                 l.p503.0,
                 l.p503.1,
@@ -229,13 +233,13 @@ pub fn report(profile: &Study, rows: &[PilotRow]) -> String {
     let all_p: Vec<f64> = rows.iter().map(|r| r.row.failure_rate).collect();
     let _ = writeln!(
         s,
-        "\nwithin-cell share of variance: QPS {:.2}, 503 rate {:.2} (target <= 0.2); 503 share mean {:.3} (sd {:.3})",
+        "\nwithin-cell share of variance: QPS {:.2}, {rate} {:.2} (target <= 0.2); failure share mean {:.3} (sd {:.3})",
         within_share(&qps),
         within_share(&p),
         mean(&all_p),
         var(&all_p).sqrt()
     );
-    let _ = writeln!(s, "\nrank correlations (Spearman) with QPS / 503 rate / reward:");
+    let _ = writeln!(s, "\nrank correlations (Spearman) with QPS / {rate} / reward:");
     let q: Vec<f64> = rows.iter().map(|r| r.row.qps).collect();
     let w: Vec<f64> = rows.iter().map(|r| reward(r.row.qps, r.row.failure_rate)).collect();
     for (i, f) in profile.inputs().features().iter().enumerate() {
@@ -286,5 +290,34 @@ mod tests {
         assert!(plan.iter().all(|(_, e)| p.check(&e.rule, &e.load).is_ok()));
         let rules: std::collections::BTreeSet<String> = plan.iter().map(|(k, e)| format!("{k}{:?}", e.rule)).collect();
         assert_eq!(rules.len(), 2);
+    }
+
+    #[test]
+    fn the_report_names_the_studys_fields_and_failure_codes() {
+        let mut study = sfr2l_files::study::find("s1").unwrap().study;
+        study.attributes.retain(|a| a.feature.index() < 2);
+        study.objective.failure_codes = vec![503, 429];
+        let columns = study.columns();
+        let rows: Vec<PilotRow> = pilot_plan(&study, 1, 1, 3)
+            .into_iter()
+            .map(|(k, e)| {
+                let mut c = sfr2l_core::RunCounters::new(sfr2l_core::counters::RunAnnounce { threads: 1, calls: 4 });
+                let a = sfr2l_core::counters::RunAnnounce { threads: 1, calls: 4 };
+                for (i, code) in [200, 429, 503, 504].into_iter().enumerate() {
+                    c.record(a, code, 0, i as u64 * 1_000_000, (i as u64 + 1) * 1_000_000);
+                }
+                let rec = sfr2l_core::TraceRecord::from_counters("p", 1, Some(e.rule), &c);
+                let row = DatasetRow::new(&columns, &e.rule, &e.load, &rec, 0.0, e.config_id.clone(), 0);
+                PilotRow { rule_set: k, rule: e.rule, load: e.load, row }
+            })
+            .collect();
+        assert!(rows.iter().all(|r| r.row.failure_rate == 0.5 && r.row.other_codes == "504:1"));
+        let text = report(&study, &rows);
+        assert!(
+            text.contains("| rules (max_pending_requests max_connections) | cells | 429,503 rate min..max (sd) |"),
+            "{text}"
+        );
+        assert!(text.contains("| 0.500..0.500 (0.000) |"), "{text}");
+        assert!(!text.contains("max_requests_per_connection"), "{text}");
     }
 }
