@@ -49,9 +49,6 @@ pub const RULE_FEATURES: [Feature; N_RULES] = {
     out
 };
 
-/// The two simulator outputs, in order.
-pub const OUTPUTS: [&str; 2] = ["qps", "rate_503"];
-
 impl Feature {
     /// Column / tensor / ONNX input name.
     pub fn name(self) -> &'static str {
