@@ -113,11 +113,13 @@ pub fn parse_value(v: serde_norway::Value) -> Result<Object> {
         }
         "DestinationRule" => {
             let host = v.get("spec").and_then(|s| s.get("host")).and_then(|h| h.as_str()).unwrap_or("").to_string();
-            let meta: Meta = typed(v.get("metadata").cloned().unwrap_or_default()).context("field metadata")?;
+            // The reader checks the whole object (metadata as `kubectl get -o yaml` prints it).
             let text = serde_norway::to_string(&v)?;
             let rule = destination_rule::parse(&text, "DestinationRule")?;
+            let meta = |k: &str| v.get("metadata").and_then(|m| m.get(k)).and_then(|x| x.as_str()).map(String::from);
             check(!host.is_empty(), "spec.host", "must not be empty".into())?;
-            Object::DestinationRule(DestinationRule { name: meta.name, namespace: meta.namespace, host, rule })
+            let name = meta("name").unwrap_or_default();
+            Object::DestinationRule(DestinationRule { name, namespace: meta("namespace"), host, rule })
         }
         "WasmPlugin" => {
             api(&v, &["extensions.istio.io/v1alpha1"])?;
