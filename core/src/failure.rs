@@ -57,6 +57,25 @@ impl Failure {
         format!("{self} rate")
     }
 
+    /// What the rate is a share of, as graph docs and cards say it: `503 responses`,
+    /// `responses with code 429,503`.
+    pub fn responses(&self) -> String {
+        if *self == Self::default() {
+            "503 responses".into()
+        } else {
+            format!("responses with code {self}")
+        }
+    }
+
+    /// The rate in the simulator's spread doc: `503 rate` (the paper's), else its column.
+    pub fn spread_name(&self) -> String {
+        if *self == Self::default() {
+            "503 rate".into()
+        } else {
+            self.column()
+        }
+    }
+
     /// The inverse of [`Failure::column`], for headers and graph metadata.
     pub fn from_column(name: &str) -> Result<Self, String> {
         let codes =
@@ -134,6 +153,14 @@ mod tests {
         assert!(f.is_failure(429) && f.is_failure(503) && !f.is_failure(504));
         assert!(f.is_other(504) && !f.is_other(200) && !f.is_other(429));
         assert_eq!((Failure::default().label(), f.label()), ("503 rate".to_string(), "429,503 rate".to_string()));
+        assert_eq!(
+            (Failure::default().responses(), f.responses()),
+            ("503 responses".to_string(), "responses with code 429,503".to_string())
+        );
+        assert_eq!(
+            (Failure::default().spread_name(), f.spread_name()),
+            ("503 rate".to_string(), "rate_429_503".to_string())
+        );
         assert_eq!(Failure::new(&[]).unwrap_err(), "empty: name the response codes that count as failure");
         assert_eq!(Failure::new(&[200]).unwrap_err(), "200 is not an HTTP error status (400..=599)");
         assert_eq!(Failure::new(&[503, 429, 503]).unwrap_err(), "503 is listed twice");

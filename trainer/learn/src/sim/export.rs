@@ -85,14 +85,9 @@ pub fn simulator_onnx(spec: &SimulatorSpec) -> Vec<u8> {
     let r = g.op("Clip", &[&r, &lo, &hi]);
     let failure = prof.failure();
     let names = output_names(prof);
-    let what = if failure == sfr2l_core::Failure::default() {
-        "503 responses".to_string()
-    } else {
-        format!("responses with code {failure}")
-    };
     g.output(&q, &names[0], 1, "QPS of the run (queries/s), >= 0");
-    g.output(&r, &names[1], 1, &format!("share of {what}, clamped to [0, 1]"));
-    let rate = if failure == sfr2l_core::Failure::default() { "503 rate".into() } else { names[1].clone() };
+    g.output(&r, &names[1], 1, &format!("share of {}, clamped to [0, 1]", failure.responses()));
+    let rate = failure.spread_name();
     g.output(&sd_raw, &names[2], 2, &format!("ensemble standard deviation of (QPS, {rate}), raw units"));
 
     let feature_list = prof.inputs().names().join(",");

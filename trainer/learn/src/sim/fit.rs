@@ -274,22 +274,14 @@ fn simulator_ports(ds: &Dataset) -> (Vec<Port>, Vec<Port>) {
             unit: "share".into(),
             shape: vec!["batch".into(), 1.into()],
             range: Some((0.0, 1.0)),
-            doc: if ds.failure == sfr2l_core::Failure::default() {
-                "share of 503 responses".into()
-            } else {
-                format!("share of responses with code {}", ds.failure)
-            },
+            doc: format!("share of {}", ds.failure.responses()),
         },
         Port {
             name: "uncertainty".into(),
             unit: "queries/s, share".into(),
             shape: vec!["batch".into(), 2.into()],
             range: None,
-            doc: if ds.failure == sfr2l_core::Failure::default() {
-                "ensemble standard deviation of (QPS, 503 rate)".into()
-            } else {
-                format!("ensemble standard deviation of (QPS, {})", ds.failure.column())
-            },
+            doc: format!("ensemble standard deviation of (QPS, {})", ds.failure.spread_name()),
         },
     ];
     (inputs, outputs)
