@@ -83,6 +83,10 @@ pub struct Target {
     pub namespace: String,
     /// Service port.
     pub port: u16,
+    /// A subset of the service's DestinationRule (`v1`): its own traffic policy merged in, and
+    /// its own cluster in the client sidecar. Unset: the service's default cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
     /// Method and path of every load-test call, and extra request headers.
     #[serde(default = "default_method")]
     pub method: String,
@@ -97,11 +101,15 @@ impl Target {
         format!("{}.{}.svc.cluster.local", self.service, self.namespace)
     }
 
-    /// The client sidecar's Envoy cluster for the service's port, named as istiod names it
-    /// (`outbound|PORT||HOST`: istio/istio `pilot/pkg/model/service.go`, `BuildSubsetKey`,
-    /// direction `outbound`, no subset). The lab's client cluster has the same name.
+    /// The client sidecar's Envoy cluster for the service's port (and subset), named as istiod
+    /// names it (`outbound|PORT|SUBSET|HOST`: istio/istio `pilot/pkg/model/service.go`,
+    /// `BuildSubsetKey`, direction `outbound`). The lab's client cluster has the same name.
     pub fn cluster(&self) -> String {
-        outbound_cluster(&self.service, &self.namespace, self.port)
+        let c = outbound_cluster(&self.service, &self.namespace, self.port);
+        match &self.subset {
+            Some(s) => c.replacen("||", &format!("|{s}|"), 1),
+            None => c,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! port-level settings), aimed at the lab's target: the rule the target's
 //! cluster gets is the one istiod picks (host, then the port's `portLevelSettings` entry, whose
 //! blocks replace the top-level ones whole), measured in the client Envoy's own `/clusters`, and
-//! every field the lab does not model is listed.
+//! every field the lab does not model is listed. Then Istio's own samples: Bookinfo's rules and the
+//! circuit-breaking task's.
 
 #![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
@@ -100,7 +101,6 @@ fn a_users_rule_is_applied_as_istiod_picks_it_and_the_rest_is_listed() {
         "spec.trafficPolicy.connectionPool.http.http2MaxRequests",
         "spec.trafficPolicy.connectionPool.http.maxRetries",
         "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
-        "spec.trafficPolicy.loadBalancer",
         "spec.trafficPolicy.portLevelSettings",
     ] {
         assert!(err.contains(&format!("kept, not modelled: {kept}\n")), "{kept} listed: {err}");
@@ -115,4 +115,21 @@ fn a_users_rule_is_applied_as_istiod_picks_it_and_the_rest_is_listed() {
     assert!(out.status.success(), "{err}");
     assert_eq!(thresholds(), ("6".to_string(), u32::MAX.to_string()));
     assert!(err.contains("entry 0 (port 8000) is the policy in force"), "{err}");
+    // LEAST_REQUEST is what the lab's cluster runs: honoured, not listed.
+    assert!(!err.contains("loadBalancer"), "{err}");
+
+    // Istio's own samples, aimed at the lab's target (the host renamed, nothing else): Bookinfo's
+    // four rules set subsets only, so the target's cluster gets istiod's defaults.
+    let bookinfo = root().join("trainer/lab/tests/data/bookinfo/destination-rule-all.yaml");
+    let all = tmp.path().join("destination-rule-all.yaml");
+    std::fs::write(&all, std::fs::read_to_string(bookinfo).unwrap().replace("host: reviews", "host: httpbin")).unwrap();
+    let out = apply(&lab, &all);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(thresholds(), (u32::MAX.to_string(), u32::MAX.to_string()));
+    assert!(err.contains("kept, not modelled: document 2 (line 12) spec.subsets\n"), "{err}");
+    // istio.io's circuit-breaking task, as the overlay ships it.
+    let out = apply(&lab, &root().join("manifests/overlays/istio-task"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(thresholds(), ("1".to_string(), "1".to_string()));
 }

@@ -34,6 +34,7 @@ fn kinds(objects: &[Object]) -> Vec<&'static str> {
             Object::Workload(w) if w.kind == "Job" => "Job",
             Object::Workload(_) => "Deployment",
             Object::DestinationRule(_) => "DestinationRule",
+            Object::VirtualService(_) => "VirtualService",
             Object::WasmPlugin(_) => "WasmPlugin",
         })
         .collect()
@@ -78,7 +79,9 @@ fn err(text: &str) -> String {
 }
 
 fn base_doc(name: &str) -> String {
-    std::fs::read_to_string(root().join("manifests/base").join(name)).unwrap()
+    std::fs::read_to_string(root().join("manifests/base").join(name))
+        .or_else(|_| std::fs::read_to_string(root().join("manifests/client").join(name)))
+        .unwrap()
 }
 
 #[test]
@@ -140,10 +143,12 @@ fn cross_object_rules_catch_a_wrong_cluster_name() {
     assert!(e.contains("spec.host"), "{e}");
 }
 
-fn sfr2l(args: &[&str], out: &Path) {
+/// Runs `sfr2l ARGS` from the repository root; its stdout.
+fn sfr2l(args: &[&str], out: &Path) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_sfr2l")).args(args).current_dir(root()).output().unwrap();
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     assert!(out.exists());
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn wasm() -> PathBuf {
@@ -237,7 +242,7 @@ fn manifests_command_pins_models_filter_and_artifact() {
 
 #[test]
 fn dashboard_queries_only_metrics_the_filter_defines() {
-    let text = std::fs::read_to_string(root().join("manifests/base/sfr2l-dashboard.json")).unwrap();
+    let text = std::fs::read_to_string(root().join("manifests/client/sfr2l-dashboard.json")).unwrap();
     let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
     let module = std::fs::read(wasm()).unwrap();
     let defined = std::fs::read_to_string(root().join("filter/src/metrics.rs")).unwrap();
@@ -266,4 +271,80 @@ fn dashboard_queries_only_metrics_the_filter_defines() {
     let cm = objects.iter().find_map(|o| if let Object::ConfigMap(c) = o { Some(c) } else { None }).unwrap();
     assert_eq!(cm.metadata.labels.get("grafana_dashboard").map(String::as_str), Some("1"));
     assert_eq!(cm.data.get("sfr2l-dashboard.json"), Some(&text));
+}
+
+/// A user's own rule file for the study's service (subsets and a VirtualService kept as they are).
+const USER_RULES: &str = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin, annotations: {owner: team-a}}
+spec:
+  host: httpbin
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 3}, http: {http1MaxPendingRequests: 2, maxRequestsPerConnection: 4}}
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 50}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin]
+  http: [{timeout: 5s, route: [{destination: {host: httpbin, subset: v1}}]}]
+";
+
+#[test]
+fn manifests_for_a_studys_own_target_go_beside_the_users_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules.yaml");
+    std::fs::write(&rules, USER_RULES).unwrap();
+    let out = tmp.path().join("rollout");
+    let (o, r, c) =
+        (out.display().to_string(), rules.display().to_string(), tmp.path().join("oci").display().to_string());
+    let args = ["manifests", "--agents", "policies/s1/agents/thread-call/seed-1", "--rules", &r, "--study", "s1"];
+    let said = sfr2l(&[&args[..], &["--trigger", "t-1", "--out", &o, "--oci", &c]].concat(), &out);
+    assert!(said.contains("for httpbin port 8000 in namespace default"), "{said}");
+    // The study's target (s1: httpbin in namespace default, port 8000, /status/200), not the
+    // demo tree: no httpbin Deployment, Service or Namespace of ours.
+    let rendered = istio::kustomize(&out).unwrap();
+    let objects = istio::parse_stream(&rendered, "rollout").unwrap();
+    assert_eq!(
+        kinds(&objects),
+        ["ConfigMap", "Service", "Deployment", "Deployment", "Job", "WasmPlugin", "DestinationRule", "VirtualService"]
+    );
+    assert!(
+        rendered.lines().filter(|l| l.trim_start().starts_with("namespace:")).all(|l| l.trim() == "namespace: default"),
+        "{rendered}"
+    );
+    let plugin = objects.iter().find_map(|o| if let Object::WasmPlugin(w) = o { Some(w) } else { None }).unwrap();
+    let c = plugin.filter_config().unwrap();
+    let lt = c.loadtest.unwrap();
+    assert_eq!(
+        (lt.cluster.as_str(), lt.path.as_str()),
+        ("outbound|8000||httpbin.default.svc.cluster.local", "/status/200")
+    );
+    assert_eq!(c.models.unwrap().cluster, "outbound|8080||sfr2l-artifacts.default.svc.cluster.local");
+    assert_eq!(c.rule.unwrap().max_connections, 3);
+    assert!(rendered.contains("- number: 8000"), "the WasmPlugin matches the target's port");
+    assert!(rendered.contains("http://httpbin.default:8000/status/200"), "the load Job calls the target");
+    // The user's file as they wrote it: subsets, annotations and the VirtualService kept.
+    let dr = std::fs::read_to_string(out.join("destinationrule.yaml")).unwrap();
+    assert!(dr.ends_with(USER_RULES), "{dr}");
+    // Agents decide for their own study only.
+    let e = Command::new(env!("CARGO_BIN_EXE_sfr2l"))
+        .current_dir(root())
+        .args([
+            "manifests",
+            "--agents",
+            "policies/s1/agents/thread-call/seed-1",
+            "--rules",
+            &r,
+            "--study",
+            "s2",
+            "--out",
+            &o,
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&e.stderr).contains("agents of study s1 cannot decide for study s2"), "{e:?}");
 }

@@ -6,10 +6,11 @@
 //! namespace and port the tree deploys it) is that cluster.
 
 use crate::istio::{self, Object};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use sfr2l_core::config::ConfigV1;
 use sfr2l_core::study::Target;
 use sfr2l_core::TrafficRule;
+use sfr2l_lab::destination_rule::{self, Aim, ReadRule};
 use sfr2l_lab::envoy;
 use std::path::Path;
 
@@ -19,6 +20,9 @@ pub struct LabManifests {
     /// The WasmPlugin's configuration (observe defaults without one), with lab cluster names
     /// once [`LabManifests::for_lab`] mapped them.
     pub config: ConfigV1,
+    /// What the rules set that the lab does not model, as YAML paths and notes
+    /// ([`ReadRule::kept`]).
+    pub kept: Vec<String>,
 }
 
 /// The lab cluster for an Envoy cluster name in a sidecar's configuration, on a lab whose
@@ -47,17 +51,30 @@ pub fn lab_cluster(name: &str, target: &Target) -> Result<String> {
 /// Reads a DestinationRule file, a YAML stream, or a kustomize folder, for a lab whose study
 /// targets `target`.
 pub fn read(path: &Path, target: &Target) -> Result<LabManifests> {
-    load(path)?.for_lab(target)
+    load_for(path, Some(target))?.for_lab(target)
 }
 
 /// Reads and checks the manifests, keeping istiod's cluster names (see [`LabManifests::for_lab`]).
 pub fn load(path: &Path) -> Result<LabManifests> {
-    let objects = istio::load(path)?;
-    let rules: Vec<TrafficRule> =
-        objects.iter().filter_map(|o| if let Object::DestinationRule(d) = o { Some(d.rule) } else { None }).collect();
+    load_for(path, None)
+}
+
+/// Like [`load`], with the rule istiod gives `target`'s cluster: the DestinationRules for its
+/// host merged, its port's and subset's policy in force ([`destination_rule::parse_for`]).
+pub fn load_for(path: &Path, target: Option<&Target>) -> Result<LabManifests> {
+    let (text, origin) = istio::text(path)?;
+    let objects = istio::parse_stream(&text, &origin)?;
+    if path.is_dir() {
+        istio::validate_set(&objects).with_context(|| origin.clone())?;
+    }
+    let aim = target.map_or_else(Aim::default, |t| Aim {
+        host: Some(&t.service),
+        port: Some(t.port),
+        subset: t.subset.as_deref(),
+    });
+    let ReadRule { rule, kept, .. } = destination_rule::parse_for(&text, &origin, aim)?;
     let plugins: Vec<&istio::WasmPlugin> =
         objects.iter().filter_map(|o| if let Object::WasmPlugin(w) = o { Some(w) } else { None }).collect();
-    let [rule] = rules[..] else { bail!("{}: {} DestinationRules, expected one", path.display(), rules.len()) };
     let mut config = match plugins[..] {
         [] => ConfigV1::default(),
         [w] => w.filter_config()?,
@@ -67,7 +84,7 @@ pub fn load(path: &Path) -> Result<LabManifests> {
         bail!("{}: the WasmPlugin's pluginConfig.rule differs from the DestinationRule", path.display());
     }
     config.rule = Some(rule);
-    Ok(LabManifests { rule, config })
+    Ok(LabManifests { rule, config, kept })
 }
 
 impl LabManifests {

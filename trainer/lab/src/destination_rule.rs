@@ -8,12 +8,19 @@
 //! the target's host is taken, and for the target's port its `portLevelSettings` entry replaces
 //! the top-level blocks as istiod does.
 
+mod kept;
+mod policy;
 mod schema;
+mod vs_schema;
 
 use anyhow::{bail, Context, Result};
+use policy::Found;
 use schema::{ConnectionPool, Doc, Http, Metadata, OutlierDetection, Spec, Tcp, TrafficPolicy};
+use serde::de::DeserializeOwned;
+use serde_norway::Value;
 use sfr2l_core::TrafficRule;
 use std::path::Path;
+use vs_schema::VsDoc;
 
 /// Istio's value for an unset connection-pool limit (istiod writes 2^32-1).
 pub const UNLIMITED: u32 = u32::MAX;
@@ -36,6 +43,9 @@ pub struct ReadRule {
     /// YAML paths of fields that are set but not modelled (and documents not read), in file
     /// order: they are accepted, not applied to the lab.
     pub kept: Vec<String>,
+    /// The catalogue fields the policy in force sets, in catalogue order (the others are
+    /// istiod's defaults).
+    pub set: Vec<sfr2l_core::Feature>,
 }
 
 /// Which rule of a file applies: the target's host (short name or FQDN) and port.
@@ -43,6 +53,8 @@ pub struct ReadRule {
 pub struct Aim<'a> {
     pub host: Option<&'a str>,
     pub port: Option<u16>,
+    /// The subset the study targets (`outbound|PORT|SUBSET|HOST`); `None` is the default cluster.
+    pub subset: Option<&'a str>,
 }
 
 /// Parses a DestinationRule; `origin` names the file in errors.
@@ -50,12 +62,13 @@ pub fn parse(text: &str, origin: &str) -> Result<TrafficRule> {
     Ok(parse_for(text, origin, Aim::default())?.rule)
 }
 
-/// The YAML documents of a file, each with the line it starts on.
+/// The YAML documents of a file, each with the line it starts on, and padded with empty lines
+/// so that the parser's line numbers are the file's.
 fn documents(text: &str) -> Vec<(usize, String)> {
     let mut out = vec![(1, String::new())];
     for (i, line) in text.lines().enumerate() {
         if line.starts_with("---") && line[3..].trim().is_empty() {
-            out.push((i + 2, String::new()));
+            out.push((i + 2, "\n".repeat(i + 1)));
         } else if let Some((_, d)) = out.last_mut() {
             d.push_str(line);
             d.push('\n');
@@ -65,11 +78,18 @@ fn documents(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-fn typed<'de, D: serde::Deserializer<'de>>(de: D, origin: &str, prefix: &str) -> Result<Doc>
-where
-    D::Error: std::fmt::Display,
-{
-    serde_path_to_error::deserialize(de).map_err(|e| {
+/// A document typed from its own text (errors name the line) or a `kind: List` item.
+enum Source<'a> {
+    Text(&'a str),
+    Item(Value),
+}
+
+fn typed<T: DeserializeOwned>(src: &Source, origin: &str, prefix: &str) -> Result<T> {
+    let r = match src {
+        Source::Text(t) => serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(t)),
+        Source::Item(v) => serde_path_to_error::deserialize(v.clone()),
+    };
+    r.map_err(|e| {
         let path = e.path().to_string();
         anyhow::anyhow!("{origin}: field {prefix}{path}: {}", e.into_inner())
     })
@@ -80,171 +100,198 @@ fn same_host(host: &str, want: &str) -> bool {
     host == want || host.split('.').next() == want.split('.').next()
 }
 
-/// Reads the rule `aim` picks from a file of one or more documents.
+/// Reads the rule `aim` picks from a file of one or more documents: every DestinationRule for
+/// the target's host, merged and resolved for its port and subset as istiod does
+/// ([`policy`]); VirtualServices for the host are read whole and listed as kept.
 pub fn parse_for(text: &str, origin: &str, aim: Aim) -> Result<ReadRule> {
     let docs = documents(text);
-    let mut rules: Vec<(String, Doc)> = Vec::new();
+    let mut rules: Vec<Found> = Vec::new();
+    let mut services: Vec<(String, VsDoc)> = Vec::new();
     let mut kept = Vec::new();
-    for (n, (line, doc)) in docs.iter().enumerate() {
-        let at = if docs.len() > 1 { format!("document {} (line {line}) ", n + 1) } else { String::new() };
-        let v: serde_norway::Value =
-            serde_norway::from_str(doc).map_err(|e| anyhow::anyhow!("{origin}: {at}is not YAML: {e}"))?;
-        let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
-        match kind.as_str() {
-            "DestinationRule" => {
-                let here = if at.is_empty() { origin.to_string() } else { format!("{origin}: {}", at.trim_end()) };
-                let d = typed(serde_norway::Deserializer::from_str(doc), &here, "")?;
-                rules.push((at, d));
-            }
-            "List" => {
-                let items = v.get("items").and_then(|i| i.as_sequence()).cloned().unwrap_or_default();
-                for (k, item) in items.into_iter().enumerate() {
-                    let ik = item.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
-                    if ik == "DestinationRule" {
-                        let d = typed(item, origin, &format!("items[{k}]."))?;
-                        rules.push((format!("{at}items[{k}] "), d));
-                    } else {
-                        kept.push(format!("{at}items[{k}] ({ik}: not read)"));
-                    }
-                }
-            }
-            "" => bail!("{origin}: {at}field kind: missing"),
+    let mut take = |at: String, item: Source, kind: &str, here: &str, prefix: &str| -> Result<()> {
+        match kind {
+            "DestinationRule" => rules.push(Found { at, doc: typed(&item, here, prefix)? }),
+            "VirtualService" => services.push((at, typed(&item, here, prefix)?)),
+            "" => bail!("{here}: field {prefix}kind: missing"),
             other => kept.push(format!("{at}({other}: not read)")),
         }
+        Ok(())
+    };
+    for (n, (line, doc)) in docs.iter().enumerate() {
+        let at = if docs.len() > 1 { format!("document {} (line {line}) ", n + 1) } else { String::new() };
+        let here = if at.is_empty() { origin.to_string() } else { format!("{origin}: {}", at.trim_end()) };
+        let v: Value = serde_norway::from_str(doc).map_err(|e| anyhow::anyhow!("{origin}: {at}is not YAML: {e}"))?;
+        let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
+        if kind == "List" {
+            let items = v.get("items").and_then(|i| i.as_sequence()).cloned().unwrap_or_default();
+            for (k, item) in items.into_iter().enumerate() {
+                let ik = item.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
+                take(format!("{at}items[{k}] "), Source::Item(item), &ik, origin, &format!("items[{k}]."))?;
+            }
+        } else {
+            take(at, Source::Text(doc), &kind, &here, "")?;
+        }
     }
-    let hosts: Vec<String> = rules.iter().map(|(_, d)| d.spec.host.clone()).collect();
-    let mut mine: Vec<(String, Doc)> = match aim.host {
-        Some(h) => rules.into_iter().filter(|(_, d)| same_host(&d.spec.host, h)).collect(),
-        None => rules,
-    };
-    let (at, doc) = match mine.len() {
-        1 => mine.remove(0),
-        0 if hosts.is_empty() => bail!("{origin}: field kind: expected DestinationRule, found no DestinationRule"),
-        0 => bail!(
-            "{origin}: no DestinationRule for host {:?} (the file has {})",
-            aim.host.unwrap_or(""),
-            hosts.join(", ")
-        ),
-        _ => bail!(
-            "{origin}: {} DestinationRules for the target ({}); istiod would merge them: keep one per file",
-            mine.len(),
-            mine.iter().map(|(_, d)| d.metadata.name.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-    };
-    if !["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"]
-        .contains(&doc.api_version.as_str())
+    for (at, apiv) in
+        rules.iter().map(|r| (&r.at, &r.doc.api_version)).chain(services.iter().map(|(a, d)| (a, &d.api_version)))
     {
+        if !API_VERSIONS.contains(&apiv.as_str()) {
+            bail!("{origin}: {at}field apiVersion: expected networking.istio.io/v1, v1beta1 or v1alpha3, got {apiv:?}");
+        }
+    }
+    let hosts: Vec<String> = rules.iter().map(|r| r.doc.spec.host.clone()).collect();
+    let (mut mine, others): (Vec<Found>, Vec<Found>) = match aim.host {
+        Some(h) => rules.into_iter().partition(|r| same_host(&r.doc.spec.host, h)),
+        None if rules.len() > 1 && hosts.iter().any(|h| !same_host(h, &hosts[0])) => {
+            bail!("{origin}: DestinationRules for several hosts ({}); name the target's", hosts.join(", "))
+        }
+        None => (rules, Vec::new()),
+    };
+    for r in &others {
+        kept.push(format!(
+            "{}(DestinationRule {}: host {}, not the target: not read)",
+            r.at, r.doc.metadata.name, r.doc.spec.host
+        ));
+    }
+    if mine.is_empty() {
+        if hosts.is_empty() {
+            bail!("{origin}: field kind: expected DestinationRule, found no DestinationRule");
+        }
+        bail!("{origin}: no DestinationRule for host {:?} (the file has {})", aim.host.unwrap_or(""), hosts.join(", "));
+    }
+    policy::istiod_order(&mut mine);
+    let mut notes = Vec::new();
+    let (top, subsets) = policy::merge(&mine, origin, &mut notes)?;
+    let blocks = policy::in_force(top, &subsets, aim.port, aim.subset, origin)?;
+    for r in &mine {
+        kept::rule(&serde_json::to_value(&r.doc).unwrap_or_default(), &r.at, aim.subset, &mut kept);
+    }
+    kept.retain(|k| {
+        !blocks.notes.iter().any(|n| n.contains("is the policy in force") && k.ends_with(".portLevelSettings"))
+    });
+    kept.extend(notes);
+    kept.extend(blocks.notes.iter().cloned());
+    kept.extend(honoured_or_kept(&blocks)?);
+    for (at, vs) in &services {
+        let target = aim.host.is_none_or(|h| vs.spec.hosts.iter().any(|v| same_host(v, h)));
+        if target {
+            kept::service(vs, at, &mut kept);
+        } else {
+            kept.push(format!(
+                "{at}(VirtualService {}: hosts {}, not the target: not read)",
+                vs.metadata.name,
+                vs.spec.hosts.join(", ")
+            ));
+        }
+    }
+    let rule = modelled(&blocks).with_context(|| origin.to_string())?;
+    Ok(ReadRule { rule, kept, set: set_fields(&blocks) })
+}
+
+/// A VirtualService document typed whole (a field outside the schema is an error at its path):
+/// its name and hosts.
+pub fn virtual_service(text: &str, origin: &str) -> Result<(String, Vec<String>)> {
+    let vs: VsDoc = typed(&Source::Text(text), origin, "")?;
+    if !API_VERSIONS.contains(&vs.api_version.as_str()) {
         bail!(
-            "{origin}: {at}field apiVersion: expected networking.istio.io/v1, v1beta1 or v1alpha3, got {:?}",
-            doc.api_version
+            "{origin}: field apiVersion: expected networking.istio.io/v1, v1beta1 or v1alpha3, got {:?}",
+            vs.api_version
         );
     }
-    let origin = format!("{origin}{}", if at.is_empty() { String::new() } else { format!(": {}", at.trim_end()) });
-    let (rule, mut mine_kept) = rule_of(&doc, &origin, aim.port)?;
-    kept.append(&mut mine_kept);
-    Ok(ReadRule { rule, kept })
+    Ok((vs.metadata.name, vs.spec.hosts))
 }
 
-/// The fields a rule sets that the product does not model, as YAML paths (a whole block where
-/// none of it is modelled).
-fn unmodelled(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
-    const MODELLED: [&str; 15] = [
-        "apiVersion",
-        "kind",
-        "metadata",
-        "metadata.name",
-        "metadata.namespace",
-        "spec",
-        "spec.host",
-        "P",
-        "P.connectionPool",
-        "P.connectionPool.tcp",
-        "P.connectionPool.tcp.maxConnections",
-        "P.connectionPool.http",
-        "P.connectionPool.http.http1MaxPendingRequests",
-        "P.connectionPool.http.maxRequestsPerConnection",
-        "P.outlierDetection",
-    ];
-    const OUTLIER: [&str; 4] = ["consecutive5xxErrors", "interval", "baseEjectionTime", "maxEjectionPercent"];
-    let Some(obj) = v.as_object() else { return };
-    for (k, child) in obj {
-        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-        let generic = p.replacen("spec.trafficPolicy", "P", 1);
-        let modelled = MODELLED.contains(&generic.as_str())
-            || generic.strip_prefix("P.outlierDetection.").is_some_and(|f| OUTLIER.contains(&f));
-        if !modelled {
-            out.push(p);
-        } else if child.is_object() {
-            unmodelled(child, &p, out);
+const API_VERSIONS: [&str; 3] =
+    ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"];
+
+/// The lab's fidelity rules for the blocks in force beyond the seven fields. TLS: `DISABLE` is
+/// what the lab's plaintext sidecars do; `ISTIO_MUTUAL` is Istio's auto mTLS, which the lab does
+/// not have yet, so it is listed; `SIMPLE` and `MUTUAL` originate TLS with the user's own
+/// certificates, which the lab cannot do, so they are refused. Load balancer: `LEAST_REQUEST`
+/// (and unset, `UNSPECIFIED`, the deprecated `LEAST_CONN`) is what istiod renders and the lab
+/// runs (cluster_traffic_policy.go:362-395); any other setting is listed.
+fn honoured_or_kept(f: &policy::InForce) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if let Some((t, at)) = &f.tls {
+        match t.mode.as_deref().unwrap_or("DISABLE") {
+            "DISABLE" => {}
+            "ISTIO_MUTUAL" => out.push(format!(
+                "{at}.mode: ISTIO_MUTUAL (Istio's auto mTLS): the lab's sidecars speak plaintext"
+            )),
+            m @ ("SIMPLE" | "MUTUAL") => bail!(
+                "{at}.mode: {m} originates TLS with the rule's own certificates, which the lab cannot reproduce; study the service with ISTIO_MUTUAL or DISABLE"
+            ),
+            m => bail!("{at}.mode: {m:?} is not one of DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL"),
         }
     }
-}
-
-/// The rule a DestinationRule gives the target's cluster: the top-level policy, or for `port`
-/// the matching `portLevelSettings` entry, whose four blocks replace the top-level ones whole
-/// (istiod: pilot/pkg/networking/util/util.go:865-889 at istio/istio@86c9f01f, first match
-/// wins). Subsets' policies apply to subset clusters only, not the target's default cluster.
-fn rule_of(doc: &Doc, origin: &str, port: Option<u16>) -> Result<(TrafficRule, Vec<String>)> {
-    let mut kept = Vec::new();
-    unmodelled(&serde_json::to_value(doc).unwrap_or_default(), "", &mut kept);
-    let top = doc.spec.traffic_policy.as_ref();
-    let levels = top.and_then(|p| p.port_level_settings.as_ref());
-    let at_port = port.and_then(|n| {
-        levels?.iter().enumerate().find(|(_, l)| l.port.as_ref().is_some_and(|p| p.number == u32::from(n)))
-    });
-    let (pool, od, f) = match at_port {
-        Some((i, l)) => {
-            // The top-level blocks are not in force for this port.
-            kept.retain(|k| !k.starts_with("spec.trafficPolicy.portLevelSettings"));
-            kept.push(format!(
-                "spec.trafficPolicy.portLevelSettings: entry {i} (port {}) is the policy in force; the top-level blocks and the other entries do not apply",
-                port.unwrap_or(0)
-            ));
-            (
-                l.connection_pool.as_ref(),
-                l.outlier_detection.as_ref(),
-                format!("spec.trafficPolicy.portLevelSettings[{i}]"),
-            )
+    if let Some((lb, at)) = &f.lb {
+        match lb.simple.as_deref() {
+            None | Some("LEAST_REQUEST" | "UNSPECIFIED" | "LEAST_CONN") => {}
+            Some(s @ ("ROUND_ROBIN" | "RANDOM" | "PASSTHROUGH")) => {
+                out.push(format!("{at}.simple: {s}: the lab's cluster balances by LEAST_REQUEST"))
+            }
+            Some(s) => bail!("{at}.simple: {s:?} is not one of UNSPECIFIED, LEAST_CONN, ROUND_ROBIN, RANDOM, PASSTHROUGH, LEAST_REQUEST"),
         }
-        None => (
-            top.and_then(|p| p.connection_pool.as_ref()),
-            top.and_then(|p| p.outlier_detection.as_ref()),
-            "spec.trafficPolicy".to_string(),
-        ),
-    };
-    let rule = modelled(pool, od, &f).with_context(|| origin.to_string())?;
-    Ok((rule, kept))
+    }
+    Ok(out)
 }
 
-/// The product's seven fields from a connection pool and outlier detection.
-fn modelled(pool: Option<&ConnectionPool>, od: Option<&OutlierDetection>, prefix: &str) -> Result<TrafficRule> {
-    let tcp = pool.and_then(|c| c.tcp.as_ref());
-    let http = pool.and_then(|c| c.http.as_ref());
-    let f = |name: &str| format!("{prefix}.{name}");
+fn set_fields(f: &policy::InForce) -> Vec<sfr2l_core::Feature> {
+    use sfr2l_core::Feature as F;
+    let tcp = f.pool.as_ref().and_then(|(c, _)| c.tcp.as_ref());
+    let http = f.pool.as_ref().and_then(|(c, _)| c.http.as_ref());
+    let od = f.outlier.as_ref().map(|(o, _)| *o);
+    let has = |feature: F| match feature {
+        F::MaxPendingRequests => http.is_some_and(|h| h.http1_max_pending_requests.is_some()),
+        F::MaxConnections => tcp.is_some_and(|t| t.max_connections.is_some()),
+        F::MaxRequestsPerConnection => http.is_some_and(|h| h.max_requests_per_connection.is_some()),
+        F::BaseEjectionTime => od.is_some_and(|o| o.base_ejection_time.is_some()),
+        F::MaxEjectionPercent => od.is_some_and(|o| o.max_ejection_percent.is_some()),
+        F::Interval => od.is_some_and(|o| o.interval.is_some()),
+        F::Consecutive5xxErrors => od.is_some_and(|o| o.consecutive_5xx_errors.is_some()),
+        _ => false,
+    };
+    sfr2l_core::feature::RULE_FEATURES.into_iter().filter(|f| has(*f)).collect()
+}
+
+/// The product's seven fields from the blocks in force.
+fn modelled(f: &policy::InForce) -> Result<TrafficRule> {
+    let pool = f.pool.as_ref();
+    let od = f.outlier.as_ref().map(|(o, _)| *o);
+    let tcp = pool.and_then(|(c, _)| c.tcp.as_ref());
+    let http = pool.and_then(|(c, _)| c.http.as_ref());
+    let p =
+        |name: &str| format!("{}.{name}", pool.map(|(_, p)| p.as_str()).unwrap_or("spec.trafficPolicy.connectionPool"));
+    let o = |name: &str| {
+        format!(
+            "{}.{name}",
+            f.outlier.as_ref().map(|(_, p)| p.as_str()).unwrap_or("spec.trafficPolicy.outlierDetection")
+        )
+    };
     // What istiod renders for the fields the DR leaves unset (TrafficRule::unset).
     let unset = TrafficRule::unset(od.is_some());
     Ok(TrafficRule {
         max_connections: limit(
             tcp.and_then(|t| t.max_connections),
-            &f("connectionPool.tcp.maxConnections"),
+            &p("tcp.maxConnections"),
             false,
             unset.max_connections,
         )?,
         max_pending_requests: limit(
             http.and_then(|h| h.http1_max_pending_requests),
-            &f("connectionPool.http.http1MaxPendingRequests"),
+            &p("http.http1MaxPendingRequests"),
             false,
             unset.max_pending_requests,
         )?,
         max_requests_per_connection: limit(
             http.and_then(|h| h.max_requests_per_connection),
-            &f("connectionPool.http.maxRequestsPerConnection"),
+            &p("http.maxRequestsPerConnection"),
             true,
             unset.max_requests_per_connection,
         )?,
         consecutive_5xx_errors: limit(
             od.and_then(|o| o.consecutive_5xx_errors),
-            &f("outlierDetection.consecutive5xxErrors"),
+            &o("consecutive5xxErrors"),
             true,
             unset.consecutive_5xx_errors,
         )?,
@@ -253,12 +300,12 @@ fn modelled(pool: Option<&ConnectionPool>, od: Option<&OutlierDetection>, prefix
         max_ejection_percent: {
             let v = limit(
                 od.and_then(|o| o.max_ejection_percent),
-                &f("outlierDetection.maxEjectionPercent"),
+                &o("maxEjectionPercent"),
                 true,
                 unset.max_ejection_percent,
             )?;
             if v > 100 {
-                bail!("{}: must be in 0..=100 (got {v})", f("outlierDetection.maxEjectionPercent"));
+                bail!("{}: must be in 0..=100 (got {v})", o("maxEjectionPercent"));
             }
             v
         },

@@ -121,19 +121,14 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
         }
         LabCommand::Apply(a) => {
             // The files first: a bad one fails naming its field, with or without a lab.
-            let mut m = sfr2l_deploy::lab_config::load(&a.file)?;
+            sfr2l_deploy::istio::load(&a.file)?;
             let mut lab = Lab::attach(&a.dir.dir)?;
-            if a.file.is_file() {
-                // The rule the target's cluster gets, as istiod picks it (host, then the port's
-                // portLevelSettings entry), and what the file sets that the lab does not model.
-                let t = &lab.opts.target;
-                let aim = destination_rule::Aim { host: Some(&t.service), port: Some(t.port) };
-                let read = destination_rule::read_for(&a.file, aim)?;
-                m.rule = read.rule;
-                m.config.rule = Some(read.rule);
-                for k in read.kept.iter().filter(|k| !k.contains(": not read)")) {
-                    eprintln!("sfr2l: {}: kept, not modelled: {k}", a.file.display());
-                }
+            // The rule the target's cluster gets, as istiod picks it (host, rules merged, the
+            // port's portLevelSettings entry, the subset), and what the files set that the lab
+            // does not model.
+            let m = sfr2l_deploy::lab_config::load_for(&a.file, Some(&lab.opts.target))?;
+            for k in m.kept.iter().filter(|k| !k.contains(": not read)")) {
+                eprintln!("sfr2l: {}: kept, not modelled: {k}", a.file.display());
             }
             let m = m.for_lab(&lab.opts.target)?;
             let t0 = Instant::now();

@@ -261,6 +261,9 @@ impl StudyFile {
         if t.port == 0 {
             return err("target.port", "must be in 1..=65535");
         }
+        if let Some(s) = &t.subset {
+            dns_label("target.subset", s)?;
+        }
         if !["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].contains(&t.method.as_str()) {
             return err(
                 "target.method",

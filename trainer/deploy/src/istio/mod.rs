@@ -46,7 +46,15 @@ pub enum Object {
     /// Deployment or Job.
     Workload(k8s::Workload),
     DestinationRule(DestinationRule),
+    /// Read whole by the lab's reader; its routing is not modelled yet.
+    VirtualService(VirtualService),
     WasmPlugin(WasmPlugin),
+}
+
+#[derive(Debug, Clone)]
+pub struct VirtualService {
+    pub name: String,
+    pub hosts: Vec<String>,
 }
 
 pub(crate) fn check(ok: bool, path: &str, msg: String) -> Result<()> {
@@ -121,6 +129,11 @@ pub fn parse_value(v: serde_norway::Value) -> Result<Object> {
             let name = meta("name").unwrap_or_default();
             Object::DestinationRule(DestinationRule { name, namespace: meta("namespace"), host, rule })
         }
+        "VirtualService" => {
+            let text = serde_norway::to_string(&v)?;
+            let (name, hosts) = destination_rule::virtual_service(&text, "VirtualService")?;
+            Object::VirtualService(VirtualService { name, hosts })
+        }
         "WasmPlugin" => {
             api(&v, &["extensions.istio.io/v1alpha1"])?;
             let w: WasmPlugin = typed(v)?;
@@ -166,16 +179,38 @@ pub fn kustomize(dir: &Path) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// A folder is rendered with kustomize, a file read as it is.
-pub fn load(path: &Path) -> Result<Vec<Object>> {
+/// A folder's text as kustomize renders it, a file's as it is, with the name errors give it.
+pub fn text(path: &Path) -> Result<(String, String)> {
     if path.is_dir() {
-        let text = kustomize(path)?;
-        let objects = parse_stream(&text, &format!("kubectl kustomize {}", path.display()))?;
-        validate_set(&objects).with_context(|| format!("kubectl kustomize {}", path.display()))?;
-        Ok(objects)
+        Ok((kustomize(path)?, format!("kubectl kustomize {}", path.display())))
     } else {
-        read_file(path)
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok((text, path.display().to_string()))
     }
+}
+
+/// A folder is rendered with kustomize and checked as a set, a file read as it is.
+pub fn load(path: &Path) -> Result<Vec<Object>> {
+    load_with(path, &Outside::default())
+}
+
+/// What a tree refers to that lives outside it: a study's own service, already deployed.
+#[derive(Debug, Clone, Default)]
+pub struct Outside {
+    /// Service names (short) a DestinationRule may name as its host.
+    pub hosts: Vec<String>,
+    /// Envoy cluster names (istiod's) the filter may name.
+    pub clusters: Vec<String>,
+}
+
+/// [`load`], with references to `outside` accepted.
+pub fn load_with(path: &Path, outside: &Outside) -> Result<Vec<Object>> {
+    let (text, origin) = text(path)?;
+    let objects = parse_stream(&text, &origin)?;
+    if path.is_dir() {
+        validate_set_with(&objects, outside).with_context(|| origin)?;
+    }
+    Ok(objects)
 }
 
 /// The Envoy cluster istiod gives a Service port in a client sidecar (istiod's BuildSubsetKey).
@@ -184,12 +219,17 @@ pub use sfr2l_core::study::outbound_cluster;
 /// Cross-object rules of a rendered tree: Services and the WasmPlugin select pods that exist,
 /// DestinationRule hosts are Services, the filter's clusters are Service ports named as istiod does.
 pub fn validate_set(objects: &[Object]) -> Result<()> {
+    validate_set_with(objects, &Outside::default())
+}
+
+/// [`validate_set`], with references to `outside` accepted.
+pub fn validate_set_with(objects: &[Object], outside: &Outside) -> Result<()> {
     let pods: Vec<&k8s::Labels> =
         objects.iter().filter_map(|o| if let Object::Workload(w) = o { Some(w.pod_labels()) } else { None }).collect();
     let selects = |sel: &k8s::Labels| pods.iter().any(|p| sel.iter().all(|(k, v)| p.get(k) == Some(v)));
     let services: Vec<&k8s::Service> =
         objects.iter().filter_map(|o| if let Object::Service(s) = o { Some(s) } else { None }).collect();
-    let mut clusters = Vec::new();
+    let mut clusters = outside.clusters.clone();
     for s in &services {
         check(selects(&s.spec.selector), "spec.selector", format!("Service {} selects no pod", s.metadata.name))?;
         let ns = s.metadata.namespace.as_deref().unwrap_or("default");
@@ -199,10 +239,12 @@ pub fn validate_set(objects: &[Object]) -> Result<()> {
         match o {
             Object::DestinationRule(d) => {
                 let ns = d.namespace.as_deref().unwrap_or("default");
-                let known = services.iter().any(|s| {
-                    let sns = s.metadata.namespace.as_deref().unwrap_or("default");
-                    d.host == s.metadata.name || d.host == format!("{}.{sns}.svc.cluster.local", s.metadata.name)
-                });
+                let short = d.host.split('.').next().unwrap_or("");
+                let known = outside.hosts.iter().any(|h| h == short)
+                    || services.iter().any(|s| {
+                        let sns = s.metadata.namespace.as_deref().unwrap_or("default");
+                        d.host == s.metadata.name || d.host == format!("{}.{sns}.svc.cluster.local", s.metadata.name)
+                    });
                 check(
                     known,
                     "spec.host",

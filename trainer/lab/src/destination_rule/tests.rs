@@ -121,7 +121,7 @@ spec:
 
 #[test]
 fn a_real_rule_reads_whole_and_lists_what_it_keeps() {
-    let r = parse_for(REVIEWS, "reviews.yaml", Aim { host: Some("reviews"), port: Some(9080) }).unwrap();
+    let r = parse_for(REVIEWS, "reviews.yaml", Aim { host: Some("reviews"), port: Some(9080), subset: None }).unwrap();
     assert_eq!(
         (r.rule.max_connections, r.rule.max_pending_requests),
         (4, 2),
@@ -136,18 +136,20 @@ fn a_real_rule_reads_whole_and_lists_what_it_keeps() {
     assert_eq!(
         r.kept,
         [
-            "document 2 (line 34) (VirtualService: not read)",
-            "metadata.annotations",
-            "metadata.labels",
-            "spec.subsets",
-            "spec.trafficPolicy.connectionPool.http.http2MaxRequests",
-            "spec.trafficPolicy.connectionPool.http.maxRetries",
-            "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
-            "spec.trafficPolicy.loadBalancer",
+            "document 1 (line 1) metadata.annotations",
+            "document 1 (line 1) metadata.labels",
+            "document 1 (line 1) spec.subsets",
+            "document 1 (line 1) spec.trafficPolicy.connectionPool.http.http2MaxRequests",
+            "document 1 (line 1) spec.trafficPolicy.connectionPool.http.maxRetries",
+            "document 1 (line 1) spec.trafficPolicy.connectionPool.tcp.connectTimeout",
+            "document 2 (line 34) VirtualService reviews: spec.http[0].route",
         ]
     );
     // The same rule under another host is not the target's.
-    let e = format!("{:#}", parse_for(REVIEWS, "reviews.yaml", Aim { host: Some("ratings"), port: None }).unwrap_err());
+    let e = format!(
+        "{:#}",
+        parse_for(REVIEWS, "reviews.yaml", Aim { host: Some("ratings"), port: None, subset: None }).unwrap_err()
+    );
     assert_eq!(
         e,
         "reviews.yaml: no DestinationRule for host \"ratings\" (the file has reviews.default.svc.cluster.local)"
@@ -174,13 +176,13 @@ fn lists_versions_and_port_level_settings_read_as_istiod_reads_them() {
         "    outlierDetection:",
         "    portLevelSettings:\n    - port: {number: 8000}\n      connectionPool: {tcp: {maxConnections: 9}}\n    outlierDetection:",
     );
-    let at = parse_for(&ports, "p.yaml", Aim { host: None, port: Some(8000) }).unwrap();
+    let at = parse_for(&ports, "p.yaml", Aim { host: None, port: Some(8000), subset: None }).unwrap();
     assert_eq!(
         (at.rule.max_connections, at.rule.max_pending_requests, at.rule.consecutive_5xx_errors),
         (9, UNLIMITED, 0)
     );
     assert!(at.kept.iter().any(|k| k.contains("entry 0 (port 8000) is the policy in force")), "{:?}", at.kept);
-    let other = parse_for(&ports, "p.yaml", Aim { host: None, port: Some(80) }).unwrap();
+    let other = parse_for(&ports, "p.yaml", Aim { host: None, port: Some(80), subset: None }).unwrap();
     assert_eq!((other.rule.max_connections, other.rule.consecutive_5xx_errors), (1, 1));
     assert_eq!(other.kept, ["spec.trafficPolicy.portLevelSettings"]);
     // Outside the schema, at any depth: an error at its path.
@@ -193,7 +195,92 @@ fn lists_versions_and_port_level_settings_read_as_istiod_reads_them() {
             && e.contains("unknown field `maxConn`"),
         "{e}"
     );
-    let two = format!("{ISTIO_TASK}---\n{}", ISTIO_TASK.replace("name: httpbin", "name: other"));
-    let e = format!("{:#}", parse(&two, "two.yaml").unwrap_err());
-    assert!(e.contains("2 DestinationRules for the target (httpbin, other)"), "{e}");
+}
+
+fn dr(name: &str, extra_meta: &str, body: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n{extra_meta}spec:\n  host: web\n{body}"
+    )
+}
+
+#[test]
+fn rules_for_one_host_merge_as_istiod_merges_them() {
+    let zeta = dr(
+        "zeta",
+        "",
+        "  trafficPolicy: {connectionPool: {tcp: {maxConnections: 7}}}\n  subsets:\n  - {name: v1, trafficPolicy: {connectionPool: {tcp: {maxConnections: 9}}}}\n  - {name: v2}\n",
+    );
+    let alpha = dr(
+        "alpha",
+        "",
+        "  trafficPolicy: {connectionPool: {tcp: {maxConnections: 3}}}\n  subsets:\n  - {name: v1, trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}}}}\n",
+    );
+    let file = format!("{zeta}---\n{alpha}");
+    let at = |subset| parse_for(&file, "m.yaml", Aim { host: Some("web"), port: Some(80), subset }).unwrap();
+    // Neither is created yet: by name, so alpha's policy and alpha's v1 win.
+    let top = at(None);
+    assert_eq!(top.rule.max_connections, 3);
+    assert!(top.kept.iter().any(|k| k.starts_with("document 1 (line 1) spec.trafficPolicy: ignored, istiod keeps the first rule's (document 2 (line 12) spec.trafficPolicy")), "{:?}", top.kept);
+    assert!(top.kept.iter().any(|k| k.starts_with("document 1 (line 1) spec.subsets[0]: subset \"v1\" ignored, document 2 (line 12) spec.subsets[0] defines it first")), "{:?}", top.kept);
+    assert_eq!(at(Some("v1")).rule.max_connections, 1);
+    // zeta's v2 has no policy of its own: the merged top level applies.
+    assert_eq!(at(Some("v2")).rule.max_connections, 3);
+    // A created rule comes before one not yet created.
+    let created = format!(
+        "{}---\n{alpha}",
+        zeta.replace("  name: zeta\n", "  name: zeta\n  creationTimestamp: \"2024-01-01T00:00:00Z\"\n")
+    );
+    let r = parse_for(&created, "c.yaml", Aim { host: Some("web"), port: Some(80), subset: None }).unwrap();
+    assert_eq!(r.rule.max_connections, 7);
+    // Rules istiod keeps apart are refused.
+    let apart = format!("{zeta}---\n{}", alpha.replace("  host: web\n", "  host: web\n  exportTo: [\".\"]\n"));
+    let e =
+        format!("{:#}", parse_for(&apart, "x.yaml", Aim { host: Some("web"), port: None, subset: None }).unwrap_err());
+    assert!(e.contains("differ in exportTo or workloadSelector"), "{e}");
+}
+
+#[test]
+fn a_subset_policy_replaces_blocks_whole_and_its_port_entry_all_four() {
+    let file = dr(
+        "web",
+        "",
+        "  trafficPolicy:\n    connectionPool: {tcp: {maxConnections: 4}, http: {http1MaxPendingRequests: 2}}\n    outlierDetection: {consecutive5xxErrors: 3}\n  subsets:\n  - name: v1\n    trafficPolicy:\n      connectionPool: {tcp: {maxConnections: 1}}\n      portLevelSettings:\n      - port: {number: 81}\n        outlierDetection: {consecutive5xxErrors: 8}\n",
+    );
+    let at =
+        |port| parse_for(&file, "s.yaml", Aim { host: Some("web"), port: Some(port), subset: Some("v1") }).unwrap();
+    // The subset's pool replaces the top-level pool whole (no http block: unlimited pending);
+    // its outlier detection is the top level's.
+    let r = at(80);
+    assert_eq!((r.rule.max_connections, r.rule.max_pending_requests, r.rule.consecutive_5xx_errors), (1, UNLIMITED, 3));
+    assert!(r.kept.contains(&"spec.trafficPolicy.connectionPool: not in force for subset \"v1\", spec.subsets[0].trafficPolicy.connectionPool replaces it (pilot/pkg/networking/util/util.go:893-909)".to_string()), "{:?}", r.kept);
+    // At port 81 the subset's entry gives all four blocks: no pool at all, its own ejection.
+    let r = at(81);
+    assert_eq!((r.rule.max_connections, r.rule.consecutive_5xx_errors), (UNLIMITED, 8));
+    assert!(r.kept.iter().any(|k| k.contains("which leaves it unset")), "{:?}", r.kept);
+}
+
+#[test]
+fn tls_follows_the_labs_fidelity_rules_and_virtual_services_read_whole() {
+    let tls = |mode: &str| dr("web", "", &format!("  trafficPolicy: {{tls: {{mode: {mode}}}}}\n"));
+    assert!(parse_for(&tls("DISABLE"), "t.yaml", Aim::default()).unwrap().kept.is_empty());
+    let e = format!("{:#}", parse_for(&tls("MUTUAL"), "t.yaml", Aim::default()).unwrap_err());
+    assert!(
+        e.starts_with("spec.trafficPolicy.tls.mode: MUTUAL originates TLS")
+            || e.contains("tls.mode: MUTUAL originates TLS"),
+        "{e}"
+    );
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\nspec:\n  hosts: [web]\n  http:\n  - retries: {attempts: 3, perTryTimeout: 2s, retryOn: 5xx}\n    timeout: 10s\n";
+    let file = format!("{}---\n{vs}", tls("DISABLE"));
+    let r = parse_for(&file, "v.yaml", Aim { host: Some("web"), port: None, subset: None }).unwrap();
+    assert_eq!(
+        r.kept,
+        [
+            "document 2 (line 9) VirtualService web: spec.http[0].retries",
+            "document 2 (line 9) VirtualService web: spec.http[0].timeout"
+        ]
+    );
+    let bad = file.replace("retryOn", "retryOnn");
+    let e = format!("{:#}", parse_for(&bad, "v.yaml", Aim::default()).unwrap_err());
+    assert!(e.starts_with("v.yaml: document 2 (line 9): field spec.http[0].retries.retryOnn: "), "{e}");
+    assert!(e.contains("unknown field `retryOnn`") && e.ends_with("at line 15 column 47"), "{e}");
 }
