@@ -27,7 +27,7 @@ pub use advise::AdviseArgs;
 pub use explore::ExploreArgs;
 pub use lab::*;
 pub use sim::{SimCommand, SimFitArgs, SimPredictArgs, SimTableArgs, SimTuneArgs};
-pub use study::{StudyCheckArgs, StudyCommand};
+pub use study::{StudyCheckArgs, StudyCommand, StudyInitArgs};
 pub use validate::ValidateArgs;
 
 #[derive(Debug, Parser)]
@@ -81,6 +81,11 @@ pub struct ManifestsArgs {
     /// The DestinationRule the agents decide for (e.g. manifests/overlays/s1/destinationrule.yaml).
     #[arg(long)]
     pub rules: PathBuf,
+    /// Render for this study's own target (service, namespace, port, subset, path), beside the
+    /// user's deployed service, with their rule file as it is; default: the demo tree's httpbin
+    /// in namespace `sfr2l`.
+    #[arg(long)]
+    pub study: Option<String>,
     /// The overlay folder to write.
     #[arg(long)]
     pub out: PathBuf,

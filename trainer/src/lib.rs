@@ -7,4 +7,5 @@ pub mod advise;
 pub mod cli;
 pub mod commands;
 pub mod serve;
+pub mod study_init;
 pub mod validate;

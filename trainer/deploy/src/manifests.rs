@@ -1,16 +1,20 @@
 //! `sfr2l manifests`: a kustomize overlay that rolls out a trained policy in load-test mode.
-//! The overlay builds on `manifests/base` and `manifests/artifacts`; its WasmPlugin patch carries
-//! the plugin configuration filled from the agents' cards and the DestinationRule, with every
-//! model pinned by sha256, and the artifact server pulls one OCI artifact pinned by digest.
+//! The overlay builds on `manifests/base` (the demo tree: httpbin in namespace `sfr2l`) or, for a
+//! study's own target, on `manifests/client` alone in the target's namespace (the user's service
+//! is already deployed); and on `manifests/artifacts`. Its WasmPlugin patch carries the plugin
+//! configuration filled from the agents' cards and the DestinationRule, with every model pinned
+//! by sha256, and the artifact server pulls one OCI artifact pinned by digest.
 
 use crate::istio::{self, outbound_cluster, Object};
 use crate::oci;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use sfr2l_core::config::{ConfigV1, LoadTestConfig, Mode};
+use sfr2l_core::study::Target;
 use sfr2l_core::IstioDuration;
 use sfr2l_files::{sha256_hex, write_atomic};
-use sfr2l_lab::{destination_rule, loadtest};
+use sfr2l_lab::destination_rule::{self, Aim};
+use sfr2l_lab::loadtest;
 use std::path::{Component, Path, PathBuf};
 
 /// The namespace of the kustomize tree (`manifests/base/kustomization.yaml`).
@@ -39,6 +43,29 @@ pub struct RenderSettings {
     pub tree: PathBuf,
     /// Where the artifact's OCI layout goes.
     pub oci_out: PathBuf,
+    /// A study's own target (its service, namespace, port, subset and path): the overlay goes
+    /// beside that service. `None`: the demo tree's httpbin in namespace `sfr2l`.
+    pub target: Option<Target>,
+}
+
+/// The demo tree's target: httpbin as `manifests/base` deploys it.
+fn demo_target() -> Target {
+    Target {
+        service: "httpbin".into(),
+        namespace: NAMESPACE.into(),
+        port: HTTPBIN_PORT as u16,
+        subset: None,
+        method: "GET".into(),
+        path: "/get".into(),
+        headers: Default::default(),
+    }
+}
+
+impl RenderSettings {
+    /// The target the load tests go to, and the namespace the overlay is in.
+    pub fn target(&self) -> Target {
+        self.target.clone().unwrap_or_else(demo_target)
+    }
 }
 
 #[derive(Debug)]
@@ -75,22 +102,18 @@ fn yaml(comment: &str, v: &serde_json::Value) -> Result<Vec<u8>> {
 /// The plugin configuration for the agents in `s.agents` and the rule in `s.rules`, with Envoy
 /// cluster names as istiod gives them in the client sidecar.
 pub fn plugin_config(s: &RenderSettings) -> Result<(ConfigV1, PathBuf)> {
-    let rule = destination_rule::read(&s.rules)?;
+    let t = s.target();
+    let aim = Aim { host: Some(&t.service), port: Some(t.port), subset: t.subset.as_deref() };
+    let rule = destination_rule::read_for(&s.rules, aim)?.rule;
     let root = loadtest::policies_root(&s.agents)
         .with_context(|| format!("{}: not under policies/sN/agents/<configuration>/seed-S", s.agents.display()))?;
     let models = loadtest::models_config(
         &root,
         &s.agents,
         s.simulator,
-        &outbound_cluster(ARTIFACTS_SERVICE, NAMESPACE, ARTIFACTS_PORT),
+        &outbound_cluster(ARTIFACTS_SERVICE, &t.namespace, ARTIFACTS_PORT),
     )?;
-    // The kustomize tree deploys httpbin (manifests/base): its load tests go there.
-    let loadtest = LoadTestConfig::new(
-        outbound_cluster("httpbin", NAMESPACE, HTTPBIN_PORT),
-        format!("httpbin.{NAMESPACE}.svc.cluster.local:{HTTPBIN_PORT}"),
-        "/get".into(),
-        &s.trigger,
-    );
+    let loadtest = LoadTestConfig::new(t.cluster(), format!("{}:{}", t.host(), t.port), t.path.clone(), &s.trigger);
     let config = ConfigV1 {
         mode: Mode::LoadTest,
         rule: Some(rule),
@@ -140,18 +163,30 @@ pub fn render(s: &RenderSettings) -> Result<Rendered> {
     let rule = config
         .rule
         .with_context(|| format!("{}: the plugin configuration carries no rule (`rule`)", s.rules.display()))?;
-    write_atomic(
-        &s.out.join("destinationrule.yaml"),
-        format!("# {header}\n{}", destination_rule::render(&rule, &dr.name, &dr.host)).as_bytes(),
-    )?;
+    let t = s.target();
+    // The demo tree gets the modelled rule; a study's target gets the user's own file as it is
+    // (subsets, VirtualService and what else it keeps), which the configuration's rule was read
+    // from as istiod reads it.
+    let rules_text = match &s.target {
+        None => destination_rule::render(&rule, &dr.name, &dr.host),
+        Some(_) => std::fs::read_to_string(&s.rules).with_context(|| format!("reading {}", s.rules.display()))?,
+    };
+    write_atomic(&s.out.join("destinationrule.yaml"), format!("# {header}\n{rules_text}").as_bytes())?;
     let mut plugin_config: serde_json::Value = serde_json::from_str(&config.to_json())?;
     strip_nulls(&mut plugin_config);
     let mut spec = json!({ "pluginConfig": plugin_config });
     let wasm_sha256 = wasm.as_ref().map(|w| sha256_hex(w));
     if let Some(sha) = &wasm_sha256 {
         spec["url"] =
-            json!(format!("http://{ARTIFACTS_SERVICE}.{NAMESPACE}.svc.cluster.local:{ARTIFACTS_PORT}/{WASM_FILE}"));
+            json!(format!("http://{ARTIFACTS_SERVICE}.{}.svc.cluster.local:{ARTIFACTS_PORT}/{WASM_FILE}", t.namespace));
         spec["sha256"] = json!(sha);
+    }
+    let mut patches = vec!["wasmplugin.yaml", "artifacts.yaml"];
+    if s.target.is_some() {
+        // The filter runs where the client calls the target's port.
+        spec["match"] = json!([{ "mode": "CLIENT", "ports": [{ "number": t.port }] }]);
+        write_atomic(&s.out.join("load-job.yaml"), &yaml(&header, &load_job(&t, "job-1", 3, 30))?)?;
+        patches.push("load-job.yaml");
     }
     let plugin = json!({
         "apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
@@ -165,12 +200,33 @@ pub fn render(s: &RenderSettings) -> Result<Rendered> {
         ]}}},
     });
     write_atomic(&s.out.join("artifacts.yaml"), &yaml(&header, &server)?)?;
+    let base = if s.target.is_some() { "client" } else { "base" };
     let kustomization = json!({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": NAMESPACE,
-        "bases": [relative(&s.out, &s.tree.join("base"))?, relative(&s.out, &s.tree.join("artifacts"))?],
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": t.namespace,
+        "bases": [relative(&s.out, &s.tree.join(base))?, relative(&s.out, &s.tree.join("artifacts"))?],
         "resources": ["destinationrule.yaml"],
-        "patchesStrategicMerge": ["wasmplugin.yaml", "artifacts.yaml"],
+        "patchesStrategicMerge": patches,
     });
     write_atomic(&s.out.join("kustomization.yaml"), &yaml(&header, &kustomization)?)?;
     Ok(Rendered { config, artifact, artifact_ref, wasm_sha256 })
+}
+
+/// A patch of the client tree's load Job (`manifests/client/load-job.yaml`): one fortio run
+/// against the target, announced to the filter by the run headers.
+pub fn load_job(t: &Target, run: &str, threads: u32, calls: u32) -> serde_json::Value {
+    let url = format!("http://{}.{}:{}{}", t.service, t.namespace, t.port, t.path);
+    let (c, n) = (threads.to_string(), calls.to_string());
+    let mut args: Vec<String> = ["load", "-c", &c, "-n", &n, "-qps", "0"].iter().map(|a| a.to_string()).collect();
+    let headers = [("x-sfr2l-run", run), ("x-sfr2l-threads", &c), ("x-sfr2l-calls", &n)];
+    for (k, v) in headers.iter().copied().chain(t.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        args.extend(["-H".to_string(), format!("{k}: {v}")]);
+    }
+    args.push(url);
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sfr2l-load-run"},
+        "spec": {"template": {
+            "metadata": {"labels": {"app": "fortio", "sfr2l-run": run}},
+            "spec": {"containers": [{"name": "fortio", "args": args}]},
+        }},
+    })
 }
