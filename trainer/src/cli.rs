@@ -10,6 +10,7 @@ use std::time::Duration;
 mod advise;
 mod explore;
 mod lab;
+mod mesh;
 mod sim;
 mod study;
 mod validate;
@@ -26,6 +27,7 @@ pub fn study_name(s: &str) -> Result<String, String> {
 pub use advise::AdviseArgs;
 pub use explore::ExploreArgs;
 pub use lab::*;
+pub use mesh::{MeshCollectArgs, MeshCommand, MeshPlanArgs, MeshRowsArgs};
 pub use sim::{SimCommand, SimFitArgs, SimPredictArgs, SimTableArgs, SimTuneArgs};
 pub use study::{StudyCheckArgs, StudyCommand, StudyInitArgs};
 pub use validate::ValidateArgs;
@@ -63,6 +65,10 @@ pub enum Commands {
     Rl(RlCommand),
     /// Istio: render a kustomize overlay that rolls out trained agents in load-test mode.
     Manifests(ManifestsArgs),
+    /// Your own cluster: a study's collection as manifests (`plan`), or run through kubectl
+    /// (`collect`).
+    #[command(subcommand)]
+    Mesh(MeshCommand),
     /// The filter as OCI image layouts (Istio's compat and oci Wasm variants), no daemon needed.
     Oci(OciArgs),
     /// The DestinationRule the simulator predicts best (or worst) at a load, as Istio YAML.

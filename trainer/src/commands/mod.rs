@@ -7,6 +7,7 @@ pub mod explore;
 pub mod lab;
 pub mod load;
 pub mod manifests;
+pub mod mesh;
 pub mod oci;
 pub mod rl;
 pub mod sim;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Commands::Sim(c) => sim::run(c),
         Commands::Rl(c) => rl::run(c),
         Commands::Manifests(a) => manifests::run(a),
+        Commands::Mesh(c) => mesh::run(c),
         Commands::Oci(a) => oci::run(a),
         Commands::Advise(a) => advise::run(a),
         Commands::Explore(a) => explore::run(a),

@@ -1,12 +1,12 @@
 //! The collection loop: runs the planned rows that are not yet in the file on the lab, appends
 //! the exact ones, refreshes `.meta.json` every 50 rows, and stops cleanly on Ctrl-C.
 
-use super::{interrupt_flag, load_avg_1m, meta_path, plan, run_once, DatasetFile, DatasetMeta, Repeats};
+use super::{interrupt_flag, load_avg_1m, meta_path, plan, run_on, Backend, DatasetFile, DatasetMeta, Repeats};
 use crate::mesh::{Lab, LabOptions};
 use anyhow::Result;
 use sfr2l_core::study::Study;
 use sfr2l_core::trace::DatasetRow;
-use sfr2l_files::{git_commit, now_rfc3339, sha256_file, write_atomic};
+use sfr2l_files::{git_commit, now_rfc3339, write_atomic};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -56,8 +56,9 @@ struct Progress {
 }
 
 impl Progress {
-    fn write_meta(&mut self, job: &CollectJob, file: &DatasetFile, lab: &Lab) -> Result<()> {
+    fn write_meta<B: Backend>(&mut self, job: &CollectJob, file: &DatasetFile, b: &B) -> Result<()> {
         self.overheads_ms.sort_by(f64::total_cmp);
+        let info = b.info();
         let m = DatasetMeta {
             schema: 1,
             profile: job.profile.name.clone(),
@@ -67,13 +68,10 @@ impl Progress {
             planned_rows: job.rows,
             seed: job.seed,
             repeats: job.repeats.to_string(),
-            envoy_version: lab.opts.tools.envoy_version(),
-            topology: lab.opts.topology,
-            upstream: crate::mesh::upstream::describe(
-                &lab.opts.upstream,
-                &crate::mesh::upstream::places(&lab.ports, &lab.opts.tools, &lab.opts.dir),
-            ),
-            upstream_workers: lab.opts.upstream_workers,
+            envoy_version: info.envoy_version,
+            topology: info.topology,
+            upstream: info.upstream,
+            upstream_workers: info.upstream_workers,
             path: job.path.clone(),
             warmup_calls: job.warmup_calls,
             started: self.started.clone(),
@@ -85,7 +83,7 @@ impl Progress {
             median_overhead_ms: self.overheads_ms.get(self.overheads_ms.len() / 2).copied().unwrap_or(f64::NAN),
             nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             git_commit: git_commit(),
-            filter_sha256: sha256_file(&lab.opts.tools.wasm),
+            filter_sha256: info.filter_sha256,
         };
         write_atomic(&meta_path(&job.out), serde_json::to_string_pretty(&m)?.as_bytes())
     }
@@ -93,12 +91,8 @@ impl Progress {
 
 /// Collects `job` on a lab with `opts` (started here unless `job.attach`).
 pub fn collect_dataset(job: &CollectJob, opts: LabOptions) -> Result<Collected> {
-    let profile = &job.profile;
-    let plan = plan(profile, job.rows, job.seed, job.repeats.configs, job.repeats.repeats);
-    let mut file = DatasetFile::open(&job.out, job.resume, &profile.columns())?;
-    if job.resume {
-        super::file::check_resumed_study(&meta_path(&job.out), &profile.name, &job.study_sha256)?;
-    }
+    // The file first: a dataset that cannot be resumed fails before a lab starts.
+    let (plan, mut file) = open(job)?;
     let stop = interrupt_flag()?;
     let mut lab = if job.attach { Lab::attach(&opts.dir)? } else { Lab::start(opts)? };
     let done = collect_on(job, &mut lab, &plan, &mut file, &stop)?;
@@ -110,11 +104,31 @@ pub fn collect_dataset(job: &CollectJob, opts: LabOptions) -> Result<Collected> 
     Ok(done)
 }
 
-/// Collects the rows of `plan` not yet in `file` on a running `lab`, healing it when a process
-/// dies (a restarted process, then the row again) and stopping cleanly when `stop` is set.
-pub fn collect_on(
+/// Collects `job` on a running backend (a cluster: `mesh collect`): the same plan, file,
+/// resume and loop as the lab's.
+pub fn collect_with<B: Backend>(job: &CollectJob, backend: &mut B) -> Result<Collected> {
+    let (plan, mut file) = open(job)?;
+    let stop = interrupt_flag()?;
+    collect_on(job, backend, &plan, &mut file, &stop)
+}
+
+/// The job's plan and its dataset file, opened for appending (resumed: the same study).
+fn open(job: &CollectJob) -> Result<(Vec<super::PlanEntry>, DatasetFile)> {
+    let profile = &job.profile;
+    let plan = plan(profile, job.rows, job.seed, job.repeats.configs, job.repeats.repeats);
+    let file = DatasetFile::open(&job.out, job.resume, &profile.columns())?;
+    if job.resume {
+        super::file::check_resumed_study(&meta_path(&job.out), &profile.name, &job.study_sha256)?;
+    }
+    Ok((plan, file))
+}
+
+/// Collects the rows of `plan` not yet in `file` on a running backend (the lab, a cluster),
+/// healing it when it fails (a restarted process, then the row again) and stopping cleanly when
+/// `stop` is set.
+pub fn collect_on<B: Backend>(
     job: &CollectJob,
-    lab: &mut Lab,
+    lab: &mut B,
     plan: &[super::PlanEntry],
     file: &mut DatasetFile,
     stop: &AtomicBool,
@@ -146,15 +160,15 @@ pub fn collect_on(
         for t in 0..job.tries {
             let run_id = format!("{}-{}-{idx}-{t}-g{}", profile.name, job.seed, lab.generation() + 1);
             let load_avg = load_avg_1m();
-            let outcome = match run_once(lab, entry, &run_id, &job.path, job.warmup_calls) {
+            let outcome = match run_on(lab, entry, &run_id, &job.path, job.warmup_calls) {
                 Ok(o) => o,
                 // A run that could not even be measured (a dead Envoy refuses the switch): heal
-                // the lab and try the row again; an error with a healthy lab is the caller's.
-                Err(e) if !lab.faults().is_empty() => Err(format!("{e:#}")),
+                // the backend and try the row again; an error with a healthy one is the caller's.
+                Err(e) if lab.faulty() => Err(format!("{e:#}")),
                 Err(e) => return Err(e),
             };
             if outcome.is_err() {
-                for line in lab.heal(crate::mesh::STOPPED_WAIT)? {
+                for line in lab.heal()? {
                     progress.restarts += 1;
                     bar.suspend(|| eprintln!("sfr2l: {line}"));
                 }

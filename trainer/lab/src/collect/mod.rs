@@ -1,25 +1,25 @@
 //! `sfr2l lab collect`: draw rules and loads from a profile, run each on the lab, keep a row only
 //! if calls sent = responses traced = Envoy's cluster stats, code by code.
 
+pub mod backend;
 mod check;
 mod file;
 mod job;
 pub mod pilot;
 
+pub use backend::{run_on, Backend, BackendInfo};
 pub use check::{check_conservation, delta, lab_faults};
 pub use file::{meta_path, DatasetFile, DatasetMeta};
-pub use job::{collect_dataset, collect_on, CollectJob, Collected};
+pub use job::{collect_dataset, collect_on, collect_with, CollectJob, Collected};
 
 use crate::mesh::Lab;
 use anyhow::{Context, Result};
-use sfr2l_core::artifact::header;
 use sfr2l_core::rng::SplitMix64;
 use sfr2l_core::study::Study;
 use sfr2l_core::{LoadSetting, TraceRecord, TrafficRule, N_FEATURES};
-use sfr2l_load::{self as load, LoadSpec};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One planned run.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +97,7 @@ pub struct RunOutcome {
     pub overhead: Duration,
 }
 
-/// Applies `entry`, runs the load, ingests the trace and checks conservation.
+/// Applies `entry` on the lab, runs the load, ingests the trace and checks conservation.
 pub fn run_once(
     lab: &mut Lab,
     entry: &PlanEntry,
@@ -105,53 +105,7 @@ pub fn run_once(
     path: &str,
     warmup_calls: u32,
 ) -> Result<std::result::Result<RunOutcome, String>> {
-    if warmup_calls > 0 {
-        // Warm connections and caches on the previous cluster: its state is discarded by the switch.
-        let mut w = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, warmup_calls)?;
-        w.connect_first = true;
-        let _ = load::run(&w);
-    }
-    let t0 = Instant::now();
-    lab.apply(&entry.rule)?;
-    let before = lab.cluster_stats()?;
-    let server_before = lab.server_fault_stats()?;
-    let mut tail = crate::ingest::LogTail::at_end(&lab.client_log())?;
-    let switch = t0.elapsed();
-
-    let mut spec = LoadSpec::from_url(&lab.client_url(path), entry.load.threads, entry.load.calls)?;
-    spec.connect_first = true;
-    spec.headers = vec![
-        (header::RUN.into(), run_id.into()),
-        (header::THREADS.into(), entry.load.threads.to_string()),
-        (header::CALLS.into(), entry.load.calls.to_string()),
-    ];
-    let result = match load::run(&spec) {
-        Ok(r) => r,
-        Err(e) => {
-            lab.check()?; // a dead Envoy or httpbin explains itself with its last log lines
-            return Err(e).with_context(|| format!("load run {run_id}"));
-        }
-    };
-
-    let t1 = Instant::now();
-    let idle = Duration::from_millis(lab.opts.idle_timeout_ms);
-    let Some(record) = tail.wait_for(run_id, idle + Duration::from_secs(3))? else {
-        lab.check()?;
-        return Ok(Err(format!("no trace record for run {run_id} within {:?}", idle + Duration::from_secs(3))));
-    };
-    let cluster = delta(&lab.cluster_stats()?, &before);
-    let overhead = switch + t1.elapsed();
-    // A process that died or was paused during the run, or reset its connections, makes the
-    // run a measurement of the fault: never a row, even when the codes add up.
-    let faults = lab.faults();
-    if let Some((name, pid, state)) = faults.first() {
-        return Ok(Err(format!("lab fault during the run: {name} (pid {pid}) is {state}")));
-    }
-    if let Some(why) = lab_faults(&cluster, &delta(&lab.server_fault_stats()?, &server_before)) {
-        return Ok(Err(why));
-    }
-    Ok(check_conservation(entry.load.calls, result.ret_codes(), &record, &cluster, lab.generation())
-        .map(|()| RunOutcome { record, overhead }))
+    backend::run_on(lab, entry, run_id, path, warmup_calls)
 }
 
 /// Sets a flag on Ctrl-C / SIGTERM so that the current row finishes and the file stays whole.
