@@ -71,6 +71,14 @@ fn thresholds() -> (String, String) {
     (get("max_connections"), get("max_pending_requests"))
 }
 
+/// A field of the target's cluster in the client Envoy's config dump.
+fn cluster_field(name: &str) -> String {
+    let dump = sfr2l_lab::admin::get(BASE_PORT, "/config_dump?resource=dynamic_active_clusters").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let c = v["configs"].as_array().unwrap().iter().find(|c| c["cluster"]["name"] == CLUSTER).unwrap();
+    c["cluster"][name].as_str().unwrap_or_default().to_string()
+}
+
 #[test]
 fn a_users_rule_is_applied_as_istiod_picks_it_and_the_rest_is_listed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -95,12 +103,17 @@ fn a_users_rule_is_applied_as_istiod_picks_it_and_the_rest_is_listed() {
         ("4".to_string(), "2".to_string()),
         "the subset's and the other port's pools do not apply"
     );
+    // The connect timeout and the balancer are honoured (rendered as istiod does), not listed.
+    assert!(!err.contains("loadBalancer") && !err.contains("connectTimeout"), "{err}");
+    assert_eq!(
+        (cluster_field("connect_timeout"), cluster_field("lb_policy")),
+        ("0.250s".into(), "LEAST_REQUEST".into())
+    );
     for kept in [
         "metadata.annotations",
         "spec.subsets",
         "spec.trafficPolicy.connectionPool.http.http2MaxRequests",
         "spec.trafficPolicy.connectionPool.http.maxRetries",
-        "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
         "spec.trafficPolicy.portLevelSettings",
     ] {
         assert!(err.contains(&format!("kept, not modelled: {kept}\n")), "{kept} listed: {err}");
@@ -115,8 +128,11 @@ fn a_users_rule_is_applied_as_istiod_picks_it_and_the_rest_is_listed() {
     assert!(out.status.success(), "{err}");
     assert_eq!(thresholds(), ("6".to_string(), u32::MAX.to_string()));
     assert!(err.contains("entry 0 (port 8000) is the policy in force"), "{err}");
-    // LEAST_REQUEST is what the lab's cluster runs: honoured, not listed.
-    assert!(!err.contains("loadBalancer"), "{err}");
+    // The entry's pool replaced the top level's whole, connect timeout included: the mesh's 10s.
+    assert_eq!(cluster_field("connect_timeout"), "10s");
+    // The client sidecar's config dump, read as `mesh collect` reads a cluster's.
+    let dump = sfr2l_lab::admin::get(BASE_PORT, "/config_dump?resource=dynamic_active_clusters").unwrap();
+    assert_eq!(sfr2l_deploy::mesh::backend::cluster_limits(&dump, CLUSTER).unwrap(), Some((6, u64::from(u32::MAX))));
 
     // Istio's own samples, aimed at the lab's target (the host renamed, nothing else): Bookinfo's
     // four rules set subsets only, so the target's cluster gets istiod's defaults.
@@ -128,6 +144,14 @@ fn a_users_rule_is_applied_as_istiod_picks_it_and_the_rest_is_listed() {
     assert!(out.status.success(), "{err}");
     assert_eq!(thresholds(), (u32::MAX.to_string(), u32::MAX.to_string()));
     assert!(err.contains("kept, not modelled: document 2 (line 12) spec.subsets\n"), "{err}");
+    // Bookinfo's reviews rule balances at random.
+    let bookinfo = root().join("trainer/lab/tests/data/bookinfo/destination-rule-reviews.yaml");
+    let random = tmp.path().join("destination-rule-reviews.yaml");
+    std::fs::write(&random, std::fs::read_to_string(bookinfo).unwrap().replace("host: reviews", "host: httpbin"))
+        .unwrap();
+    let out = apply(&lab, &random);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((cluster_field("lb_policy"), cluster_field("connect_timeout")), ("RANDOM".into(), "10s".into()));
     // istio.io's circuit-breaking task, as the overlay ships it.
     let out = apply(&lab, &root().join("manifests/overlays/istio-task"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -23,6 +23,8 @@ pub struct LabManifests {
     /// What the rules set that the lab does not model, as YAML paths and notes
     /// ([`ReadRule::kept`]).
     pub kept: Vec<String>,
+    /// The connect timeout and load balancer the lab renders from the rule.
+    pub cluster: envoy::ClusterSettings,
 }
 
 /// The lab cluster for an Envoy cluster name in a sidecar's configuration, on a lab whose
@@ -72,7 +74,7 @@ pub fn load_for(path: &Path, target: Option<&Target>) -> Result<LabManifests> {
         port: Some(t.port),
         subset: t.subset.as_deref(),
     });
-    let ReadRule { rule, kept, .. } = destination_rule::parse_for(&text, &origin, aim)?;
+    let ReadRule { rule, kept, cluster, .. } = destination_rule::parse_for(&text, &origin, aim)?;
     let plugins: Vec<&istio::WasmPlugin> =
         objects.iter().filter_map(|o| if let Object::WasmPlugin(w) = o { Some(w) } else { None }).collect();
     let mut config = match plugins[..] {
@@ -84,7 +86,7 @@ pub fn load_for(path: &Path, target: Option<&Target>) -> Result<LabManifests> {
         bail!("{}: the WasmPlugin's pluginConfig.rule differs from the DestinationRule", path.display());
     }
     config.rule = Some(rule);
-    Ok(LabManifests { rule, config, kept })
+    Ok(LabManifests { rule, config, kept, cluster })
 }
 
 impl LabManifests {

@@ -46,6 +46,8 @@ pub struct ReadRule {
     /// The catalogue fields the policy in force sets, in catalogue order (the others are
     /// istiod's defaults).
     pub set: Vec<sfr2l_core::Feature>,
+    /// What the lab honours beyond the seven fields (connect timeout, load balancer).
+    pub cluster: crate::envoy::ClusterSettings,
 }
 
 /// Which rule of a file applies: the target's host (short name or FQDN) and port.
@@ -171,7 +173,7 @@ pub fn parse_for(text: &str, origin: &str, aim: Aim) -> Result<ReadRule> {
     });
     kept.extend(notes);
     kept.extend(blocks.notes.iter().cloned());
-    kept.extend(honoured_or_kept(&blocks)?);
+    let cluster = honoured(&blocks, &mut kept)?;
     for (at, vs) in &services {
         let target = aim.host.is_none_or(|h| vs.spec.hosts.iter().any(|v| same_host(v, h)));
         if target {
@@ -185,7 +187,7 @@ pub fn parse_for(text: &str, origin: &str, aim: Aim) -> Result<ReadRule> {
         }
     }
     let rule = modelled(&blocks).with_context(|| origin.to_string())?;
-    Ok(ReadRule { rule, kept, set: set_fields(&blocks) })
+    Ok(ReadRule { rule, kept, set: set_fields(&blocks), cluster })
 }
 
 /// A VirtualService document typed whole (a field outside the schema is an error at its path):
@@ -207,33 +209,34 @@ const API_VERSIONS: [&str; 3] =
 /// The lab's fidelity rules for the blocks in force beyond the seven fields. TLS: `DISABLE` is
 /// what the lab's plaintext sidecars do; `ISTIO_MUTUAL` is Istio's auto mTLS, which the lab does
 /// not have yet, so it is listed; `SIMPLE` and `MUTUAL` originate TLS with the user's own
-/// certificates, which the lab cannot do, so they are refused. Load balancer: `LEAST_REQUEST`
-/// (and unset, `UNSPECIFIED`, the deprecated `LEAST_CONN`) is what istiod renders and the lab
-/// runs (cluster_traffic_policy.go:362-395); any other setting is listed.
-fn honoured_or_kept(f: &policy::InForce) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+/// certificates, which the lab cannot do, so they are refused. The load balancer and the connect
+/// timeout are rendered as istiod renders them ([`crate::envoy::ClusterSettings`]); `PASSTHROUGH`
+/// (the caller's original destination) has no meaning for the lab's static hosts: refused.
+fn honoured(f: &policy::InForce, kept: &mut Vec<String>) -> Result<crate::envoy::ClusterSettings> {
     if let Some((t, at)) = &f.tls {
         match t.mode.as_deref().unwrap_or("DISABLE") {
             "DISABLE" => {}
-            "ISTIO_MUTUAL" => out.push(format!(
-                "{at}.mode: ISTIO_MUTUAL (Istio's auto mTLS): the lab's sidecars speak plaintext"
-            )),
+            "ISTIO_MUTUAL" => kept.push(format!("{at}.mode: ISTIO_MUTUAL (Istio's auto mTLS): the lab's sidecars speak plaintext")),
             m @ ("SIMPLE" | "MUTUAL") => bail!(
                 "{at}.mode: {m} originates TLS with the rule's own certificates, which the lab cannot reproduce; study the service with ISTIO_MUTUAL or DISABLE"
             ),
             m => bail!("{at}.mode: {m:?} is not one of DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL"),
         }
     }
-    if let Some((lb, at)) = &f.lb {
-        match lb.simple.as_deref() {
-            None | Some("LEAST_REQUEST" | "UNSPECIFIED" | "LEAST_CONN") => {}
-            Some(s @ ("ROUND_ROBIN" | "RANDOM" | "PASSTHROUGH")) => {
-                out.push(format!("{at}.simple: {s}: the lab's cluster balances by LEAST_REQUEST"))
-            }
-            Some(s) => bail!("{at}.simple: {s:?} is not one of UNSPECIFIED, LEAST_CONN, ROUND_ROBIN, RANDOM, PASSTHROUGH, LEAST_REQUEST"),
-        }
-    }
-    Ok(out)
+    let lb_policy = match f.lb.as_ref().map(|(lb, at)| (lb.simple.as_deref(), at)) {
+        None | Some((None, _)) => None,
+        Some((Some("LEAST_REQUEST" | "UNSPECIFIED" | "LEAST_CONN"), _)) => Some("LEAST_REQUEST"),
+        Some((Some("ROUND_ROBIN"), _)) => Some("ROUND_ROBIN"),
+        Some((Some("RANDOM"), _)) => Some("RANDOM"),
+        Some((Some("PASSTHROUGH"), at)) => bail!(
+            "{at}.simple: PASSTHROUGH sends each call to its original destination, which the lab's static hosts do not have"
+        ),
+        Some((Some(s), at)) => bail!(
+            "{at}.simple: {s:?} is not one of UNSPECIFIED, LEAST_CONN, ROUND_ROBIN, RANDOM, PASSTHROUGH, LEAST_REQUEST"
+        ),
+    };
+    let connect_timeout = f.pool.as_ref().and_then(|(p, _)| p.tcp.as_ref()).and_then(|t| t.connect_timeout);
+    Ok(crate::envoy::ClusterSettings { connect_timeout, lb_policy })
 }
 
 fn set_fields(f: &policy::InForce) -> Vec<sfr2l_core::Feature> {

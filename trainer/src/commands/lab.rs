@@ -130,6 +130,7 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
             for k in m.kept.iter().filter(|k| !k.contains(": not read)")) {
                 eprintln!("sfr2l: {}: kept, not modelled: {k}", a.file.display());
             }
+            lab.set_cluster_settings(m.cluster);
             let m = m.for_lab(&lab.opts.target)?;
             let t0 = Instant::now();
             lab.apply_filter_config(&m.rule, m.config)?;

@@ -5,7 +5,7 @@ use super::vs_schema::VsDoc;
 use serde_json::Value;
 
 /// Paths the product reads (`P` is any traffic policy: top level or a subset's).
-const MODELLED: [&str; 18] = [
+const MODELLED: [&str; 19] = [
     "apiVersion",
     "kind",
     "metadata",
@@ -17,6 +17,7 @@ const MODELLED: [&str; 18] = [
     "P.connectionPool",
     "P.connectionPool.tcp",
     "P.connectionPool.tcp.maxConnections",
+    "P.connectionPool.tcp.connectTimeout",
     "P.connectionPool.http",
     "P.connectionPool.http.http1MaxPendingRequests",
     "P.connectionPool.http.maxRequestsPerConnection",
@@ -55,7 +56,7 @@ fn walk(v: &Value, path: &str, prefix: &str, out: &mut Vec<String>) {
         let generic = generic(&p);
         let modelled = MODELLED.contains(&generic.as_str())
             || generic.strip_prefix("P.outlierDetection.").is_some_and(|f| OUTLIER.contains(&f))
-            // `simple` is honoured or listed by the reader; the rest of the block is kept.
+            // `simple` is honoured or refused by the reader; the rest of the block is kept.
             || generic == "P.loadBalancer.simple";
         if !modelled {
             out.push(format!("{prefix}{p}"));

@@ -133,6 +133,9 @@ fn a_real_rule_reads_whole_and_lists_what_it_keeps() {
     );
     // No maxEjectionPercent in the block: Envoy's default 10%.
     assert_eq!(r.rule.max_ejection_percent, 10);
+    // The connect timeout and the balancer are rendered as istiod renders them.
+    assert_eq!(r.cluster.connect_timeout.map(|d| d.millis()), Some(250));
+    assert_eq!(r.cluster.lb_policy, Some("LEAST_REQUEST"));
     assert_eq!(
         r.kept,
         [
@@ -141,7 +144,6 @@ fn a_real_rule_reads_whole_and_lists_what_it_keeps() {
             "document 1 (line 1) spec.subsets",
             "document 1 (line 1) spec.trafficPolicy.connectionPool.http.http2MaxRequests",
             "document 1 (line 1) spec.trafficPolicy.connectionPool.http.maxRetries",
-            "document 1 (line 1) spec.trafficPolicy.connectionPool.tcp.connectTimeout",
             "document 2 (line 34) VirtualService reviews: spec.http[0].route",
         ]
     );

@@ -111,16 +111,39 @@ pub fn client_lds(ports: &Ports, wasm: &Path, filter_json: &str, generation: u64
     json!({ "version_info": format!("lds-{generation}"), "resources": [listener] })
 }
 
+/// What a user's rule sets on the target's cluster beyond the seven fields, as istiod renders it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClusterSettings {
+    /// `connectionPool.tcp.connectTimeout`: the cluster's `connect_timeout`, else the mesh's
+    /// default 10s (cluster_traffic_policy.go:177-178 and :309-311 at istio/istio@86c9f01f).
+    pub connect_timeout: Option<sfr2l_core::IstioDuration>,
+    /// `loadBalancer.simple` as Envoy's `lb_policy`: RANDOM and ROUND_ROBIN as they are, the
+    /// rest LEAST_REQUEST (:362-395).
+    pub lb_policy: Option<&'static str>,
+}
+
 /// The target's cluster `name` as istiod renders a DestinationRule (reference section 1).
 pub fn client_cds(ports: &Ports, topo: &LabTopology, rule: &TrafficRule, generation: u64, name: &str) -> Value {
+    client_cds_with(ports, topo, rule, &ClusterSettings::default(), generation, name)
+}
+
+/// [`client_cds`] with a user's cluster settings.
+pub fn client_cds_with(
+    ports: &Ports,
+    topo: &LabTopology,
+    rule: &TrafficRule,
+    settings: &ClusterSettings,
+    generation: u64,
+    name: &str,
+) -> Value {
     let endpoints: Vec<Value> =
         (0..topo.hosts).map(|i| json!({ "endpoint": { "address": addr(ports.host(i)) } })).collect();
     let mut cluster = json!({
         "@type": CLUSTER,
         "name": name,
         "type": "STATIC",
-        "connect_timeout": "10s",
-        "lb_policy": "LEAST_REQUEST",
+        "connect_timeout": settings.connect_timeout.map_or("10s".to_string(), |d| d.envoy()),
+        "lb_policy": settings.lb_policy.unwrap_or("LEAST_REQUEST"),
         // A new generation makes the cluster "modified": Envoy rebuilds it, which resets circuit
         // breakers, outlier state and cluster stats as a fresh deployment would.
         "metadata": { "filter_metadata": { "sfr2l": { "generation": generation } } },

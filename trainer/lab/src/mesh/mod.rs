@@ -64,6 +64,7 @@ pub struct Lab {
     procs: Vec<Proc>,
     generation: u64,
     rule: Option<TrafficRule>,
+    cluster_settings: envoy::ClusterSettings,
     stopped: bool,
     /// Held while this process drives the lab (see [`lock`]).
     lock: Option<std::fs::File>,
@@ -133,8 +134,16 @@ impl Lab {
         for name in spawn::START_ORDER {
             let _ = std::fs::remove_file(dir.join("logs").join(format!("{name}.log")));
         }
-        let mut lab =
-            Lab { opts: opts.clone(), ports, procs: Vec::new(), generation: 1, rule: None, stopped: false, lock };
+        let mut lab = Lab {
+            opts: opts.clone(),
+            ports,
+            procs: Vec::new(),
+            generation: 1,
+            rule: None,
+            cluster_settings: Default::default(),
+            stopped: false,
+            lock,
+        };
 
         // A lab that fails to come up leaves nothing behind, also when started detached.
         if let Err(e) = Self::bring_up(&mut lab) {
@@ -214,6 +223,7 @@ impl Lab {
             procs,
             generation: st.generation,
             rule: None,
+            cluster_settings: Default::default(),
             stopped: false,
             lock: None,
         })

@@ -45,6 +45,12 @@ impl Lab {
         Ok(())
     }
 
+    /// The cluster settings of the next applies (a user's rule: `lab apply`); not kept in the
+    /// lab's state, so other commands get istiod's defaults.
+    pub fn set_cluster_settings(&mut self, c: envoy::ClusterSettings) {
+        self.cluster_settings = c;
+    }
+
     /// Like [`Lab::apply`] with a full filter configuration (load-test mode, models): its rule
     /// and generation are set here. Waits until the filter runs the new configuration.
     pub fn apply_filter_config(&mut self, rule: &TrafficRule, mut config: ConfigV1) -> Result<()> {
@@ -61,8 +67,14 @@ impl Lab {
     }
 
     pub(super) fn cds(&self, rule: &TrafficRule) -> serde_json::Value {
-        let mut cds =
-            envoy::client_cds(&self.ports, &self.opts.topology, rule, self.generation, &self.opts.target.cluster());
+        let mut cds = envoy::client_cds_with(
+            &self.ports,
+            &self.opts.topology,
+            rule,
+            &self.cluster_settings,
+            self.generation,
+            &self.opts.target.cluster(),
+        );
         if self.opts.artifacts.is_some() {
             if let Some(r) = cds["resources"].as_array_mut() {
                 r.push(envoy::artifacts_cluster(self.ports.artifacts));

@@ -23,6 +23,24 @@ fn cluster_follows_istiod() {
     );
 }
 
+/// A rule's connect timeout and balancer on the cluster, as istiod writes them
+/// (cluster_traffic_policy.go:177-178, :309-311, :362-395 at istio/istio@86c9f01f).
+#[test]
+fn connect_timeout_and_balancer_follow_istiod() {
+    let p = sfr2l_files::study::find("s1").unwrap().study;
+    let (rule, _) = p.draw(&[0.5; sfr2l_core::N_FEATURES]);
+    let ports = Ports::from_base(20000);
+    let c = |s: &ClusterSettings| client_cds_with(&ports, &p.lab, &rule, s, 1, "x")["resources"][0].clone();
+    let d = c(&ClusterSettings::default());
+    assert_eq!((d["connect_timeout"].as_str(), d["lb_policy"].as_str()), (Some("10s"), Some("LEAST_REQUEST")));
+    let s = ClusterSettings {
+        connect_timeout: Some(sfr2l_core::IstioDuration::from_secs(0.25)),
+        lb_policy: Some("ROUND_ROBIN"),
+    };
+    let d = c(&s);
+    assert_eq!((d["connect_timeout"].as_str(), d["lb_policy"].as_str()), (Some("0.25s"), Some("ROUND_ROBIN")));
+}
+
 #[test]
 fn only_bad_hosts_fail() {
     let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
