@@ -100,6 +100,10 @@ fn mesh_collect_drives_the_collection_through_kubectl_and_resumes() {
         ("SHIM_ADMIN", BASE_PORT.to_string()),
         ("SHIM_LISTENER", (BASE_PORT + 1).to_string()),
         ("SHIM_SFR2L", env!("CARGO_BIN_EXE_sfr2l").to_string()),
+        (
+            "SHIM_FILTER_SHA256",
+            sfr2l_files::sha256_file(&root().join("target/wasm32-wasip1/release/sfr2l_filter.wasm")),
+        ),
     ];
     let shim = root().join("trainer/tests/data/kubectl-lab-shim.py").display().to_string();
     let csv = tmp.path().join("data/s1.csv");
@@ -117,6 +121,7 @@ fn mesh_collect_drives_the_collection_through_kubectl_and_resumes() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("data/s1.meta.json")).unwrap()).unwrap();
     assert_eq!(meta["upstream"], "cluster context lab namespace default");
+    assert_eq!(meta["filter_sha256"], env[5].1.as_str(), "the WasmPlugin's pin");
     // The command lines a cluster would get: context and namespace explicit on every one.
     let log = std::fs::read_to_string(&calls).unwrap();
     for want in [

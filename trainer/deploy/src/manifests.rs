@@ -9,6 +9,7 @@ use crate::istio::{self, outbound_cluster, Object};
 use crate::oci;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use sfr2l_core::artifact::header;
 use sfr2l_core::config::{ConfigV1, LoadTestConfig, Mode};
 use sfr2l_core::study::Target;
 use sfr2l_core::IstioDuration;
@@ -211,22 +212,30 @@ pub fn render(s: &RenderSettings) -> Result<Rendered> {
     Ok(Rendered { config, artifact, artifact_ref, wasm_sha256 })
 }
 
-/// A patch of the client tree's load Job (`manifests/client/load-job.yaml`): one fortio run
-/// against the target, announced to the filter by the run headers.
-pub fn load_job(t: &Target, run: &str, threads: u32, calls: u32) -> serde_json::Value {
-    let url = format!("http://{}.{}:{}{}", t.service, t.namespace, t.port, t.path);
+/// fortio's arguments for one run against the target, announced to the filter by the run
+/// headers (and the study's own headers); `json`: its result as JSON on stdout.
+pub fn fortio_args(t: &Target, run: &str, threads: u32, calls: u32, json: bool) -> Vec<String> {
     let (c, n) = (threads.to_string(), calls.to_string());
     let mut args: Vec<String> = ["load", "-c", &c, "-n", &n, "-qps", "0"].iter().map(|a| a.to_string()).collect();
-    let headers = [("x-sfr2l-run", run), ("x-sfr2l-threads", &c), ("x-sfr2l-calls", &n)];
+    if json {
+        args.extend(["-json".to_string(), "-".to_string()]);
+    }
+    let headers = [(header::RUN, run), (header::THREADS, &c), (header::CALLS, &n)];
     for (k, v) in headers.iter().copied().chain(t.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
         args.extend(["-H".to_string(), format!("{k}: {v}")]);
     }
-    args.push(url);
+    args.push(format!("http://{}.{}:{}{}", t.service, t.namespace, t.port, t.path));
+    args
+}
+
+/// A patch of the client tree's load Job (`manifests/client/load-job.yaml`): one fortio run
+/// against the target.
+pub fn load_job(t: &Target, run: &str, threads: u32, calls: u32) -> serde_json::Value {
     json!({
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sfr2l-load-run"},
         "spec": {"template": {
             "metadata": {"labels": {"app": "fortio", "sfr2l-run": run}},
-            "spec": {"containers": [{"name": "fortio", "args": args}]},
+            "spec": {"containers": [{"name": "fortio", "args": fortio_args(t, run, threads, calls, false)}]},
         }},
     })
 }

@@ -5,6 +5,8 @@ upstream (trainer/tests/mesh.rs). Each command line `mesh collect` issues is app
 $SHIM_CALLS as it was given; each is translated to what it would do in a cluster:
 
   --context C -n N get namespace N -o name              -> namespace/N
+  --context C -n N get wasmplugin sfr2l-filter -o jsonpath={.spec.sha256}
+                                                        -> $SHIM_FILTER_SHA256 (the lab's filter)
   --context C -n N apply -f -                           -> sfr2l lab apply (the DestinationRule and
                                                            WasmPlugin documents it was given)
   ... exec deploy/fortio -c istio-proxy -- pilot-agent request GET PATH
@@ -29,6 +31,8 @@ if args[:1] != ["--context"] or args[2:3] != ["-n"]:
 rest = args[4:]
 if rest[:2] == ["get", "namespace"]:
     print("namespace/" + rest[2])
+elif rest[:3] == ["get", "wasmplugin", "sfr2l-filter"]:
+    sys.stdout.write(env.get("SHIM_FILTER_SHA256", ""))
 elif rest[:3] == ["apply", "-f", "-"]:
     path = os.path.join(env["SHIM_LAB"], "shim-apply.yaml")
     with open(path, "w") as f:

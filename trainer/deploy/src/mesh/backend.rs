@@ -9,7 +9,6 @@ use super::kubectl::Kubectl;
 use super::{filter_config, wasm_plugin};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use sfr2l_core::artifact::header;
 use sfr2l_core::study::Study;
 use sfr2l_core::{LoadSetting, TrafficRule};
 use sfr2l_lab::collect::backend::{Backend, BackendInfo, Read};
@@ -83,6 +82,8 @@ pub struct MeshBackend {
     marked: Option<Instant>,
     /// The rule applied last, which `wait` looks for in the sidecar's cluster.
     applied: Option<TrafficRule>,
+    /// The WasmPlugin's `sha256` pin of the filter, as the cluster holds it.
+    filter_sha256: String,
 }
 
 /// What `read` compares against: the cluster's counters before the run.
@@ -102,6 +103,15 @@ impl MeshBackend {
             .and_then(|v| v["version"].as_str().map(str::to_string))
             .unwrap_or_else(|| "unknown".into());
         let generation = filter_generation(&k.proxy_get(CLIENT, GENERATION_STATS)?).unwrap_or(0);
+        let pin = k.run(
+            &["get", "wasmplugin", super::PLUGIN, "-o", "jsonpath={.spec.sha256}"],
+            None,
+            Duration::from_secs(20),
+        )?;
+        let filter_sha256 = match pin.trim() {
+            "" => "unpinned (the WasmPlugin names no sha256)".to_string(),
+            sha => sha.to_string(),
+        };
         Ok(Self {
             k,
             study,
@@ -111,6 +121,7 @@ impl MeshBackend {
             envoy_version,
             marked: None,
             applied: None,
+            filter_sha256,
         })
     }
 
@@ -164,14 +175,9 @@ impl Backend for MeshBackend {
     }
 
     fn run(&mut self, l: LoadSetting, run_id: &str, path: &str) -> Result<BTreeMap<i32, u64>> {
-        let t = &self.study.target;
-        let (c, n) = (l.threads.to_string(), l.calls.to_string());
-        let mut cmd: Vec<String> =
-            ["fortio", "load", "-c", &c, "-n", &n, "-qps", "0", "-json", "-"].iter().map(|s| s.to_string()).collect();
-        for (k, v) in [(header::RUN, run_id), (header::THREADS, &c), (header::CALLS, &n)] {
-            cmd.extend(["-H".to_string(), format!("{k}: {v}")]);
-        }
-        cmd.push(format!("http://{}.{}:{}{path}", t.service, t.namespace, t.port));
+        let t = sfr2l_core::study::Target { path: path.to_string(), ..self.study.target.clone() };
+        let mut cmd = vec!["fortio".to_string()];
+        cmd.extend(crate::manifests::fortio_args(&t, run_id, l.threads, l.calls, true));
         let out = self.k.exec(CLIENT, "fortio", &cmd, self.timeout)?;
         ret_codes(&out).with_context(|| format!("run {run_id}"))
     }
@@ -211,7 +217,7 @@ impl Backend for MeshBackend {
             topology: self.study.lab,
             upstream: format!("cluster context {} namespace {}", self.k.context, self.k.namespace),
             upstream_workers: 0,
-            filter_sha256: "as deployed by the WasmPlugin".into(),
+            filter_sha256: self.filter_sha256.clone(),
         }
     }
 }

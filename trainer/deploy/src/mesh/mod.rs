@@ -42,20 +42,7 @@ fn client_doc(tree: &Path, name: &str) -> Result<Value> {
 /// per run (no delete between rows), the run headers, fortio's JSON result on stdout.
 pub fn load_job(tree: &Path, study: &Study, run_id: &str, load: LoadSetting) -> Result<Value> {
     let mut job = client_doc(tree, "load-job.yaml")?;
-    let t = &study.target;
-    let (c, n) = (load.threads.to_string(), load.calls.to_string());
-    let mut args: Vec<String> =
-        ["load", "-c", &c, "-n", &n, "-qps", "0", "-json", "-"].iter().map(|a| a.to_string()).collect();
-    let h = &sfr2l_core::artifact::header::RUN;
-    let headers = [
-        (*h, run_id.to_string()),
-        (sfr2l_core::artifact::header::THREADS, c.clone()),
-        (sfr2l_core::artifact::header::CALLS, n.clone()),
-    ];
-    for (k, v) in headers.iter().map(|(k, v)| (k.to_string(), v.clone())).chain(t.headers.clone()) {
-        args.extend(["-H".to_string(), format!("{k}: {v}")]);
-    }
-    args.push(format!("http://{}.{}:{}{}", t.service, t.namespace, t.port, t.path));
+    let args = crate::manifests::fortio_args(&study.target, run_id, load.threads, load.calls, true);
     job["metadata"]["name"] = json!(format!("{JOB}-{}", kube_name(run_id)));
     job["spec"]["template"]["metadata"]["labels"]["sfr2l-run"] = json!(kube_name(run_id));
     job["spec"]["template"]["spec"]["containers"][0]["args"] = json!(args);
