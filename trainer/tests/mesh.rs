@@ -142,6 +142,26 @@ fn mesh_collect_drives_the_collection_through_kubectl_and_resumes() {
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 4);
     let log = std::fs::read_to_string(&calls).unwrap();
     assert_eq!(log.matches("fortio load").count(), runs_before + 1, "{log}");
+    // A row whose trace never comes back: rejected within the time limit, the collection goes
+    // on, and --resume runs it again.
+    let late = tmp.path().join("data/late.csv").display().to_string();
+    let late_run = |extra: &[(&str, String)], resume: bool| {
+        let mut a = vec!["mesh", "collect", "--study", "s1", "--context", "lab", "--kubectl", &shim, "--out", &late];
+        a.extend(["--rows", "1", "--repeats", "0:0", "--timeout-s", "3", "--tries", "1"]);
+        if resume {
+            a.push("--resume");
+        }
+        let all: Vec<(&str, String)> = env.iter().cloned().chain(extra.iter().cloned()).collect();
+        sfr2l(&a, &all)
+    };
+    let o = late_run(&[("SHIM_LOSE_LOGS", "1".to_string())], false);
+    let said = ok(&o);
+    assert!(said.starts_with("0 rows in ") && said.contains("1 rows skipped: --resume retries them"), "{said}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no trace record for run s1-1-0-"), "{o:?}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("data/late.meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["skipped_rows"], 1);
+    assert!(ok(&late_run(&[], true)).starts_with("1 rows in "));
     // A context that cannot be reached: named, nothing written.
     let other = tmp.path().join("data/other.csv");
     let o = other.display().to_string();

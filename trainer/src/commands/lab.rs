@@ -220,22 +220,13 @@ fn loadtest(a: LabLoadtestArgs) -> Result<Exit> {
 
 fn collect(a: CollectArgs) -> Result<Exit> {
     let (src, opts) = lab_options(&a.setup, true)?;
-    let plan = src.study.collection;
-    let rows = a.rows.unwrap_or(plan.rows);
-    if rows == 0 {
-        bail!("--rows must be >= 1");
-    }
-    let (configs, repeats) = plan.repeats.unwrap_or((0, 0));
-    let repeats = a.repeats.unwrap_or(sfr2l_lab::collect::Repeats { configs, repeats });
-    if u64::from(repeats.configs) * u64::from(repeats.repeats) > u64::from(rows) {
-        bail!("the repeat block {repeats} has more runs than the {rows} rows to collect");
-    }
+    let (rows, seed, repeats) = sfr2l_lab::collect::sized(&src.study, a.rows, a.seed, a.repeats)?;
     let job = CollectJob {
         path: a.path.unwrap_or_else(|| src.study.target.path.clone()),
         profile: src.study,
         study_sha256: src.sha256,
         rows,
-        seed: a.seed.unwrap_or(plan.seed),
+        seed,
         repeats,
         out: a.out,
         resume: a.resume,

@@ -2,28 +2,18 @@
 
 use super::Exit;
 use crate::cli::{MeshCommand, MeshRowsArgs};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use sfr2l_deploy::mesh::backend::MeshBackend;
 use sfr2l_deploy::mesh::kubectl::Kubectl;
 use sfr2l_deploy::mesh::plan::{write, PlanSettings};
 use sfr2l_files::study::StudySource;
-use sfr2l_lab::collect::{collect_with, CollectJob, Repeats};
+use sfr2l_lab::collect::{collect_with, sized, CollectJob, Repeats};
 use std::time::Duration;
 
 /// The study and the collection's size, seed and repeat block, as `lab collect` takes them.
 fn rows(a: &MeshRowsArgs) -> Result<(StudySource, u32, u64, Repeats)> {
     let src = sfr2l_files::study::find(&a.study)?;
-    let c = &src.study.collection;
-    let rows = a.rows.unwrap_or(c.rows);
-    if rows == 0 {
-        bail!("--rows must be >= 1");
-    }
-    let (configs, repeats) = c.repeats.unwrap_or((0, 0));
-    let repeats = a.repeats.unwrap_or(Repeats { configs, repeats });
-    if u64::from(repeats.configs) * u64::from(repeats.repeats) > u64::from(rows) {
-        bail!("the repeat block {repeats} has more runs than the {rows} rows to collect");
-    }
-    let seed = a.seed.unwrap_or(c.seed);
+    let (rows, seed, repeats) = sized(&src.study, a.rows, a.seed, a.repeats)?;
     Ok((src, rows, seed, repeats))
 }
 

@@ -78,6 +78,26 @@ impl std::str::FromStr for Repeats {
     }
 }
 
+/// A collection's size, seed and repeat block: the command line's, else the study's; checked.
+pub fn sized(
+    study: &Study,
+    rows: Option<u32>,
+    seed: Option<u64>,
+    repeats: Option<Repeats>,
+) -> Result<(u32, u64, Repeats)> {
+    let c = &study.collection;
+    let rows = rows.unwrap_or(c.rows);
+    if rows == 0 {
+        anyhow::bail!("--rows must be >= 1");
+    }
+    let (configs, times) = c.repeats.unwrap_or((0, 0));
+    let repeats = repeats.unwrap_or(Repeats { configs, repeats: times });
+    if u64::from(repeats.configs) * u64::from(repeats.repeats) > u64::from(rows) {
+        anyhow::bail!("the repeat block {repeats} has more runs than the {rows} rows to collect");
+    }
+    Ok((rows, seed.unwrap_or(c.seed), repeats))
+}
+
 impl std::fmt::Display for Repeats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.configs, self.repeats)
