@@ -69,8 +69,15 @@ pub fn parse(text: &str, origin: &str) -> Result<TrafficRule> {
 fn documents(text: &str) -> Vec<(usize, String)> {
     let mut out = vec![(1, String::new())];
     for (i, line) in text.lines().enumerate() {
-        if line.starts_with("---") && line[3..].trim().is_empty() {
-            out.push((i + 2, "\n".repeat(i + 1)));
+        // `---`, alone or followed by a comment or by the new document's first node.
+        let rest = line.strip_prefix("---").filter(|r| r.is_empty() || r.starts_with([' ', '\t']));
+        if let Some(rest) = rest {
+            let rest = rest.trim();
+            if rest.is_empty() || rest.starts_with('#') {
+                out.push((i + 2, "\n".repeat(i + 1)));
+            } else {
+                out.push((i + 1, format!("{}{rest}\n", "\n".repeat(i))));
+            }
         } else if let Some((_, d)) = out.last_mut() {
             d.push_str(line);
             d.push('\n');

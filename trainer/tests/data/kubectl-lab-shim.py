@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for `kubectl` that answers `mesh collect`'s calls from the local lab, so the
 backend above kubectl runs end to end against real Envoy sidecars, the real filter and a real
-upstream (trainer/tests/mesh.rs). Each command line `mesh collect` issues is appended to
+upstream (trainer/tests/own_service/mesh.rs). Each command line `mesh collect` issues is appended to
 $SHIM_CALLS as it was given; each is translated to what it would do in a cluster:
 
   --context C -n N get namespace N -o name              -> namespace/N

@@ -212,6 +212,9 @@ pub struct Http {
     pub use_client_protocol: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<i64>,
+    /// `ConnectionKeepalive` {interval, timeout} (proto :738-743).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2_keep_alive: Option<Value>,
 }
 
 /// `OutlierDetection` (proto :797-888).

@@ -101,6 +101,7 @@ spec:
         http1MaxPendingRequests: 2
         http2MaxRequests: 100
         maxRetries: 3
+        http2KeepAlive: {interval: 30s, timeout: 5s}
     outlierDetection:
       consecutive5xxErrors: 3
       interval: 5s
@@ -142,9 +143,10 @@ fn a_real_rule_reads_whole_and_lists_what_it_keeps() {
             "document 1 (line 1) metadata.annotations",
             "document 1 (line 1) metadata.labels",
             "document 1 (line 1) spec.subsets",
+            "document 1 (line 1) spec.trafficPolicy.connectionPool.http.http2KeepAlive",
             "document 1 (line 1) spec.trafficPolicy.connectionPool.http.http2MaxRequests",
             "document 1 (line 1) spec.trafficPolicy.connectionPool.http.maxRetries",
-            "document 2 (line 34) VirtualService reviews: spec.http[0].route",
+            "document 2 (line 35) VirtualService reviews: spec.http[0].route",
         ]
     );
     // The same rule under another host is not the target's.
@@ -160,6 +162,13 @@ fn a_real_rule_reads_whole_and_lists_what_it_keeps() {
 
 #[test]
 fn lists_versions_and_port_level_settings_read_as_istiod_reads_them() {
+    // `---` followed by a comment still separates documents.
+    let commented = format!(
+        "{ISTIO_TASK}--- # the same rule again, for another host\n{}",
+        ISTIO_TASK.replace("host: httpbin", "host: other")
+    );
+    let r = parse_for(&commented, "c.yaml", Aim { host: Some("other"), port: None, subset: None }).unwrap();
+    assert!(r.kept[0].starts_with("document 1 (line 1) (DestinationRule httpbin: host httpbin"), "{:?}", r.kept);
     let list = format!(
         "apiVersion: v1\nkind: List\nitems:\n- {}",
         serde_json::to_string(&serde_norway::from_str::<serde_json::Value>(ISTIO_TASK).unwrap()).unwrap()

@@ -2,8 +2,6 @@
 //! service (`web`, a real HTTP server started here: Python's http.server), a URL it answers on,
 //! and out comes a study that `study check` accepts and that the real lab collects rows from.
 
-#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

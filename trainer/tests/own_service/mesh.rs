@@ -2,11 +2,9 @@
 //! row offline. `mesh collect` runs its whole backend (apply, wait on the sidecar's config dump
 //! and the filter's generation, fortio in the client pod, the sidecar's log ingested and checked
 //! against its cluster stats, append, resume) with `kubectl` replaced by a shim
-//! (`data/kubectl-lab-shim.py`) that answers each call from the real lab: real Envoy, the real
+//! (`trainer/tests/data/kubectl-lab-shim.py`) that answers each call from the real lab: real Envoy, the real
 //! filter, real httpbin. What the shim cannot show is what a real cluster adds (istiod's push
 //! delay, pods, RBAC): the command lines it was given are checked instead.
-
-#![cfg(test)] // test-only crate: clippy treats its helpers as test code (unwrap allowed)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
