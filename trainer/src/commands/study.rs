@@ -104,6 +104,7 @@ fn init(a: StudyInitArgs) -> Result<Exit> {
         Some(s) => s.clone(),
         None => {
             let mut names: Vec<String> = hosts.iter().map(|(h, _, _)| short(h)).collect();
+            names.sort();
             names.dedup();
             match &names[..] {
                 [one] => one.clone(),
