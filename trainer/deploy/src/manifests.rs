@@ -22,7 +22,6 @@ use std::path::{Component, Path, PathBuf};
 pub const NAMESPACE: &str = "sfr2l";
 pub const ARTIFACTS_SERVICE: &str = "sfr2l-artifacts";
 pub const ARTIFACTS_PORT: i64 = 8080;
-pub const HTTPBIN_PORT: i64 = 8000;
 /// The filter's file name on the artifact server.
 pub const WASM_FILE: &str = "sfr2l_filter.wasm";
 pub const ARTIFACT_TYPE: &str = "application/vnd.sfr2l.artifacts.v1";
@@ -49,23 +48,42 @@ pub struct RenderSettings {
     pub target: Option<Target>,
 }
 
-/// The demo tree's target: httpbin as `manifests/base` deploys it.
-fn demo_target() -> Target {
-    Target {
-        service: "httpbin".into(),
+/// The demo tree's target, as the tree itself names it: the URL its load Job calls
+/// (`client/load-job.yaml`, the Service of `base/`), in the tree's namespace.
+fn demo_target(tree: &Path) -> Result<Target> {
+    let p = tree.join("client/load-job.yaml");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    let job: serde_json::Value = serde_norway::from_str(&text).with_context(|| format!("{}: not YAML", p.display()))?;
+    let url = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(|u| u.as_str())
+        .unwrap_or_default();
+    let rest = url.strip_prefix("http://").unwrap_or_default();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (service, port) = authority.split_once(':').unwrap_or((authority, "80"));
+    let port: u16 = port.parse().with_context(|| format!("{}: the load Job's URL {url:?} has no port", p.display()))?;
+    if service.is_empty() || !path.starts_with('/') {
+        bail!("{}: the load Job's last argument {url:?} is not http://SERVICE:PORT/PATH", p.display());
+    }
+    Ok(Target {
+        service: service.into(),
         namespace: NAMESPACE.into(),
-        port: HTTPBIN_PORT as u16,
+        port,
         subset: None,
         method: "GET".into(),
-        path: "/get".into(),
+        path: path.into(),
         headers: Default::default(),
-    }
+    })
 }
 
 impl RenderSettings {
     /// The target the load tests go to, and the namespace the overlay is in.
-    pub fn target(&self) -> Target {
-        self.target.clone().unwrap_or_else(demo_target)
+    pub fn target(&self) -> Result<Target> {
+        match &self.target {
+            Some(t) => Ok(t.clone()),
+            None => demo_target(&self.tree),
+        }
     }
 }
 
@@ -103,7 +121,7 @@ fn yaml(comment: &str, v: &serde_json::Value) -> Result<Vec<u8>> {
 /// The plugin configuration for the agents in `s.agents` and the rule in `s.rules`, with Envoy
 /// cluster names as istiod gives them in the client sidecar.
 pub fn plugin_config(s: &RenderSettings) -> Result<(ConfigV1, PathBuf)> {
-    let t = s.target();
+    let t = s.target()?;
     let aim = Aim { host: Some(&t.service), port: Some(t.port), subset: t.subset.as_deref() };
     let rule = destination_rule::read_for(&s.rules, aim)?.rule;
     let root = loadtest::policies_root(&s.agents)
@@ -164,7 +182,7 @@ pub fn render(s: &RenderSettings) -> Result<Rendered> {
     let rule = config
         .rule
         .with_context(|| format!("{}: the plugin configuration carries no rule (`rule`)", s.rules.display()))?;
-    let t = s.target();
+    let t = s.target()?;
     // The demo tree gets the modelled rule; a study's target gets the user's own file as it is
     // (subsets, VirtualService and what else it keeps), which the configuration's rule was read
     // from as istiod reads it.
