@@ -65,16 +65,21 @@ pub fn load(path: &Path) -> Result<LabManifests> {
 /// host merged, its port's and subset's policy in force ([`destination_rule::parse_for`]).
 pub fn load_for(path: &Path, target: Option<&Target>) -> Result<LabManifests> {
     let (text, origin) = istio::text(path)?;
-    let objects = istio::parse_stream(&text, &origin)?;
+    from_text(&text, &origin, path, target)
+}
+
+/// [`load_for`] on the text [`istio::text`] gave for `path` (a folder rendered once).
+pub fn from_text(text: &str, origin: &str, path: &Path, target: Option<&Target>) -> Result<LabManifests> {
+    let objects = istio::parse_stream(text, origin)?;
     if path.is_dir() {
-        istio::validate_set(&objects).with_context(|| origin.clone())?;
+        istio::validate_set(&objects).with_context(|| origin.to_string())?;
     }
     let aim = target.map_or_else(Aim::default, |t| Aim {
         host: Some(&t.service),
         port: Some(t.port),
         subset: t.subset.as_deref(),
     });
-    let ReadRule { rule, kept, cluster, .. } = destination_rule::parse_for(&text, &origin, aim)?;
+    let ReadRule { rule, kept, cluster, .. } = destination_rule::parse_for(text, origin, aim)?;
     let plugins: Vec<&istio::WasmPlugin> =
         objects.iter().filter_map(|o| if let Object::WasmPlugin(w) = o { Some(w) } else { None }).collect();
     let mut config = match plugins[..] {

@@ -121,12 +121,14 @@ pub fn run(cmd: LabCommand) -> Result<Exit> {
         }
         LabCommand::Apply(a) => {
             // The files first: a bad one fails naming its field, with or without a lab.
-            sfr2l_deploy::istio::load(&a.file)?;
+            // (A folder is rendered once.)
+            let (text, origin) = sfr2l_deploy::istio::text(&a.file)?;
+            sfr2l_deploy::istio::parse_stream(&text, &origin)?;
             let mut lab = Lab::attach(&a.dir.dir)?;
             // The rule the target's cluster gets, as istiod picks it (host, rules merged, the
             // port's portLevelSettings entry, the subset), and what the files set that the lab
             // does not model.
-            let m = sfr2l_deploy::lab_config::load_for(&a.file, Some(&lab.opts.target))?;
+            let m = sfr2l_deploy::lab_config::from_text(&text, &origin, &a.file, Some(&lab.opts.target))?;
             for k in m.kept.iter().filter(|k| !k.contains(": not read)")) {
                 eprintln!("sfr2l: {}: kept, not modelled: {k}", a.file.display());
             }
