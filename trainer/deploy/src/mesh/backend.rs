@@ -6,14 +6,12 @@
 //! is the sidecar's log, ingested like the lab's, and its cluster stats over the run.
 
 use super::kubectl::Kubectl;
-use super::{filter_config, wasm_plugin};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use sfr2l_core::study::Study;
 use sfr2l_core::{LoadSetting, TrafficRule};
 use sfr2l_lab::collect::backend::{Backend, BackendInfo, Read};
 use sfr2l_lab::collect::delta;
-use sfr2l_lab::destination_rule;
 use sfr2l_lab::mesh::admin::parse_stats;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -141,10 +139,7 @@ impl Backend for MeshBackend {
     fn apply(&mut self, rule: &TrafficRule) -> Result<()> {
         self.generation += 1;
         self.applied = Some(*rule);
-        let t = &self.study.target;
-        let dr = destination_rule::render_fields(rule, &t.service, &t.service, &self.study.inputs());
-        let plugin = wasm_plugin(&self.tree, &self.study, &filter_config(rule, self.generation))?;
-        self.k.apply(&format!("{dr}---\n{}", serde_norway::to_string(&plugin)?))
+        self.k.apply(&super::rule_objects(&self.tree, &self.study, rule, self.generation)?)
     }
 
     fn wait(&mut self) -> Result<()> {

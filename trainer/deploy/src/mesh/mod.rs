@@ -81,14 +81,25 @@ pub fn row_objects(
     load: LoadSetting,
 ) -> Result<String> {
     let t = &study.target;
-    let dr = destination_rule::render_fields(rule, &t.service, &t.service, &study.inputs());
-    let plugin = wasm_plugin(tree, study, &filter_config(rule, generation))?;
     let job = load_job(tree, study, run_id, load)?;
     Ok(format!(
-        "{}---\n{}---\n{}",
-        with_namespace(&dr, &t.namespace)?,
-        serde_norway::to_string(&with_ns(plugin, &t.namespace))?,
+        "{}---\n{}",
+        rule_objects(tree, study, rule, generation)?,
         serde_norway::to_string(&with_ns(job, &t.namespace))?
+    ))
+}
+
+/// What puts a rule in force: the DestinationRule (the study's fields only, as `lab collect`
+/// renders them) and the WasmPlugin with the same rule and `generation`, in the target's
+/// namespace.
+pub fn rule_objects(tree: &Path, study: &Study, rule: &TrafficRule, generation: u64) -> Result<String> {
+    let t = &study.target;
+    let dr = destination_rule::render_fields(rule, &t.service, &t.service, &study.inputs());
+    let plugin = wasm_plugin(tree, study, &filter_config(rule, generation))?;
+    Ok(format!(
+        "{}---\n{}",
+        with_namespace(&dr, &t.namespace)?,
+        serde_norway::to_string(&with_ns(plugin, &t.namespace))?
     ))
 }
 
